@@ -1,0 +1,110 @@
+/* fkm — distributed k-means on CPUs and GPUs. The one public header.
+ *
+ * Typical use (every MPI rank calls the same thing; MPI may be initialised by the
+ * caller or is initialised by fkm_fit itself):
+ *
+ *     fkm_params p; fkm_params_default(&p);
+ *     p.input = "data.h5"; p.dataset = "/data"; p.k = 1024; p.output = "out.h5";
+ *     fkm_error err; fkm_result res;
+ *     if (fkm_fit(&p, &res, &err) != FKM_OK) { fprintf(stderr, "%s\n", err.msg); ... }
+ *     fkm_result_free(&res);
+ */
+#ifndef FKM_H
+#define FKM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FKM_VERSION "0.1.0"
+
+/* Status codes. The CLI maps FKM_EINPUT to exit status 2 and every other
+ * failure to exit status 1. */
+typedef enum {
+    FKM_OK = 0,
+    FKM_EINPUT = 2,   /* bad input or usage: the message names the input and what is wrong */
+    FKM_ERUNTIME = 1, /* a failure while running (I/O, device, communicator) */
+    FKM_ENOMEM = 3,   /* out of host or device memory: the message says how much and what helps */
+} fkm_status;
+
+typedef struct fkm_error {
+    int status;     /* an fkm_status */
+    char msg[1024]; /* one line, no trailing newline; empty when status == FKM_OK */
+} fkm_error;
+
+typedef enum { FKM_INIT_RANDOM = 0, FKM_INIT_FILE = 1 } fkm_init;
+typedef enum { FKM_BACKEND_AUTO = 0, FKM_BACKEND_CPU = 1, FKM_BACKEND_CUDA = 2 } fkm_backend_kind;
+typedef enum { FKM_EMPTY_SPLIT = 0, FKM_EMPTY_KEEP = 1 } fkm_empty;
+/* Arithmetic of the assignment step. AUTO: exact for float32 input, the input's own
+ * 16-bit type for float16 input. EXACT: labels equal an fp64 reference on every row
+ * whose best and second-best distances differ by more than 1e-5 relative. */
+typedef enum {
+    FKM_PREC_AUTO = 0,
+    FKM_PREC_EXACT = 1,
+    FKM_PREC_TF32 = 2,
+    FKM_PREC_FP16 = 3,
+    FKM_PREC_BF16 = 4
+} fkm_precision;
+
+/* Parameters of one fit. fkm_params_default() sets every field to the default
+ * written beside it; fkm_fit() validates them all before any work starts. */
+typedef struct fkm_params {
+    const char *input;       /* HDF5 file to cluster; required */
+    const char *dataset;     /* 2-D dataset inside it, N×D, float32 or float16; "/data" */
+    int64_t k;               /* number of clusters, 1 ≤ k ≤ N; required (0 = unset) */
+    int max_iter;            /* Lloyd iterations at most; 25 */
+    double tol;              /* stop when |ΔI|/I ≤ tol (I = inertia); 1e-4; 0 runs all iterations */
+    uint64_t seed;           /* seed of the random init and of empty-cluster splits; 1234 */
+    fkm_init init;           /* FKM_INIT_RANDOM: k distinct rows drawn from the seed */
+    const char *init_file;   /* FKM_INIT_FILE: HDF5 file holding k×D initial centroids */
+    const char *init_dataset;/* ... and the dataset inside it; "/centroids" */
+    fkm_backend_kind backend;/* FKM_BACKEND_AUTO: cuda when built with it and a GPU is visible */
+    fkm_precision precision; /* FKM_PREC_AUTO */
+    fkm_empty empty;         /* FKM_EMPTY_SPLIT: an empty cluster takes half of the largest one */
+    int64_t chunk_rows;      /* rows per read from the file; 0 = as many as fit in 64 MiB */
+    const char *output;      /* HDF5 file to write (temporary name, then renamed); NULL = none */
+    int write_labels;        /* write /labels (N int32) into the output; 0 */
+    const char *log_json;    /* file for per-iteration JSON lines (rank 0); NULL = none */
+    int verbose;             /* 0 quiet, 1 iteration log (default), 2 more */
+} fkm_params;
+
+/* Per-iteration statistics, kept for the caller (as FAISS's ClusteringIterationStats). */
+typedef struct fkm_iter_stats {
+    int iter;            /* 1-based */
+    double inertia;      /* sum of squared distances to the centroids the rows were assigned to */
+    double rel_change;   /* |I_prev − I| / I_prev; NaN on the first iteration */
+    double max_shift;    /* largest ‖c_new − c_old‖ */
+    int64_t empty;       /* clusters that received no row */
+    double ms_total, ms_assign, ms_update, ms_comm;
+} fkm_iter_stats;
+
+typedef struct fkm_result {
+    int64_t k, d, n;        /* global shape */
+    float *centroids;       /* k×d, row-major; identical on every rank */
+    int64_t *counts;        /* k; rows per cluster for the output centroids */
+    double inertia;         /* of the output centroids (final assignment pass) */
+    int iterations;         /* Lloyd iterations run */
+    int converged;          /* 1 when the tolerance stopped the loop */
+    char stop_reason[128];  /* why the loop ended, in words */
+    int64_t row0, nlocal;   /* this rank's shard: rows [row0, row0 + nlocal) */
+    int32_t *labels;        /* nlocal labels of this rank's shard (output centroids) */
+    fkm_iter_stats *stats;  /* one per iteration */
+    int nstats;
+    const char *backend;    /* "cpu" or "cuda" */
+} fkm_result;
+
+void fkm_params_default(fkm_params *p);
+/* Validate p on its own (no file access). FKM_EINPUT with a message naming the field. */
+int fkm_params_check(const fkm_params *p, fkm_error *err);
+/* Run the whole fit on every rank of MPI_COMM_WORLD. Collective: every rank returns
+ * the same status and message. */
+int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err);
+void fkm_result_free(fkm_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,79 @@
+/* Dataset readers and output writers. Every reader returns rows of a range, so that each
+ * rank reads only its own shard, in chunks of bounded size. */
+#ifndef FKM_IO_H
+#define FKM_IO_H
+
+#include "fkm.h"
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { FKM_IO_F32 = 0, FKM_IO_F16 = 1 } fkm_io_dtype;
+
+typedef struct fkm_dsinfo {
+    int64_t n, d;          /* rows, columns */
+    fkm_io_dtype dtype;    /* element type on disk */
+    int chunked;           /* 1 when the dataset is chunked */
+    int64_t chunk[2];      /* chunk shape when chunked */
+} fkm_dsinfo;
+
+typedef struct fkm_reader fkm_reader;
+
+/* Open FILE:DATASET for reading and check it: exists, 2-D, float32 or float16, N ≥ 1,
+ * D ≥ 1. FKM_EINPUT with a message naming the file and dataset otherwise. */
+int fkm_reader_open(const char *file, const char *dataset, fkm_reader **r, fkm_dsinfo *info,
+                    fkm_error *err);
+/* Read rows [row0, row0+nrows) converted to float32 into dst (nrows×d). */
+int fkm_reader_read_f32(fkm_reader *r, int64_t row0, int64_t nrows, float *dst, fkm_error *err);
+/* Read rows [row0, row0+nrows) in the file's own element type (float32 or IEEE half bits). */
+int fkm_reader_read_native(fkm_reader *r, int64_t row0, int64_t nrows, void *dst, fkm_error *err);
+void fkm_reader_close(fkm_reader *r);
+
+/* Output file: rank 0 creates it under a temporary name beside `path` (path + ".tmp.<pid>")
+ * with /centroids (k×d float32), /counts (k int64), the root attributes, and, when
+ * n_labels > 0, an empty /labels dataset of n_labels int32. */
+typedef struct fkm_out_meta {
+    int64_t k, d, n;
+    int iterations;
+    double inertia;
+    int converged;
+    uint64_t seed;
+    const char *metric; /* "l2" */
+    const char *init;   /* "random" or the init file:dataset */
+} fkm_out_meta;
+
+int fkm_out_create(const char *tmp_path, const fkm_out_meta *m, const float *centroids,
+                   const int64_t *counts, int64_t n_labels, fkm_error *err);
+/* Write labels rows [row0, row0+n) into an existing file's /labels (one rank at a time). */
+int fkm_out_write_labels(const char *tmp_path, int64_t row0, int64_t n, const int32_t *labels,
+                         fkm_error *err);
+/* Check that `path` can be written (its directory exists and is writable, it is not a
+ * directory): FKM_EINPUT naming the path otherwise. */
+int fkm_out_check_path(const char *path, fkm_error *err);
+
+/* Load a k×d float32 init matrix from FILE:DATASET (float32 or float16 on disk). *c is
+ * malloc'ed. Checks the shape against want_k (0 = any) and want_d. */
+int fkm_load_matrix(const char *file, const char *dataset, int64_t want_k, int64_t want_d,
+                    float **c, fkm_error *err);
+
+/* `fkm gen`: a reproducible Gaussian mixture of `clusters` centres written as a chunked
+ * dataset, generated block by block in bounded memory. */
+typedef struct fkm_gen_params {
+    const char *output, *dataset;
+    int64_t n, d, clusters;
+    fkm_io_dtype dtype;
+    uint64_t seed;
+    double spread;   /* centres uniform in [-spread, spread]^d; 10 */
+    double sigma;    /* noise standard deviation; 1 */
+} fkm_gen_params;
+int fkm_gen(const fkm_gen_params *g, fkm_error *err);
+
+/* `fkm info`: print every 2-D dataset of a file (path, shape, dtype, chunking) to stdout. */
+int fkm_info(const char *file, fkm_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

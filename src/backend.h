@@ -1,0 +1,79 @@
+/* The backend boundary: the Lloyd driver (src/lloyd.c) talks to the CPU and the GPU
+ * only through this table, and does not know which one it has.
+ *
+ * Statistics of one assignment pass live in one contiguous buffer of doubles owned by
+ * the backend, laid out as  [ sums: k×d | counts: k | inertia: 1 ]  (fkm_stats_len()).
+ * Counts are exact in a double up to 2^53 rows. One all-reduce of that buffer merges the
+ * ranks. The buffer is on the device when stats_on_device is set (NCCL reduces it in
+ * place); otherwise, or when the communicator needs host memory, stats_to_host /
+ * stats_from_host move it. */
+#ifndef FKM_BACKEND_H
+#define FKM_BACKEND_H
+
+#include "fkm.h"
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+static inline int64_t fkm_stats_len(int64_t k, int64_t d) { return k * d + k + 1; }
+
+/* Element type of the rows handed to set_data. */
+typedef enum { FKM_DT_F32 = 0, FKM_DT_F16 = 1 } fkm_dtype;
+
+typedef struct fkm_step_times {
+    double ms_assign; /* distances + argmin */
+    double ms_update; /* per-cluster sums and counts */
+} fkm_step_times;
+
+typedef struct fkm_backend {
+    const char *name; /* "cpu", "cuda" */
+    void *ctx;
+    int stats_on_device;
+
+    /* Take the local shard: n rows of d elements of type dt, row-major. The backend
+     * copies what it needs; x may be freed after the call. n may be 0. */
+    int (*set_data)(void *ctx, const void *x, fkm_dtype dt, int64_t n, int64_t d, fkm_error *err);
+    /* Replace the centroids (k×d float32, host). */
+    int (*set_centroids)(void *ctx, const float *c, int64_t k, fkm_error *err);
+    /* Copy the current centroids to host memory (k×d float32). */
+    int (*get_centroids)(void *ctx, float *c, fkm_error *err);
+    /* Assign every local row to its nearest centroid (squared L2; ties to the lowest
+     * index), keep the labels, and write the local statistics into the stats buffer. */
+    int (*step)(void *ctx, fkm_step_times *t, fkm_error *err);
+    /* The stats buffer (length fkm_stats_len(k, d)); device pointer when stats_on_device. */
+    double *(*stats)(void *ctx);
+    /* Copy the stats buffer to a host array, and back (after a host all-reduce). For a
+     * host backend both are plain copies or no-ops when the pointers are equal. */
+    int (*stats_to_host)(void *ctx, double *host, fkm_error *err);
+    int (*stats_from_host)(void *ctx, const double *host, fkm_error *err);
+    /* From the global statistics: new centroid = sums / count for every non-empty
+     * cluster (empty ones keep the old centroid); report the largest centroid shift and
+     * the number of empty clusters. */
+    int (*finalize)(void *ctx, double *max_shift, int64_t *n_empty, fkm_error *err);
+    /* Labels of the last step (n int32, host). */
+    int (*labels)(void *ctx, int32_t *out, fkm_error *err);
+    /* Peak device (or host working) memory in bytes, for the log; 0 if unknown. */
+    size_t (*peak_bytes)(void *ctx);
+    void (*destroy)(void *ctx);
+} fkm_backend;
+
+/* Constructors. Each returns FKM_OK and fills *b, or an error. */
+int fkm_backend_cpu_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision prec, fkm_error *err);
+/* Defined only when built with CUDA (FKM_HAVE_CUDA). device: CUDA ordinal to use. */
+int fkm_backend_cuda_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision prec, int device,
+                            fkm_error *err);
+/* Number of visible CUDA devices (0 when built without CUDA or none is present). */
+int fkm_cuda_device_count(void);
+
+/* The empty-cluster policy shared by every backend (host arrays): each empty cluster
+ * takes the centroid of the currently largest cluster moved by a small seeded
+ * perturbation, and the largest moves the opposite way; the largest's count is halved
+ * for the next choice. Deterministic from (seed, iteration). */
+void fkm_split_empty(float *c, double *counts, int64_t k, int64_t d, uint64_t seed, int iter);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
