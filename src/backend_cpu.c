@@ -1,0 +1,350 @@
+/* The CPU backend: OpenMP threads over tiles of rows, distances from BLAS sgemm tiles
+ * (‖x‖² − 2x·c + ‖c‖², never the n×k matrix), the argmin fused per tile, then an exact
+ * fp64 re-check of the rows whose two best candidates are closer than the fp32 error bound,
+ * and a sort-inverse update (counting sort by label, each cluster reduced in row order), so
+ * the result does not depend on the number of threads. */
+#include "backend.h"
+#include "half.h"
+#include "util.h"
+
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { TILE_M = 256, TILE_K = 512 };
+
+typedef struct cpu_ctx {
+    int64_t k, d, n;
+    float *x;      /* n×d */
+    double *xnorm; /* n: ‖x‖² in fp64 */
+    float *c;      /* k×d */
+    float *cnorm;  /* k: ‖c‖² (fp32 of the fp64 value) */
+    double cmax;   /* max ‖c‖ */
+    int32_t *labels;
+    double *stats;    /* k×d + k + 1 */
+    int64_t *order;   /* n: rows sorted by label */
+    int64_t *offsets; /* k + 1 */
+    float *tiles;     /* per thread TILE_M × TILE_K */
+    int nthreads;
+    size_t bytes;
+} cpu_ctx;
+
+static double dist64(const float *x, const float *c, int64_t d)
+{
+    double acc = 0;
+    for (int64_t t = 0; t < d; t++) {
+        double diff = (double)x[t] - (double)c[t];
+        acc += diff * diff;
+    }
+    return acc;
+}
+
+static int cpu_set_data(void *vp, const void *x, fkm_dtype dt, int64_t n, int64_t d, fkm_error *err)
+{
+    cpu_ctx *s = vp;
+    free(s->x);
+    free(s->xnorm);
+    free(s->labels);
+    free(s->order);
+    s->n = n;
+    s->x = fkm_malloc((size_t)(n * d) * sizeof(float), "the shard (float32)", err);
+    s->xnorm = fkm_malloc((size_t)n * sizeof(double), "row norms", err);
+    s->labels = fkm_malloc((size_t)n * sizeof(int32_t), "labels", err);
+    s->order = fkm_malloc((size_t)n * sizeof(int64_t), "the label sort", err);
+    if (!s->x || !s->xnorm || !s->labels || !s->order) return FKM_ENOMEM;
+    if (dt == FKM_DT_F16) {
+        const uint16_t *h = x;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n * d; i++) s->x[i] = fkm_half_to_float(h[i]);
+    } else {
+        memcpy(s->x, x, (size_t)(n * d) * sizeof(float));
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        double acc = 0;
+        for (int64_t t = 0; t < d; t++) acc += (double)s->x[i * d + t] * s->x[i * d + t];
+        s->xnorm[i] = acc;
+    }
+    s->bytes += (size_t)n * (d * sizeof(float) + sizeof(double) + sizeof(int32_t) + sizeof(int64_t));
+    return FKM_OK;
+}
+
+static int cpu_set_centroids(void *vp, const float *c, int64_t k, fkm_error *err)
+{
+    cpu_ctx *s = vp;
+    memcpy(s->c, c, (size_t)(k * s->d) * sizeof(float));
+    s->cmax = 0;
+    for (int64_t j = 0; j < k; j++) {
+        double acc = 0;
+        for (int64_t t = 0; t < s->d; t++) acc += (double)c[j * s->d + t] * c[j * s->d + t];
+        s->cnorm[j] = (float)acc;
+        if (sqrt(acc) > s->cmax) s->cmax = sqrt(acc);
+    }
+    return FKM_OK;
+}
+
+static int cpu_get_centroids(void *vp, float *c, fkm_error *err)
+{
+    cpu_ctx *s = vp;
+    memcpy(c, s->c, (size_t)(s->k * s->d) * sizeof(float));
+    return FKM_OK;
+}
+
+/* Rows whose fp32 best and second-best are within 2·bound of each other: recompute every
+ * candidate that could be the best in fp64 (ties to the lowest index). */
+static int32_t recheck(const cpu_ctx *s, int64_t i, float best32, double bound, float *dots)
+{
+    const float *xi = s->x + i * s->d;
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)s->k, (int)s->d, 1.0f, s->c, (int)s->d, xi, 1,
+                0.0f, dots, 1);
+    double best = INFINITY;
+    int32_t bi = 0;
+    for (int64_t j = 0; j < s->k; j++) {
+        double dj = s->xnorm[i] + s->cnorm[j] - 2.0 * dots[j];
+        if (dj > best32 + 2 * bound) continue;
+        double e = dist64(xi, s->c + j * s->d, s->d);
+        if (e < best) {
+            best = e;
+            bi = (int32_t)j;
+        }
+    }
+    return bi;
+}
+
+/* Merge one tile row (row[j] = −2x·c_j) into the running best / second-best of
+ * ‖c‖² − 2x·c (‖x‖² is the same for every j and left out). Vectorised passes: the minimum,
+ * its first index, and, when the best moved, the tile's runner-up. */
+static void tile_argmin(float *row, const float *cn, int64_t kk, int64_t j0, float *best,
+                        float *second, int32_t *bidx)
+{
+    float m = INFINITY;
+#pragma omp simd reduction(min : m)
+    for (int64_t j = 0; j < kk; j++) {
+        float v = cn[j] + row[j];
+        row[j] = v;
+        m = v < m ? v : m;
+    }
+    if (!(m < *best)) {
+        if (m < *second) *second = m;
+        return;
+    }
+    int64_t jm = 0;
+    while (row[jm] != m) jm++;
+    row[jm] = INFINITY;
+    float m2 = INFINITY;
+#pragma omp simd reduction(min : m2)
+    for (int64_t j = 0; j < kk; j++) m2 = row[j] < m2 ? row[j] : m2;
+    *second = *best < m2 ? *best : m2;
+    *best = m;
+    *bidx = (int32_t)(j0 + jm);
+}
+
+static void assign(cpu_ctx *s)
+{
+    const int64_t n = s->n, k = s->k, d = s->d;
+    /* Worst-case rounding of ‖x‖² + ‖c‖² − 2x·c in fp32 with d-term sums (Higham's γ). */
+    const double u = FLT_EPSILON / 2, gam = (double)(d + 2) * u / (1 - (double)(d + 2) * u);
+    const int64_t ntiles = (n + TILE_M - 1) / TILE_M;
+#pragma omp parallel
+    {
+        float *tile = s->tiles + (size_t)omp_get_thread_num() * TILE_M * TILE_K;
+        float best[TILE_M], second[TILE_M];
+        int32_t bidx[TILE_M];
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t t = 0; t < ntiles; t++) {
+            const int64_t r0 = t * TILE_M, m = (n - r0 < TILE_M) ? n - r0 : TILE_M;
+            for (int64_t i = 0; i < m; i++) {
+                best[i] = second[i] = INFINITY;
+                bidx[i] = 0;
+            }
+            for (int64_t j0 = 0; j0 < k; j0 += TILE_K) {
+                const int64_t kk = (k - j0 < TILE_K) ? k - j0 : TILE_K;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)kk, (int)d, -2.0f,
+                            s->x + r0 * d, (int)d, s->c + j0 * d, (int)d, 0.0f, tile, (int)kk);
+                for (int64_t i = 0; i < m; i++)
+                    tile_argmin(tile + i * kk, s->cnorm + j0, kk, j0, &best[i], &second[i], &bidx[i]);
+            }
+            for (int64_t i = 0; i < m; i++) {
+                double xr = sqrt(s->xnorm[r0 + i]) + s->cmax;
+                double bound = gam * xr * xr;
+                if (k > 1 && (double)second[i] - (double)best[i] <= 2 * bound)
+                    bidx[i] = recheck(s, r0 + i, (float)(best[i] + s->xnorm[r0 + i]), bound, tile);
+                s->labels[r0 + i] = bidx[i];
+            }
+        }
+    }
+}
+
+/* Counting sort of rows by label, then each cluster's sums and squared distances reduced in
+ * row order: deterministic whatever the thread count. */
+static void update(cpu_ctx *s)
+{
+    const int64_t n = s->n, k = s->k, d = s->d;
+    double *sums = s->stats, *counts = s->stats + k * d, *inertia = counts + k;
+    memset(s->offsets, 0, (size_t)(k + 1) * sizeof(int64_t));
+    for (int64_t i = 0; i < n; i++) s->offsets[s->labels[i] + 1]++;
+    for (int64_t j = 0; j < k; j++) s->offsets[j + 1] += s->offsets[j];
+    {
+        int64_t *next = s->offsets; /* reuse as a cursor, then restore */
+        for (int64_t i = 0; i < n; i++) s->order[next[s->labels[i]]++] = i;
+        for (int64_t j = k; j > 0; j--) s->offsets[j] = s->offsets[j - 1];
+        s->offsets[0] = 0;
+    }
+    double *part = (double *)s->tiles; /* per-cluster inertia, k doubles fit in the tiles */
+#pragma omp parallel
+    {
+        /* Squared distances accumulate per coordinate, so the loop over t vectorises and
+         * the order of every sum stays fixed. */
+        double *acc = malloc((size_t)d * sizeof(double));
+#pragma omp for schedule(dynamic, 8)
+        for (int64_t j = 0; j < k; j++) {
+            double *sj = sums + j * d;
+            const float *cj = s->c + j * d;
+            for (int64_t t = 0; t < d; t++) sj[t] = acc[t] = 0;
+            for (int64_t p = s->offsets[j]; p < s->offsets[j + 1]; p++) {
+                const float *xi = s->x + s->order[p] * d;
+#pragma omp simd
+                for (int64_t t = 0; t < d; t++) {
+                    double v = xi[t], diff = v - cj[t];
+                    sj[t] += v;
+                    acc[t] += diff * diff;
+                }
+            }
+            double in = 0;
+            for (int64_t t = 0; t < d; t++) in += acc[t];
+            counts[j] = (double)(s->offsets[j + 1] - s->offsets[j]);
+            part[j] = in;
+        }
+        free(acc);
+    }
+    double total = 0;
+    for (int64_t j = 0; j < k; j++) total += part[j];
+    *inertia = total;
+}
+
+static int cpu_step(void *vp, fkm_step_times *t, fkm_error *err)
+{
+    cpu_ctx *s = vp;
+    double t0 = fkm_now_ms();
+    assign(s);
+    double t1 = fkm_now_ms();
+    update(s);
+    double t2 = fkm_now_ms();
+    if (t) {
+        t->ms_assign = t1 - t0;
+        t->ms_update = t2 - t1;
+    }
+    return FKM_OK;
+}
+
+static double *cpu_stats(void *vp) { return ((cpu_ctx *)vp)->stats; }
+
+static int cpu_stats_to_host(void *vp, double *host, fkm_error *err)
+{
+    cpu_ctx *s = vp;
+    if (host != s->stats) memcpy(host, s->stats, (size_t)fkm_stats_len(s->k, s->d) * sizeof(double));
+    return FKM_OK;
+}
+
+static int cpu_stats_from_host(void *vp, const double *host, fkm_error *err)
+{
+    cpu_ctx *s = vp;
+    if (host != s->stats) memcpy(s->stats, host, (size_t)fkm_stats_len(s->k, s->d) * sizeof(double));
+    return FKM_OK;
+}
+
+static int cpu_finalize(void *vp, double *max_shift, int64_t *n_empty, fkm_error *err)
+{
+    cpu_ctx *s = vp;
+    const int64_t k = s->k, d = s->d;
+    const double *sums = s->stats, *counts = s->stats + k * d;
+    double shift2 = 0;
+    int64_t empty = 0;
+    for (int64_t j = 0; j < k; j++) {
+        if (counts[j] <= 0) {
+            empty++;
+            continue;
+        }
+        double acc = 0;
+        for (int64_t t = 0; t < d; t++) {
+            float v = (float)(sums[j * d + t] / counts[j]);
+            double diff = (double)v - s->c[j * d + t];
+            acc += diff * diff;
+            s->c[j * d + t] = v;
+        }
+        if (acc > shift2) shift2 = acc;
+    }
+    *max_shift = sqrt(shift2);
+    *n_empty = empty;
+    return cpu_set_centroids(s, s->c, k, err);
+}
+
+static int cpu_labels(void *vp, int32_t *out, fkm_error *err)
+{
+    cpu_ctx *s = vp;
+    memcpy(out, s->labels, (size_t)s->n * sizeof(int32_t));
+    return FKM_OK;
+}
+
+static size_t cpu_peak_bytes(void *vp) { return ((cpu_ctx *)vp)->bytes; }
+
+static void cpu_destroy(void *vp)
+{
+    cpu_ctx *s = vp;
+    if (!s) return;
+    free(s->x);
+    free(s->xnorm);
+    free(s->c);
+    free(s->cnorm);
+    free(s->labels);
+    free(s->stats);
+    free(s->order);
+    free(s->offsets);
+    free(s->tiles);
+    free(s);
+}
+
+int fkm_backend_cpu_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision prec, fkm_error *err)
+{
+#ifdef FKM_HAVE_OPENBLAS_THREADS
+    /* Threads come from OpenMP over tiles; BLAS runs one thread per tile. */
+    openblas_set_num_threads(1);
+#endif
+    cpu_ctx *s = fkm_calloc(1, sizeof *s, "the CPU backend", err);
+    if (!s) return FKM_ENOMEM;
+    s->k = k;
+    s->d = d;
+    s->nthreads = omp_get_max_threads();
+    size_t tile_floats = (size_t)TILE_M * TILE_K;
+    if (tile_floats * sizeof(float) < (size_t)k * sizeof(double)) tile_floats = (size_t)k * 2;
+    if (tile_floats < (size_t)k) tile_floats = (size_t)k; /* recheck's k dots */
+    s->c = fkm_malloc((size_t)(k * d) * sizeof(float), "centroids", err);
+    s->cnorm = fkm_malloc((size_t)k * sizeof(float), "centroid norms", err);
+    s->stats = fkm_calloc((size_t)fkm_stats_len(k, d), sizeof(double), "cluster sums", err);
+    s->offsets = fkm_malloc((size_t)(k + 1) * sizeof(int64_t), "cluster offsets", err);
+    s->tiles = fkm_malloc(tile_floats * (size_t)s->nthreads * sizeof(float), "distance tiles", err);
+    if (!s->c || !s->cnorm || !s->stats || !s->offsets || !s->tiles) {
+        cpu_destroy(s);
+        return FKM_ENOMEM;
+    }
+    s->bytes = (size_t)k * d * (sizeof(float) + sizeof(double)) + tile_floats * s->nthreads * 4;
+    memset(b, 0, sizeof *b);
+    b->name = "cpu";
+    b->ctx = s;
+    b->stats_on_device = 0;
+    b->set_data = cpu_set_data;
+    b->set_centroids = cpu_set_centroids;
+    b->get_centroids = cpu_get_centroids;
+    b->step = cpu_step;
+    b->stats = cpu_stats;
+    b->stats_to_host = cpu_stats_to_host;
+    b->stats_from_host = cpu_stats_from_host;
+    b->finalize = cpu_finalize;
+    b->labels = cpu_labels;
+    b->peak_bytes = cpu_peak_bytes;
+    b->destroy = cpu_destroy;
+    return FKM_OK;
+}

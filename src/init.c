@@ -1,0 +1,57 @@
+/* Initial centroids. `random` draws k distinct global row ids from the seed alone, so the
+ * start does not depend on how many ranks share the rows. */
+#include "init.h"
+#include "half.h"
+#include "rng.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Open-addressing set of int64 row ids, for Floyd's sampling. */
+typedef struct {
+    int64_t *slot;
+    uint64_t mask;
+} idset;
+
+static int set_insert(idset *s, int64_t v)
+{ /* 1 when inserted, 0 when already there */
+    uint64_t h = fkm_mix64((uint64_t)v) & s->mask;
+    while (s->slot[h] >= 0) {
+        if (s->slot[h] == v) return 0;
+        h = (h + 1) & s->mask;
+    }
+    s->slot[h] = v;
+    return 1;
+}
+
+int fkm_sample_rows(int64_t n, int64_t k, uint64_t seed, int64_t *ids, fkm_error *err)
+{
+    uint64_t cap = 16;
+    while (cap < (uint64_t)k * 2) cap <<= 1;
+    idset s = {fkm_malloc(cap * sizeof(int64_t), "the init sample", err), cap - 1};
+    if (!s.slot) return FKM_ENOMEM;
+    memset(s.slot, 0xff, cap * sizeof(int64_t));
+    /* Floyd: for j in [n-k, n), take t uniform in [0, j]; t if new, else j. */
+    int64_t m = 0;
+    for (int64_t j = n - k; j < n; j++) {
+        int64_t t = (int64_t)fkm_rand_below(seed, FKM_STREAM_INIT, (uint64_t)j, (uint64_t)j + 1);
+        ids[m++] = set_insert(&s, t) ? t : (set_insert(&s, j), j);
+    }
+    free(s.slot);
+    return FKM_OK;
+}
+
+int fkm_init_from_rows(const int64_t *ids, int64_t k, int64_t d, const void *shard, fkm_dtype dt,
+                       int64_t row0, int64_t nlocal, double *out)
+{
+    memset(out, 0, (size_t)(k * d) * sizeof(double));
+    for (int64_t j = 0; j < k; j++) {
+        int64_t r = ids[j] - row0;
+        if (r < 0 || r >= nlocal) continue;
+        for (int64_t t = 0; t < d; t++)
+            out[j * d + t] = dt == FKM_DT_F16 ? fkm_half_to_float(((const uint16_t *)shard)[r * d + t])
+                                              : ((const float *)shard)[r * d + t];
+    }
+    return FKM_OK;
+}

@@ -1,0 +1,279 @@
+/* fkm_fit: the Lloyd driver, the one place where the iteration lives. Every rank runs
+ * this; it talks to the hardware only through the backend table and to other ranks only
+ * through the communicator. */
+#include "backend.h"
+#include "comm.h"
+#include "init.h"
+#include "io.h"
+#include "log.h"
+#include "output.h"
+#include "shard.h"
+#include "util.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct run {
+    fkm_comm comm;
+    fkm_backend be;
+    int have_be;
+    double *host_stats; /* fkm_stats_len(k, d) */
+    int64_t k, d;
+    FILE *json;
+} run;
+
+/* Pick and create the backend: cuda when built with it and a GPU is visible (auto), with
+ * ranks of a node spread over its GPUs. */
+static int make_backend(run *R, const fkm_params *p, fkm_error *err)
+{
+    int ngpu = fkm_cuda_device_count();
+    fkm_backend_kind kind = p->backend;
+    if (kind == FKM_BACKEND_AUTO) kind = ngpu > 0 ? FKM_BACKEND_CUDA : FKM_BACKEND_CPU;
+    if (kind == FKM_BACKEND_CUDA) {
+#ifdef FKM_HAVE_CUDA
+        if (ngpu <= 0)
+            return fkm_fail(err, FKM_EINPUT, "--backend cuda: no CUDA device is visible on %s",
+                            R->comm.host);
+        return fkm_backend_cuda_create(&R->be, R->k, R->d, p->precision, R->comm.local_rank % ngpu,
+                                       err);
+#else
+        return fkm_fail(err, FKM_EINPUT, "--backend cuda: this fkm was built without CUDA");
+#endif
+    }
+    return fkm_backend_cpu_create(&R->be, R->k, R->d, p->precision, err);
+}
+
+/* One assignment pass over the local shard, merged over ranks; host_stats holds the
+ * global statistics afterwards (and the backend's stats buffer too). */
+static int pass(run *R, fkm_iter_stats *st, fkm_error *err)
+{
+    fkm_step_times t = {0, 0};
+    R->be.step(R->be.ctx, &t, err);
+    /* Agree before the all-reduce, so a failed rank never leaves the others inside it. */
+    int s = fkm_comm_agree(&R->comm, err);
+    if (s) return s;
+    double t0 = fkm_now_ms();
+    int64_t len = fkm_stats_len(R->k, R->d);
+    if ((s = R->be.stats_to_host(R->be.ctx, R->host_stats, err)) == FKM_OK &&
+        (s = fkm_comm_allreduce_sum_f64(&R->comm, R->host_stats, len, err)) == FKM_OK)
+        s = R->be.stats_from_host(R->be.ctx, R->host_stats, err);
+    if (st) {
+        st->ms_assign = t.ms_assign;
+        st->ms_update = t.ms_update;
+        st->ms_comm = fkm_now_ms() - t0;
+        st->inertia = R->host_stats[len - 1];
+    }
+    return fkm_comm_agree(&R->comm, err);
+}
+
+/* Read the input, check it against the parameters, load this rank's shard. */
+static int load(run *R, const fkm_params *p, fkm_dsinfo *info, fkm_shard_data *sh, fkm_error *err)
+{
+    fkm_reader *rd = NULL;
+    int s = fkm_reader_open(p->input, p->dataset, &rd, info, err);
+    if ((s = fkm_comm_agree(&R->comm, err))) {
+        fkm_reader_close(rd);
+        return s;
+    }
+    if (p->k > info->n)
+        fkm_fail(err, FKM_EINPUT, "--k %lld is larger than the %lld rows of '%s:%s'",
+                 (long long)p->k, (long long)info->n, p->input, p->dataset);
+    else if (p->output && R->comm.rank == 0)
+        fkm_out_check_path(p->output, err);
+    if ((s = fkm_comm_agree(&R->comm, err))) {
+        fkm_reader_close(rd);
+        return s;
+    }
+    int64_t row0, cnt;
+    fkm_shard(info->n, R->comm.size, R->comm.rank, &row0, &cnt);
+    fkm_shard_read(rd, info, row0, cnt, p->chunk_rows, sh, err);
+    fkm_reader_close(rd);
+    return fkm_comm_agree(&R->comm, err);
+}
+
+static int initial_centroids(run *R, const fkm_params *p, const fkm_shard_data *sh, int64_t n,
+                             float *c, fkm_error *err)
+{
+    const int64_t k = R->k, d = R->d;
+    if (p->init == FKM_INIT_FILE) {
+        float *m = NULL;
+        fkm_load_matrix(p->init_file, p->init_dataset, k, d, &m, err);
+        int s = fkm_comm_agree(&R->comm, err);
+        if (!s) memcpy(c, m, (size_t)(k * d) * sizeof(float));
+        free(m);
+        return s;
+    }
+    int64_t *ids = fkm_malloc((size_t)k * sizeof(int64_t), "the init sample", err);
+    double *acc = ids ? fkm_malloc((size_t)(k * d) * sizeof(double), "the initial centroids", err) : NULL;
+    if (acc && fkm_sample_rows(n, k, p->seed, ids, err) == FKM_OK)
+        fkm_init_from_rows(ids, k, d, sh->rows, sh->dt, sh->row0, sh->n, acc);
+    int s = fkm_comm_agree(&R->comm, err);
+    /* Each sampled row is non-zero on exactly one rank: the sum gathers them exactly. */
+    if (!s) s = fkm_comm_allreduce_sum_f64(&R->comm, acc, k * d, err);
+    if (!s)
+        for (int64_t i = 0; i < k * d; i++) c[i] = (float)acc[i];
+    free(ids);
+    free(acc);
+    return fkm_comm_agree(&R->comm, err);
+}
+
+static void init_names(const fkm_params *p, char *buf, size_t len)
+{
+    if (p->init == FKM_INIT_FILE)
+        snprintf(buf, len, "%s:%s", p->init_file, p->init_dataset);
+    else
+        snprintf(buf, len, "random");
+}
+
+/* The Lloyd iterations. On return the backend holds the final centroids. */
+static int iterate(run *R, const fkm_params *p, fkm_result *res, fkm_error *err)
+{
+    const int64_t k = R->k, d = R->d;
+    double prev = NAN;
+    FILE *human = (R->comm.rank == 0 && p->verbose > 0) ? stdout : NULL;
+    snprintf(res->stop_reason, sizeof res->stop_reason, "iteration cap %d reached", p->max_iter);
+    for (int it = 1; it <= p->max_iter; it++) {
+        fkm_iter_stats st;
+        memset(&st, 0, sizeof st);
+        st.iter = it;
+        double t0 = fkm_now_ms();
+        int s = pass(R, &st, err);
+        if (s) return s;
+        double t1 = fkm_now_ms();
+        s = R->be.finalize(R->be.ctx, &st.max_shift, &st.empty, err);
+        if (!s && st.empty > 0 && p->empty == FKM_EMPTY_SPLIT) {
+            /* Rare: split on the host, identically on every rank (same stats, same seed). */
+            float *c = fkm_malloc((size_t)(k * d) * sizeof(float), "centroids", err);
+            if (!c) s = FKM_ENOMEM;
+            if (!s) s = R->be.get_centroids(R->be.ctx, c, err);
+            if (!s) fkm_split_empty(c, R->host_stats + k * d, k, d, p->seed, it);
+            if (!s) s = R->be.set_centroids(R->be.ctx, c, k, err);
+            free(c);
+        }
+        if ((s = fkm_comm_agree(&R->comm, err))) return s;
+        st.ms_update += fkm_now_ms() - t1;
+        st.ms_total = fkm_now_ms() - t0;
+        st.rel_change = it == 1 ? NAN : fabs(prev - st.inertia) / (prev > 0 ? prev : 1.0);
+        res->stats[res->nstats++] = st;
+        res->iterations = it;
+        fkm_log_iter(human, R->json, &st);
+        prev = st.inertia;
+        if (it > 1 && st.rel_change <= p->tol) {
+            res->converged = 1;
+            snprintf(res->stop_reason, sizeof res->stop_reason,
+                     "converged: relative inertia change %.3e <= tol %.3e", st.rel_change, p->tol);
+            break;
+        }
+    }
+    return FKM_OK;
+}
+
+int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
+{
+    run R;
+    memset(&R, 0, sizeof R);
+    memset(res, 0, sizeof *res);
+    fkm_error_clear(err);
+    fkm_shard_data sh;
+    memset(&sh, 0, sizeof sh);
+    fkm_dsinfo info;
+    memset(&info, 0, sizeof info);
+    double t_start = fkm_now_ms();
+
+    int s = fkm_comm_init(&R.comm, err);
+    if (s) return s; /* without a communicator there is nobody to agree with */
+    fkm_params_check(p, err);
+    if ((s = fkm_comm_agree(&R.comm, err))) goto done;
+    if ((s = load(&R, p, &info, &sh, err))) goto done;
+    R.k = p->k;
+    R.d = info.d;
+
+    res->k = R.k;
+    res->d = R.d;
+    res->n = info.n;
+    res->row0 = sh.row0;
+    res->nlocal = sh.n;
+    res->centroids = fkm_malloc((size_t)(R.k * R.d) * sizeof(float), "centroids", err);
+    res->counts = res->centroids ? fkm_malloc((size_t)R.k * sizeof(int64_t), "counts", err) : NULL;
+    res->labels = res->counts ? fkm_malloc((size_t)sh.n * sizeof(int32_t), "labels", err) : NULL;
+    res->stats = res->labels ? fkm_calloc((size_t)p->max_iter + 1, sizeof(fkm_iter_stats), "log", err) : NULL;
+    R.host_stats = res->stats ? fkm_malloc((size_t)fkm_stats_len(R.k, R.d) * sizeof(double), "stats", err) : NULL;
+    if (R.host_stats && R.comm.rank == 0 && p->log_json && !(R.json = fopen(p->log_json, "w")))
+        fkm_fail(err, FKM_EINPUT, "--log-json '%s': cannot open for writing", p->log_json);
+    if ((s = fkm_comm_agree(&R.comm, err))) goto done;
+
+    if ((s = initial_centroids(&R, p, &sh, info.n, res->centroids, err))) goto done;
+    if (make_backend(&R, p, err) == FKM_OK) {
+        R.have_be = 1;
+        if (R.be.set_data(R.be.ctx, sh.rows, sh.dt, sh.n, R.d, err) == FKM_OK)
+            R.be.set_centroids(R.be.ctx, res->centroids, R.k, err);
+    }
+    if ((s = fkm_comm_agree(&R.comm, err))) goto done;
+    fkm_shard_free(&sh); /* the backend holds its own copy */
+    res->backend = R.be.name;
+
+    if (R.comm.rank == 0 && p->verbose > 0) {
+        char initname[512];
+        init_names(p, initname, sizeof initname);
+        printf("fkm %s: %s:%s  N=%lld D=%lld K=%lld  ranks=%d  backend=%s  init=%s  seed=%llu  "
+               "max_iter=%d tol=%g\n",
+               FKM_VERSION, p->input, p->dataset, (long long)info.n, (long long)info.d,
+               (long long)R.k, R.comm.size, R.be.name, initname, (unsigned long long)p->seed,
+               p->max_iter, p->tol);
+        fflush(stdout);
+    }
+
+    if ((s = iterate(&R, p, res, err))) goto done;
+
+    /* Final pass: labels, counts and inertia of the output centroids. */
+    if ((s = pass(&R, NULL, err))) goto done;
+    {
+        const int64_t kd = R.k * R.d;
+        res->inertia = R.host_stats[kd + R.k];
+        for (int64_t j = 0; j < R.k; j++) res->counts[j] = (int64_t)R.host_stats[kd + j];
+        R.be.get_centroids(R.be.ctx, res->centroids, err);
+        if (!err->status) R.be.labels(R.be.ctx, res->labels, err);
+        if ((s = fkm_comm_agree(&R.comm, err))) goto done;
+    }
+    if (R.comm.rank == 0 && p->verbose > 0 && R.be.peak_bytes)
+        printf("memory: %.1f MiB peak in the %s backend on rank 0\n",
+               (double)R.be.peak_bytes(R.be.ctx) / (1 << 20), R.be.name);
+
+    if (p->output) {
+        char initname[512];
+        init_names(p, initname, sizeof initname);
+        fkm_out_meta m = {R.k, R.d, info.n, res->iterations, res->inertia, res->converged, p->seed,
+                          "l2", initname};
+        if ((s = fkm_output_write(&R.comm, p->output, &m, res->centroids, res->counts,
+                                  p->write_labels ? res->labels : NULL, res->row0, res->nlocal, err)))
+            goto done;
+    }
+    if (R.comm.rank == 0) fkm_log_summary(p->verbose > 0 ? stdout : NULL, R.json, res, fkm_now_ms() - t_start);
+
+done:
+    if (R.have_be) R.be.destroy(R.be.ctx);
+    fkm_shard_free(&sh);
+    free(R.host_stats);
+    if (R.json) fclose(R.json);
+    if (s) {
+        fkm_result_free(res);
+        if (p->log_json && R.comm.rank == 0) remove(p->log_json);
+    }
+    return s;
+}
+
+void fkm_result_free(fkm_result *r)
+{
+    if (!r) return;
+    free(r->centroids);
+    free(r->counts);
+    free(r->labels);
+    free(r->stats);
+    memset(r, 0, sizeof *r);
+}
+
+#ifndef FKM_HAVE_CUDA
+int fkm_cuda_device_count(void) { return 0; } /* built without CUDA: no device to use */
+#endif

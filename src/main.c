@@ -1,0 +1,290 @@
+/* The fkm program: a thin command-line layer over libfkm.
+ *   fkm gen  --output FILE --n N --d D [...]
+ *   fkm info FILE
+ *   fkm fit  --input FILE --k K [...]
+ * Exit status: 0 success, 2 usage error or bad input, 1 runtime failure. */
+#include "fkm.h"
+#include "io.h"
+#include "util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *USAGE =
+    "usage: fkm <command> [flags]\n"
+    "\n"
+    "commands:\n"
+    "  gen   --output FILE --n N --d D [--clusters C] [--dtype f32|f16] [--seed S]\n"
+    "        [--dataset /data] [--spread 10] [--sigma 1]\n"
+    "        write a reproducible Gaussian mixture of C clusters (default 16) as a chunked\n"
+    "        HDF5 dataset\n"
+    "  info  FILE\n"
+    "        list every 2-D dataset of FILE with shape, dtype and chunking\n"
+    "  fit   --input FILE --k K [--dataset /data] [--iters 25] [--tol 1e-4]\n"
+    "        [--init random|FILE.h5:/dataset] [--seed 1234] [--backend auto|cpu|cuda]\n"
+    "        [--precision auto|exact|tf32|fp16|bf16] [--empty split|keep]\n"
+    "        [--chunk-rows R] [--output out.h5] [--labels] [--log-json FILE] [-q|-v]\n"
+    "        k-means of the rows of FILE:DATASET; run under mpirun for several ranks\n"
+    "\n"
+    "exit status: 0 success, 2 usage error or bad input, 1 runtime failure\n";
+
+static int g_rank = 0;
+
+static int usage_error(const char *fmt, const char *a, const char *b)
+{
+    if (g_rank == 0) {
+        fprintf(stderr, "fkm: error: ");
+        fprintf(stderr, fmt, a, b);
+        fprintf(stderr, " (see 'fkm --help')\n");
+    }
+    return FKM_EINPUT;
+}
+
+/* A table of the flags one command accepts; each may be given once. */
+typedef struct flag {
+    const char *name;
+    int takes_value;
+    const char *value;
+    int seen;
+} flag;
+
+static int parse_flags(int argc, char **argv, flag *flags, int nflags, const char **positional)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || a[1] == '\0') {
+            if (positional && !*positional) {
+                *positional = a;
+                continue;
+            }
+            return usage_error("unexpected argument '%s'%s", a, "");
+        }
+        const char *eq = strchr(a, '=');
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        flag *f = NULL;
+        for (int j = 0; j < nflags; j++)
+            if (strlen(flags[j].name) == len && strncmp(flags[j].name, a, len) == 0) f = &flags[j];
+        if (!f) return usage_error("unknown flag '%s'%s", a, "");
+        if (f->seen) return usage_error("flag '%s' given twice%s", f->name, "");
+        f->seen = 1;
+        if (f->takes_value) {
+            if (eq)
+                f->value = eq + 1;
+            else if (i + 1 < argc)
+                f->value = argv[++i];
+            else
+                return usage_error("flag '%s' needs a value%s", f->name, "");
+        } else if (eq) {
+            return usage_error("flag '%s' takes no value%s", f->name, "");
+        }
+    }
+    return FKM_OK;
+}
+
+static flag *get(flag *flags, int n, const char *name)
+{
+    for (int j = 0; j < n; j++)
+        if (strcmp(flags[j].name, name) == 0) return flags[j].seen ? &flags[j] : NULL;
+    return NULL;
+}
+
+static int parse_i64(const char *flagname, const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end) return usage_error("%s '%s' is not a whole number", flagname, s);
+    *out = v;
+    return FKM_OK;
+}
+
+static int parse_u64(const char *flagname, const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (s[0] == '-') return usage_error("%s '%s' must not be negative", flagname, s);
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end) return usage_error("%s '%s' is not a whole number", flagname, s);
+    *out = v;
+    return FKM_OK;
+}
+
+static int parse_f64(const char *flagname, const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) return usage_error("%s '%s' is not a finite number", flagname, s);
+    *out = v;
+    return FKM_OK;
+}
+
+static int report(const fkm_error *err)
+{
+    if (g_rank == 0) fprintf(stderr, "fkm: error: %s\n", err->msg);
+    return err->status == FKM_EINPUT ? 2 : 1;
+}
+
+static int cmd_gen(int argc, char **argv)
+{
+    flag f[] = {{"--output", 1}, {"--n", 1},    {"--d", 1},      {"--clusters", 1}, {"--dtype", 1},
+                {"--seed", 1},   {"--dataset", 1}, {"--spread", 1}, {"--sigma", 1}};
+    const int nf = sizeof f / sizeof f[0];
+    if (parse_flags(argc, argv, f, nf, NULL)) return 2;
+    fkm_gen_params g = {NULL, "/data", 0, 0, 16, FKM_IO_F32, 1234, 10.0, 1.0};
+    flag *v;
+    if (!(v = get(f, nf, "--output"))) return usage_error("gen: --output is required%s%s", "", ""), 2;
+    g.output = v->value;
+    if (!(v = get(f, nf, "--n"))) return usage_error("gen: --n is required%s%s", "", ""), 2;
+    if (parse_i64("--n", v->value, &g.n)) return 2;
+    if (!(v = get(f, nf, "--d"))) return usage_error("gen: --d is required%s%s", "", ""), 2;
+    if (parse_i64("--d", v->value, &g.d)) return 2;
+    if ((v = get(f, nf, "--clusters")) && parse_i64("--clusters", v->value, &g.clusters)) return 2;
+    if ((v = get(f, nf, "--seed")) && parse_u64("--seed", v->value, &g.seed)) return 2;
+    if ((v = get(f, nf, "--spread")) && parse_f64("--spread", v->value, &g.spread)) return 2;
+    if ((v = get(f, nf, "--sigma")) && parse_f64("--sigma", v->value, &g.sigma)) return 2;
+    if ((v = get(f, nf, "--dataset"))) g.dataset = v->value;
+    if ((v = get(f, nf, "--dtype"))) {
+        if (strcmp(v->value, "f32") == 0 || strcmp(v->value, "float32") == 0)
+            g.dtype = FKM_IO_F32;
+        else if (strcmp(v->value, "f16") == 0 || strcmp(v->value, "float16") == 0)
+            g.dtype = FKM_IO_F16;
+        else
+            return usage_error("--dtype '%s' is not one of f32, f16%s", v->value, ""), 2;
+    }
+    fkm_error err;
+    fkm_error_clear(&err);
+    if (fkm_gen(&g, &err)) return report(&err);
+    return 0;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    const char *file = NULL;
+    if (parse_flags(argc, argv, NULL, 0, &file)) return 2;
+    if (!file) return usage_error("info: a FILE is required%s%s", "", ""), 2;
+    fkm_error err;
+    fkm_error_clear(&err);
+    if (fkm_info(file, &err)) return report(&err);
+    return 0;
+}
+
+static int pick(const char *flagname, const char *value, const char *const *names, int n, int *out)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(value, names[i]) == 0) {
+            *out = i;
+            return FKM_OK;
+        }
+    return usage_error("%s '%s' is not one of the accepted values", flagname, value);
+}
+
+static int cmd_fit(int argc, char **argv)
+{
+    flag f[] = {{"--input", 1},   {"--dataset", 1}, {"--k", 1},          {"--iters", 1},
+                {"--tol", 1},     {"--init", 1},    {"--seed", 1},       {"--backend", 1},
+                {"--precision", 1}, {"--empty", 1}, {"--chunk-rows", 1}, {"--output", 1},
+                {"--labels", 0},  {"--log-json", 1}, {"-q", 0},          {"-v", 0}};
+    const int nf = sizeof f / sizeof f[0];
+    if (parse_flags(argc, argv, f, nf, NULL)) return 2;
+    fkm_params p;
+    fkm_params_default(&p);
+    flag *v;
+    int64_t i64;
+    if ((v = get(f, nf, "--input"))) p.input = v->value;
+    if ((v = get(f, nf, "--dataset"))) p.dataset = v->value;
+    if (!get(f, nf, "--k")) return usage_error("fit: --k is required%s%s", "", ""), 2;
+    if (parse_i64("--k", get(f, nf, "--k")->value, &p.k)) return 2;
+    if ((v = get(f, nf, "--iters"))) {
+        if (parse_i64("--iters", v->value, &i64)) return 2;
+        if (i64 < 0 || i64 > 1000000000) return usage_error("--iters '%s' must be between 0 and 1e9%s", v->value, ""), 2;
+        p.max_iter = (int)i64;
+    }
+    if ((v = get(f, nf, "--tol")) && parse_f64("--tol", v->value, &p.tol)) return 2;
+    if ((v = get(f, nf, "--seed")) && parse_u64("--seed", v->value, &p.seed)) return 2;
+    char *initbuf = NULL;
+    if ((v = get(f, nf, "--init")) && strcmp(v->value, "random") != 0) {
+        /* FILE.h5:/dataset — the dataset starts at the last ":/"; without one, /centroids. */
+        initbuf = strdup(v->value);
+        char *colon = strstr(initbuf, ":/"), *next;
+        while (colon && (next = strstr(colon + 1, ":/"))) colon = next;
+        if (colon) {
+            *colon = '\0';
+            p.init_dataset = colon + 1;
+        }
+        p.init = FKM_INIT_FILE;
+        p.init_file = initbuf;
+    }
+    int choice;
+    if ((v = get(f, nf, "--backend"))) {
+        static const char *const names[] = {"auto", "cpu", "cuda"};
+        if (pick("--backend", v->value, names, 3, &choice)) return free(initbuf), 2;
+        p.backend = (fkm_backend_kind)choice;
+    }
+    if ((v = get(f, nf, "--precision"))) {
+        static const char *const names[] = {"auto", "exact", "tf32", "fp16", "bf16"};
+        if (pick("--precision", v->value, names, 5, &choice)) return free(initbuf), 2;
+        p.precision = (fkm_precision)choice;
+    }
+    if ((v = get(f, nf, "--empty"))) {
+        static const char *const names[] = {"split", "keep"};
+        if (pick("--empty", v->value, names, 2, &choice)) return free(initbuf), 2;
+        p.empty = (fkm_empty)choice;
+    }
+    if ((v = get(f, nf, "--chunk-rows"))) {
+        if (parse_i64("--chunk-rows", v->value, &p.chunk_rows)) return free(initbuf), 2;
+        if (p.chunk_rows < 1) return free(initbuf), usage_error("--chunk-rows '%s' must be ≥ 1%s", v->value, ""), 2;
+    }
+    if ((v = get(f, nf, "--output"))) p.output = v->value;
+    if (get(f, nf, "--labels")) p.write_labels = 1;
+    if ((v = get(f, nf, "--log-json"))) p.log_json = v->value;
+    if (get(f, nf, "-q") && get(f, nf, "-v")) return free(initbuf), usage_error("-q and -v exclude each other%s%s", "", ""), 2;
+    if (get(f, nf, "-q")) p.verbose = 0;
+    if (get(f, nf, "-v")) p.verbose = 2;
+
+    fkm_error err;
+    fkm_result res;
+    int st = fkm_fit(&p, &res, &err);
+    free(initbuf);
+    if (st) return report(&err);
+    fkm_result_free(&res);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("fkm %s\n", FKM_VERSION);
+        return 0;
+    }
+    const char *cmd = argv[1];
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+    if (strcmp(cmd, "gen") == 0) return cmd_gen(argc - 2, argv + 2);
+    if (strcmp(cmd, "info") == 0) return cmd_info(argc - 2, argv + 2);
+    if (strcmp(cmd, "fit") == 0) {
+        /* MPI first, so that only rank 0 prints a usage error and every rank exits alike. */
+        int provided;
+        if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+            fprintf(stderr, "fkm: error: MPI_Init failed\n");
+            return 1;
+        }
+        MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+        int rc = cmd_fit(argc - 2, argv + 2);
+        MPI_Finalize();
+        return rc;
+    }
+    usage_error("unknown command '%s'%s", cmd, "");
+    return 2;
+}

@@ -1,0 +1,46 @@
+/* Parameter defaults and the one validation of them, before any work starts. */
+#include "fkm.h"
+#include "util.h"
+
+#include <math.h>
+#include <string.h>
+
+void fkm_params_default(fkm_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->dataset = "/data";
+    p->k = 0;
+    p->max_iter = 25;
+    p->tol = 1e-4;
+    p->seed = 1234;
+    p->init = FKM_INIT_RANDOM;
+    p->init_dataset = "/centroids";
+    p->backend = FKM_BACKEND_AUTO;
+    p->precision = FKM_PREC_AUTO;
+    p->empty = FKM_EMPTY_SPLIT;
+    p->chunk_rows = 0;
+    p->verbose = 1;
+}
+
+int fkm_params_check(const fkm_params *p, fkm_error *err)
+{
+    if (!p->input || !*p->input) return fkm_fail(err, FKM_EINPUT, "--input is required");
+    if (!p->dataset || p->dataset[0] != '/')
+        return fkm_fail(err, FKM_EINPUT, "--dataset '%s': must be an absolute path such as /data",
+                        p->dataset ? p->dataset : "");
+    if (p->k <= 0) return fkm_fail(err, FKM_EINPUT, "--k must be ≥ 1 (got %lld)", (long long)p->k);
+    if (p->k > INT32_MAX)
+        return fkm_fail(err, FKM_EINPUT, "--k %lld is too large (labels are int32)", (long long)p->k);
+    if (p->max_iter < 0) return fkm_fail(err, FKM_EINPUT, "--iters must be ≥ 0 (got %d)", p->max_iter);
+    if (!(p->tol >= 0) || isinf(p->tol))
+        return fkm_fail(err, FKM_EINPUT, "--tol must be a finite number ≥ 0 (got %g)", p->tol);
+    if (p->init == FKM_INIT_FILE && (!p->init_file || !*p->init_file))
+        return fkm_fail(err, FKM_EINPUT, "--init FILE.h5:/dataset needs a file name");
+    if (p->chunk_rows < 0)
+        return fkm_fail(err, FKM_EINPUT, "--chunk-rows must be ≥ 1 (got %lld)", (long long)p->chunk_rows);
+    if (p->output && p->input && strcmp(p->output, p->input) == 0)
+        return fkm_fail(err, FKM_EINPUT, "--output '%s' is the input file", p->output);
+    if (p->write_labels && !p->output)
+        return fkm_fail(err, FKM_EINPUT, "--labels needs --output");
+    return FKM_OK;
+}
