@@ -16,6 +16,8 @@ typedef struct fkm_comm {
     int local_rank, local_size; /* within the node (shared-memory split) */
     char host[256];
     int owns_mpi;               /* 1 when fkm called MPI_Init and must finalise */
+    void *nccl;                 /* the NCCL communicator when one was set up, else NULL */
+    double timeout_s;           /* how long a device collective may take before the job ends */
 } fkm_comm;
 
 /* Initialise MPI when nobody has, and fill c. */
@@ -36,6 +38,19 @@ int fkm_comm_agree(fkm_comm *c, fkm_error *err);
 /* Pass a token in rank order: wait for the previous rank, run, release the next. */
 int fkm_comm_turn_wait(fkm_comm *c, fkm_error *err);
 int fkm_comm_turn_done(fkm_comm *c, fkm_error *err);
+
+/* NCCL (built with FKM_HAVE_NCCL): all-reduce of device buffers on a CUDA stream, for
+ * ranks that each own a GPU. The unique id is made on rank 0 and broadcast over MPI. The
+ * communicator is non-blocking: every wait polls ncclCommGetAsyncError and the timeout, and
+ * on an error or a timeout aborts the communicator and then the whole job (MPI_Abort), with a
+ * message naming the rank and host, so that no failure leaves ranks hanging. */
+int fkm_comm_nccl_built(void);
+int fkm_comm_nccl_init(fkm_comm *c, int device, fkm_error *err);
+int fkm_comm_nccl_allreduce_sum_f64(fkm_comm *c, double *dev_buf, int64_t n, void *stream,
+                                    fkm_error *err);
+/* Wait for the stream's work (the all-reduce included), watching NCCL as above. */
+int fkm_comm_nccl_wait(fkm_comm *c, void *stream, fkm_error *err);
+void fkm_comm_nccl_destroy(fkm_comm *c);
 
 /* End every rank of the job now (after printing msg on stderr with rank and host). */
 void fkm_comm_abort(fkm_comm *c, int code, const char *msg);

@@ -156,3 +156,19 @@ void fkm_comm_abort(fkm_comm *c, int code, const char *msg)
     MPI_Abort(MPI_COMM_WORLD, code);
     _exit(code); /* MPI_Abort does not return; this keeps the compiler and a broken MPI honest */
 }
+
+#ifndef FKM_HAVE_NCCL
+/* Built without NCCL: the MPI path is the only one, and asking for NCCL is an input error. */
+int fkm_comm_nccl_built(void) { return 0; }
+int fkm_comm_nccl_init(fkm_comm *c, int device, fkm_error *err)
+{
+    return fkm_fail(err, FKM_EINPUT, "--comm nccl: this fkm was built without NCCL");
+}
+int fkm_comm_nccl_allreduce_sum_f64(fkm_comm *c, double *dev_buf, int64_t n, void *stream,
+                                    fkm_error *err)
+{
+    return fkm_fail(err, FKM_ERUNTIME, "NCCL all-reduce without NCCL");
+}
+int fkm_comm_nccl_wait(fkm_comm *c, void *stream, fkm_error *err) { return FKM_OK; }
+void fkm_comm_nccl_destroy(fkm_comm *c) {}
+#endif

@@ -38,6 +38,9 @@ typedef struct fkm_error {
 typedef enum { FKM_INIT_RANDOM = 0, FKM_INIT_FILE = 1 } fkm_init;
 typedef enum { FKM_BACKEND_AUTO = 0, FKM_BACKEND_CPU = 1, FKM_BACKEND_CUDA = 2 } fkm_backend_kind;
 typedef enum { FKM_EMPTY_SPLIT = 0, FKM_EMPTY_KEEP = 1 } fkm_empty;
+/* How ranks combine their statistics: AUTO picks NCCL when the backend is cuda, fkm was built
+ * with NCCL and every rank of every node has a GPU of its own; MPI otherwise. */
+typedef enum { FKM_COMM_AUTO = 0, FKM_COMM_NCCL = 1, FKM_COMM_MPI = 2 } fkm_comm_kind;
 /* Arithmetic of the assignment step. AUTO: exact for float32 input, the input's own
  * 16-bit type for float16 input. EXACT: labels equal an fp64 reference on every row
  * whose best and second-best distances differ by more than 1e-5 relative. */
@@ -63,6 +66,8 @@ typedef struct fkm_params {
     const char *init_dataset;/* ... and the dataset inside it; "/centroids" */
     fkm_backend_kind backend;/* FKM_BACKEND_AUTO: cuda when built with it and a GPU is visible */
     fkm_precision precision; /* FKM_PREC_AUTO */
+    fkm_comm_kind comm;      /* FKM_COMM_AUTO */
+    int device;              /* CUDA device of this rank; -1 (default) = node-local rank mod GPUs */
     fkm_empty empty;         /* FKM_EMPTY_SPLIT: an empty cluster takes half of the largest one */
     int64_t chunk_rows;      /* rows per read from the file; 0 = as many as fit in 64 MiB */
     const char *output;      /* HDF5 file to write (temporary name, then renamed); NULL = none */

@@ -54,6 +54,11 @@ typedef struct fkm_backend {
     int (*finalize)(void *ctx, double *max_shift, int64_t *n_empty, fkm_error *err);
     /* Labels of the last step (n int32, host). */
     int (*labels)(void *ctx, int32_t *out, fkm_error *err);
+    /* Optional (NULL when absent): copy only the last `count` doubles of the stats buffer
+     * (counts and inertia) to host[len-count .. len), when no host all-reduce is needed. */
+    int (*stats_tail_to_host)(void *ctx, double *host, int64_t count, fkm_error *err);
+    /* Optional: the CUDA stream the backend works on (for NCCL), NULL on the CPU. */
+    void *(*stream)(void *ctx);
     /* Peak device (or host working) memory in bytes, for the log; 0 if unknown. */
     size_t (*peak_bytes)(void *ctx);
     void (*destroy)(void *ctx);

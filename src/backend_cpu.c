@@ -256,6 +256,14 @@ static int cpu_stats_from_host(void *vp, const double *host, fkm_error *err)
     return FKM_OK;
 }
 
+static int cpu_stats_tail_to_host(void *vp, double *host, int64_t count, fkm_error *err)
+{
+    cpu_ctx *s = vp;
+    int64_t len = fkm_stats_len(s->k, s->d);
+    memcpy(host + len - count, s->stats + len - count, (size_t)count * sizeof(double));
+    return FKM_OK;
+}
+
 static int cpu_finalize(void *vp, double *max_shift, int64_t *n_empty, fkm_error *err)
 {
     cpu_ctx *s = vp;
@@ -342,6 +350,7 @@ int fkm_backend_cpu_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision p
     b->stats = cpu_stats;
     b->stats_to_host = cpu_stats_to_host;
     b->stats_from_host = cpu_stats_from_host;
+    b->stats_tail_to_host = cpu_stats_tail_to_host;
     b->finalize = cpu_finalize;
     b->labels = cpu_labels;
     b->peak_bytes = cpu_peak_bytes;

@@ -19,6 +19,8 @@ typedef struct run {
     fkm_comm comm;
     fkm_backend be;
     int have_be;
+    int use_nccl;       /* statistics reduced in device memory by NCCL */
+    int device;         /* CUDA device of this rank, when the backend is cuda */
     double *host_stats; /* fkm_stats_len(k, d) */
     int64_t k, d;
     FILE *json;
@@ -36,13 +38,40 @@ static int make_backend(run *R, const fkm_params *p, fkm_error *err)
         if (ngpu <= 0)
             return fkm_fail(err, FKM_EINPUT, "--backend cuda: no CUDA device is visible on %s",
                             R->comm.host);
-        return fkm_backend_cuda_create(&R->be, R->k, R->d, p->precision, R->comm.local_rank % ngpu,
-                                       err);
+        R->device = p->device >= 0 ? p->device : R->comm.local_rank % ngpu;
+        if (R->device >= ngpu)
+            return fkm_fail(err, FKM_EINPUT, "--device %d: %s has only %d CUDA devices", R->device,
+                            R->comm.host, ngpu);
+        return fkm_backend_cuda_create(&R->be, R->k, R->d, p->precision, R->device, err);
 #else
         return fkm_fail(err, FKM_EINPUT, "--backend cuda: this fkm was built without CUDA");
 #endif
     }
     return fkm_backend_cpu_create(&R->be, R->k, R->d, p->precision, err);
+}
+
+/* NCCL or MPI for the statistics (see fkm_comm_kind). Collective. */
+static int choose_comm(run *R, const fkm_params *p, fkm_error *err)
+{
+    int ngpu = fkm_cuda_device_count();
+    int cuda = R->be.stats_on_device && R->be.stream != NULL;
+    /* NCCL needs a GPU per rank: no two ranks of a node on one device */
+    double shared = (R->comm.local_size > ngpu) ? 1.0 : 0.0, why[2] = {shared, cuda ? 0.0 : 1.0};
+    int s = fkm_comm_allreduce_max_f64(&R->comm, why, 2, err);
+    if (s) return s;
+    if (p->comm == FKM_COMM_MPI || (p->comm == FKM_COMM_AUTO && (R->comm.size == 1 || why[0] > 0 ||
+                                                                  why[1] > 0 || !fkm_comm_nccl_built())))
+        return FKM_OK;
+    if (why[1] > 0)
+        return fkm_fail(err, FKM_EINPUT, "--comm nccl needs --backend cuda on every rank");
+    if (why[0] > 0)
+        return fkm_fail(err, FKM_EINPUT,
+                        "--comm nccl: %d ranks on %s share %d GPU(s); NCCL needs one GPU per rank "
+                        "(start fewer ranks per node, or use --comm mpi)",
+                        R->comm.local_size, R->comm.host, ngpu);
+    if (fkm_comm_nccl_init(&R->comm, R->device, err)) return err->status;
+    R->use_nccl = 1;
+    return FKM_OK;
 }
 
 /* One assignment pass over the local shard, merged over ranks; host_stats holds the
@@ -55,10 +84,19 @@ static int pass(run *R, fkm_iter_stats *st, fkm_error *err)
     int s = fkm_comm_agree(&R->comm, err);
     if (s) return s;
     double t0 = fkm_now_ms();
-    int64_t len = fkm_stats_len(R->k, R->d);
-    if ((s = R->be.stats_to_host(R->be.ctx, R->host_stats, err)) == FKM_OK &&
-        (s = fkm_comm_allreduce_sum_f64(&R->comm, R->host_stats, len, err)) == FKM_OK)
+    const int64_t len = fkm_stats_len(R->k, R->d), tail = R->k + 1;
+    if (R->comm.size == 1 && R->be.stats_tail_to_host) {
+        /* nothing to merge: only counts and inertia come to the host */
+        s = R->be.stats_tail_to_host(R->be.ctx, R->host_stats, tail, err);
+    } else if (R->use_nccl) {
+        void *stream = R->be.stream(R->be.ctx);
+        if ((s = fkm_comm_nccl_allreduce_sum_f64(&R->comm, R->be.stats(R->be.ctx), len, stream, err)) == FKM_OK &&
+            (s = fkm_comm_nccl_wait(&R->comm, stream, err)) == FKM_OK)
+            s = R->be.stats_tail_to_host(R->be.ctx, R->host_stats, tail, err);
+    } else if ((s = R->be.stats_to_host(R->be.ctx, R->host_stats, err)) == FKM_OK &&
+               (s = fkm_comm_allreduce_sum_f64(&R->comm, R->host_stats, len, err)) == FKM_OK) {
         s = R->be.stats_from_host(R->be.ctx, R->host_stats, err);
+    }
     if (st) {
         st->ms_assign = t.ms_assign;
         st->ms_update = t.ms_update;
@@ -212,16 +250,18 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
     }
     if ((s = fkm_comm_agree(&R.comm, err))) goto done;
     fkm_shard_free(&sh); /* the backend holds its own copy */
+    choose_comm(&R, p, err);
+    if ((s = fkm_comm_agree(&R.comm, err))) goto done;
     res->backend = R.be.name;
 
     if (R.comm.rank == 0 && p->verbose > 0) {
         char initname[512];
         init_names(p, initname, sizeof initname);
         printf("fkm %s: %s:%s  N=%lld D=%lld K=%lld  ranks=%d  backend=%s  init=%s  seed=%llu  "
-               "max_iter=%d tol=%g\n",
+               "comm=%s  max_iter=%d tol=%g\n",
                FKM_VERSION, p->input, p->dataset, (long long)info.n, (long long)info.d,
                (long long)R.k, R.comm.size, R.be.name, initname, (unsigned long long)p->seed,
-               p->max_iter, p->tol);
+               R.use_nccl ? "nccl" : "mpi", p->max_iter, p->tol);
         fflush(stdout);
     }
 
@@ -253,6 +293,7 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
     if (R.comm.rank == 0) fkm_log_summary(p->verbose > 0 ? stdout : NULL, R.json, res, fkm_now_ms() - t_start);
 
 done:
+    fkm_comm_nccl_destroy(&R.comm);
     if (R.have_be) R.be.destroy(R.be.ctx);
     fkm_shard_free(&sh);
     free(R.host_stats);

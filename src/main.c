@@ -27,6 +27,7 @@ static const char *USAGE =
     "  fit   --input FILE --k K [--dataset /data] [--iters 25] [--tol 1e-4]\n"
     "        [--init random|FILE.h5:/dataset] [--seed 1234] [--backend auto|cpu|cuda]\n"
     "        [--precision auto|exact|tf32|fp16|bf16] [--empty split|keep]\n"
+    "        [--comm auto|nccl|mpi] [--device N]\n"
     "        [--chunk-rows R] [--output out.h5] [--labels] [--log-json FILE] [-q|-v]\n"
     "        k-means of the rows of FILE:DATASET; run under mpirun for several ranks\n"
     "\n"
@@ -188,7 +189,8 @@ static int cmd_fit(int argc, char **argv)
     flag f[] = {{"--input", 1},   {"--dataset", 1}, {"--k", 1},          {"--iters", 1},
                 {"--tol", 1},     {"--init", 1},    {"--seed", 1},       {"--backend", 1},
                 {"--precision", 1}, {"--empty", 1}, {"--chunk-rows", 1}, {"--output", 1},
-                {"--labels", 0},  {"--log-json", 1}, {"-q", 0},          {"-v", 0}};
+                {"--labels", 0},  {"--log-json", 1}, {"-q", 0},          {"-v", 0},
+                {"--comm", 1},    {"--device", 1}};
     const int nf = sizeof f / sizeof f[0];
     if (parse_flags(argc, argv, f, nf, NULL)) return 2;
     fkm_params p;
@@ -234,6 +236,16 @@ static int cmd_fit(int argc, char **argv)
         static const char *const names[] = {"split", "keep"};
         if (pick("--empty", v->value, names, 2, &choice)) return free(initbuf), 2;
         p.empty = (fkm_empty)choice;
+    }
+    if ((v = get(f, nf, "--comm"))) {
+        static const char *const names[] = {"auto", "nccl", "mpi"};
+        if (pick("--comm", v->value, names, 3, &choice)) return free(initbuf), 2;
+        p.comm = (fkm_comm_kind)choice;
+    }
+    if ((v = get(f, nf, "--device"))) {
+        if (parse_i64("--device", v->value, &i64)) return free(initbuf), 2;
+        if (i64 < 0 || i64 > 1024) return free(initbuf), usage_error("--device '%s' must be a CUDA device number%s", v->value, ""), 2;
+        p.device = (int)i64;
     }
     if ((v = get(f, nf, "--chunk-rows"))) {
         if (parse_i64("--chunk-rows", v->value, &p.chunk_rows)) return free(initbuf), 2;

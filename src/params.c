@@ -17,6 +17,8 @@ void fkm_params_default(fkm_params *p)
     p->init_dataset = "/centroids";
     p->backend = FKM_BACKEND_AUTO;
     p->precision = FKM_PREC_AUTO;
+    p->comm = FKM_COMM_AUTO;
+    p->device = -1;
     p->empty = FKM_EMPTY_SPLIT;
     p->chunk_rows = 0;
     p->verbose = 1;
