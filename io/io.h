@@ -22,12 +22,17 @@ typedef struct fkm_dsinfo {
 typedef struct fkm_reader fkm_reader;
 
 /* Open FILE:DATASET for reading and check it: exists, 2-D, float32 or float16, N ≥ 1,
- * D ≥ 1. FKM_EINPUT with a message naming the file and dataset otherwise. */
+ * D ≥ 1. FKM_EINPUT with a message naming the file and dataset otherwise. dataset NULL or
+ * "" means "/data". Other float types (float64, big-endian) are accepted and converted by
+ * HDF5: info->dtype then says FKM_IO_F32 and both reads return float32. info may be NULL.
+ * A reader is used by one thread at a time (HDF5 is not thread-safe). */
 int fkm_reader_open(const char *file, const char *dataset, fkm_reader **r, fkm_dsinfo *info,
                     fkm_error *err);
 /* Read rows [row0, row0+nrows) converted to float32 into dst (nrows×d). */
 int fkm_reader_read_f32(fkm_reader *r, int64_t row0, int64_t nrows, float *dst, fkm_error *err);
-/* Read rows [row0, row0+nrows) in the file's own element type (float32 or IEEE half bits). */
+/* Read rows [row0, row0+nrows) in the file's own element type: float32, or the IEEE half
+ * bits (uint16_t) when info.dtype is FKM_IO_F16; float64 files give float32 here too.
+ * Rows outside [0, N) are an FKM_ERUNTIME error; nrows == 0 reads nothing. */
 int fkm_reader_read_native(fkm_reader *r, int64_t row0, int64_t nrows, void *dst, fkm_error *err);
 void fkm_reader_close(fkm_reader *r);
 
@@ -44,9 +49,13 @@ typedef struct fkm_out_meta {
     const char *init;   /* "random" or the init file:dataset */
 } fkm_out_meta;
 
+/* Writes exactly at tmp_path (the rename is the caller's); on failure the file is removed.
+ * Attribute types: k, d, n int64; iterations, converged int32; inertia double; seed uint64;
+ * metric, init, version variable-length UTF-8 strings. */
 int fkm_out_create(const char *tmp_path, const fkm_out_meta *m, const float *centroids,
                    const int64_t *counts, int64_t n_labels, fkm_error *err);
-/* Write labels rows [row0, row0+n) into an existing file's /labels (one rank at a time). */
+/* Write labels rows [row0, row0+n) into an existing file's /labels (one rank at a time).
+ * n == 0 does nothing (a rank without rows). */
 int fkm_out_write_labels(const char *tmp_path, int64_t row0, int64_t n, const int32_t *labels,
                          fkm_error *err);
 /* Check that `path` can be written (its directory exists and is writable, it is not a
@@ -54,12 +63,19 @@ int fkm_out_write_labels(const char *tmp_path, int64_t row0, int64_t n, const in
 int fkm_out_check_path(const char *path, fkm_error *err);
 
 /* Load a k×d float32 init matrix from FILE:DATASET (float32 or float16 on disk). *c is
- * malloc'ed. Checks the shape against want_k (0 = any) and want_d. */
+ * malloc'ed. Checks the shape against want_k (0 = any) and want_d (0 = any), and that every
+ * value is finite; messages start "init 'FILE...'". With want_k == 0, learn the row count
+ * first from fkm_reader_open's info. */
 int fkm_load_matrix(const char *file, const char *dataset, int64_t want_k, int64_t want_d,
                     float **c, fkm_error *err);
 
 /* `fkm gen`: a reproducible Gaussian mixture of `clusters` centres written as a chunked
- * dataset, generated block by block in bounded memory. */
+ * dataset, generated block by block in bounded memory. Row i depends on (seed, i) only:
+ * centre c coordinate j = spread·(2u−1), u = fkm_rand_unit(seed, GEN_CENTER, c·d+j); the
+ * row's centre c = fkm_rand_below(seed, GEN_LABEL, i, clusters); value = centre +
+ * sigma·fkm_rand_normal(seed, GEN_NOISE, i·d+j). Written to output + ".tmp.<pid>", then
+ * renamed; the dataset carries attributes clusters, seed, spread, sigma. dataset NULL or ""
+ * means "/data"; intermediate groups are created. */
 typedef struct fkm_gen_params {
     const char *output, *dataset;
     int64_t n, d, clusters;
