@@ -28,6 +28,7 @@ typedef enum {
     FKM_EINPUT = 2,   /* bad input or usage: the message names the input and what is wrong */
     FKM_ERUNTIME = 1, /* a failure while running (I/O, device, communicator) */
     FKM_ENOMEM = 3,   /* out of host or device memory: the message says how much and what helps */
+    FKM_EINTERRUPTED = 75, /* stopped by SIGTERM/SIGUSR1 after writing a checkpoint (exit 75) */
 } fkm_status;
 
 typedef struct fkm_error {
@@ -74,6 +75,11 @@ typedef struct fkm_params {
     int write_labels;        /* write /labels (N int32) into the output; 0 */
     const char *log_json;    /* file for per-iteration JSON lines (rank 0); NULL = none */
     int verbose;             /* 0 quiet, 1 iteration log (default), 2 more */
+    const char *checkpoint;  /* checkpoint file (written atomically); NULL = none. With it,
+                                SIGTERM and SIGUSR1 make every rank stop after the current
+                                iteration, write it, and return FKM_EINTERRUPTED */
+    int checkpoint_every;    /* write the checkpoint every this many iterations; 10 */
+    const char *resume;      /* continue from this checkpoint; NULL = start afresh */
 } fkm_params;
 
 /* Per-iteration statistics, kept for the caller (as FAISS's ClusteringIterationStats). */

@@ -152,6 +152,12 @@ int fkm_out_create(const char *tmp_path, const fkm_out_meta *m, const float *cen
     if (!st) st = put_str_attr(file, "metric", m->metric ? m->metric : "l2", tmp_path, err);
     if (!st) st = put_str_attr(file, "init", m->init ? m->init : "random", tmp_path, err);
     if (!st) st = put_str_attr(file, "version", FKM_VERSION, tmp_path, err);
+    if (!st && m->nranks > 0) {
+        int32_t one = 1, nranks = m->nranks;
+        st = put_attr(file, "checkpoint", H5T_STD_I32LE, H5T_NATIVE_INT32, &one, tmp_path, err);
+        if (!st)
+            st = put_attr(file, "nranks", H5T_STD_I32LE, H5T_NATIVE_INT32, &nranks, tmp_path, err);
+    }
 
     if (H5Fclose(file) < 0 && !st) /* the close flushes: a full disk shows up here */
         st = fkm_fail(err, FKM_ERUNTIME, "output '%s': closing the file failed (HDF5: %s)",

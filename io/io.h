@@ -47,6 +47,9 @@ typedef struct fkm_out_meta {
     uint64_t seed;
     const char *metric; /* "l2" */
     const char *init;   /* "random" or the init file:dataset */
+    int nranks;         /* > 0 marks a checkpoint: attributes checkpoint = 1 and nranks are
+                           added, `iterations` is the last finished iteration and `inertia`
+                           that iteration's inertia (the stop test's state) */
 } fkm_out_meta;
 
 /* Writes exactly at tmp_path (the rename is the caller's); on failure the file is removed.
@@ -61,6 +64,12 @@ int fkm_out_write_labels(const char *tmp_path, int64_t row0, int64_t n, const in
 /* Check that `path` can be written (its directory exists and is writable, it is not a
  * directory): FKM_EINPUT naming the path otherwise. */
 int fkm_out_check_path(const char *path, fkm_error *err);
+
+/* Read a checkpoint written by fkm_out_create with nranks > 0: its centroids (malloc'ed
+ * k×d) and meta (metric and init point to static storage). FKM_EINPUT naming the file when
+ * it is missing, not a checkpoint, or does not match want_k, want_d, want_n, want_seed. */
+int fkm_ckpt_read(const char *file, int64_t want_k, int64_t want_d, int64_t want_n,
+                  uint64_t want_seed, fkm_out_meta *m, float **centroids, fkm_error *err);
 
 /* Load a k×d float32 init matrix from FILE:DATASET (float32 or float16 on disk). *c is
  * malloc'ed. Checks the shape against want_k (0 = any) and want_d (0 = any), and that every

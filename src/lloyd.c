@@ -12,6 +12,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,9 +23,45 @@ typedef struct run {
     int use_nccl;       /* statistics reduced in device memory by NCCL */
     int device;         /* CUDA device of this rank, when the backend is cuda */
     double *host_stats; /* fkm_stats_len(k, d) */
-    int64_t k, d;
+    int64_t k, d, n;
     FILE *json;
+    int start_iter;     /* first iteration to run (after a resume, the checkpoint's + 1) */
+    double start_prev;  /* the stop test's previous inertia at start_iter (NaN when fresh) */
 } run;
+
+/* Set by SIGTERM / SIGUSR1 when a checkpoint file is given; read once per iteration. */
+static volatile sig_atomic_t g_stop_signal = 0;
+static void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+static void catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+/* Write the checkpoint after iteration `it` (collective; temporary file + rename). */
+static int write_checkpoint(run *R, const fkm_params *p, int it, double inertia, fkm_error *err)
+{
+    const int64_t k = R->k, d = R->d;
+    float *c = fkm_malloc((size_t)(k * d) * sizeof(float), "checkpoint centroids", err);
+    int64_t *counts = c ? fkm_malloc((size_t)k * sizeof(int64_t), "checkpoint counts", err) : NULL;
+    if (counts) {
+        R->be.get_centroids(R->be.ctx, c, err);
+        for (int64_t j = 0; j < k; j++) counts[j] = (int64_t)R->host_stats[k * d + j];
+    }
+    int s = fkm_comm_agree(&R->comm, err);
+    if (!s) {
+        fkm_out_meta m = {k, d, R->n, it, inertia, 0, p->seed, "l2", "checkpoint", R->comm.size};
+        s = fkm_output_write(&R->comm, p->checkpoint, &m, c, counts, NULL, 0, 0, err);
+    }
+    free(c);
+    free(counts);
+    return s;
+}
 
 /* Pick and create the backend: cuda when built with it and a GPU is visible (auto), with
  * ranks of a node spread over its GPUs. */
@@ -169,10 +206,11 @@ static void init_names(const fkm_params *p, char *buf, size_t len)
 static int iterate(run *R, const fkm_params *p, fkm_result *res, fkm_error *err)
 {
     const int64_t k = R->k, d = R->d;
-    double prev = NAN;
+    double prev = R->start_prev;
     FILE *human = (R->comm.rank == 0 && p->verbose > 0) ? stdout : NULL;
     snprintf(res->stop_reason, sizeof res->stop_reason, "iteration cap %d reached", p->max_iter);
-    for (int it = 1; it <= p->max_iter; it++) {
+    res->iterations = R->start_iter - 1;
+    for (int it = R->start_iter; it <= p->max_iter; it++) {
         fkm_iter_stats st;
         memset(&st, 0, sizeof st);
         st.iter = it;
@@ -193,16 +231,28 @@ static int iterate(run *R, const fkm_params *p, fkm_result *res, fkm_error *err)
         if ((s = fkm_comm_agree(&R->comm, err))) return s;
         st.ms_update += fkm_now_ms() - t1;
         st.ms_total = fkm_now_ms() - t0;
-        st.rel_change = it == 1 ? NAN : fabs(prev - st.inertia) / (prev > 0 ? prev : 1.0);
+        st.rel_change = isnan(prev) ? NAN : fabs(prev - st.inertia) / (prev > 0 ? prev : 1.0);
         res->stats[res->nstats++] = st;
         res->iterations = it;
         fkm_log_iter(human, R->json, &st);
         prev = st.inertia;
-        if (it > 1 && st.rel_change <= p->tol) {
+        if (!isnan(st.rel_change) && st.rel_change <= p->tol) {
             res->converged = 1;
             snprintf(res->stop_reason, sizeof res->stop_reason,
                      "converged: relative inertia change %.3e <= tol %.3e", st.rel_change, p->tol);
             break;
+        }
+        if (!p->checkpoint || it == p->max_iter) continue;
+        /* Did any rank get a stop signal? Every rank must take the same decision. */
+        double sig = g_stop_signal;
+        if ((s = fkm_comm_allreduce_max_f64(&R->comm, &sig, 1, err))) return s;
+        if (sig > 0 || it % p->checkpoint_every == 0) {
+            if ((s = write_checkpoint(R, p, it, st.inertia, err))) return s;
+            if (sig > 0)
+                return fkm_fail(err, FKM_EINTERRUPTED,
+                                "stopped by signal %d after iteration %d; checkpoint written to '%s' "
+                                "(continue with --resume %s)",
+                                (int)sig, it, p->checkpoint, p->checkpoint);
         }
     }
     return FKM_OK;
@@ -242,7 +292,28 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
         fkm_fail(err, FKM_EINPUT, "--log-json '%s': cannot open for writing", p->log_json);
     if ((s = fkm_comm_agree(&R.comm, err))) goto done;
 
-    if ((s = initial_centroids(&R, p, &sh, info.n, res->centroids, err))) goto done;
+    R.n = info.n;
+    R.start_iter = 1;
+    R.start_prev = NAN;
+    if (p->checkpoint) catch_stop_signals();
+    if (p->resume) {
+        fkm_out_meta m;
+        float *c = NULL;
+        fkm_ckpt_read(p->resume, R.k, R.d, info.n, p->seed, &m, &c, err);
+        if (!(s = fkm_comm_agree(&R.comm, err))) {
+            memcpy(res->centroids, c, (size_t)(R.k * R.d) * sizeof(float));
+            R.start_iter = m.iterations + 1;
+            R.start_prev = m.inertia;
+            if (R.comm.rank == 0 && p->verbose > 0)
+                printf("resuming from '%s' after iteration %d%s\n", p->resume, m.iterations,
+                       m.nranks != R.comm.size ? " (made with another number of ranks: the last "
+                                                 "bits of the result may differ)" : "");
+        }
+        free(c);
+        if (s) goto done;
+    } else if ((s = initial_centroids(&R, p, &sh, info.n, res->centroids, err))) {
+        goto done;
+    }
     if (make_backend(&R, p, err) == FKM_OK) {
         R.have_be = 1;
         if (R.be.set_data(R.be.ctx, sh.rows, sh.dt, sh.n, R.d, err) == FKM_OK)
@@ -285,7 +356,7 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
         char initname[512];
         init_names(p, initname, sizeof initname);
         fkm_out_meta m = {R.k, R.d, info.n, res->iterations, res->inertia, res->converged, p->seed,
-                          "l2", initname};
+                          "l2", initname, 0};
         if ((s = fkm_output_write(&R.comm, p->output, &m, res->centroids, res->counts,
                                   p->write_labels ? res->labels : NULL, res->row0, res->nlocal, err)))
             goto done;

@@ -28,10 +28,12 @@ static const char *USAGE =
     "        [--init random|FILE.h5:/dataset] [--seed 1234] [--backend auto|cpu|cuda]\n"
     "        [--precision auto|exact|tf32|fp16|bf16] [--empty split|keep]\n"
     "        [--comm auto|nccl|mpi] [--device N]\n"
+    "        [--checkpoint FILE [--checkpoint-every 10]] [--resume FILE]\n"
     "        [--chunk-rows R] [--output out.h5] [--labels] [--log-json FILE] [-q|-v]\n"
     "        k-means of the rows of FILE:DATASET; run under mpirun for several ranks\n"
     "\n"
-    "exit status: 0 success, 2 usage error or bad input, 1 runtime failure\n";
+    "exit status: 0 success, 2 usage error or bad input, 1 runtime failure,\n"
+    "             75 stopped by SIGTERM/SIGUSR1 after writing the --checkpoint\n";
 
 static int g_rank = 0;
 
@@ -127,6 +129,7 @@ static int parse_f64(const char *flagname, const char *s, double *out)
 static int report(const fkm_error *err)
 {
     if (g_rank == 0) fprintf(stderr, "fkm: error: %s\n", err->msg);
+    if (err->status == FKM_EINTERRUPTED) return 75;
     return err->status == FKM_EINPUT ? 2 : 1;
 }
 
@@ -190,7 +193,8 @@ static int cmd_fit(int argc, char **argv)
                 {"--tol", 1},     {"--init", 1},    {"--seed", 1},       {"--backend", 1},
                 {"--precision", 1}, {"--empty", 1}, {"--chunk-rows", 1}, {"--output", 1},
                 {"--labels", 0},  {"--log-json", 1}, {"-q", 0},          {"-v", 0},
-                {"--comm", 1},    {"--device", 1}};
+                {"--comm", 1},    {"--device", 1},  {"--checkpoint", 1}, {"--checkpoint-every", 1},
+                {"--resume", 1}};
     const int nf = sizeof f / sizeof f[0];
     if (parse_flags(argc, argv, f, nf, NULL)) return 2;
     fkm_params p;
@@ -253,6 +257,13 @@ static int cmd_fit(int argc, char **argv)
     }
     if ((v = get(f, nf, "--output"))) p.output = v->value;
     if (get(f, nf, "--labels")) p.write_labels = 1;
+    if ((v = get(f, nf, "--checkpoint"))) p.checkpoint = v->value;
+    if ((v = get(f, nf, "--resume"))) p.resume = v->value;
+    if ((v = get(f, nf, "--checkpoint-every"))) {
+        if (parse_i64("--checkpoint-every", v->value, &i64)) return free(initbuf), 2;
+        if (i64 < 1 || i64 > 1000000000) return free(initbuf), usage_error("--checkpoint-every '%s' must be ≥ 1%s", v->value, ""), 2;
+        p.checkpoint_every = (int)i64;
+    }
     if ((v = get(f, nf, "--log-json"))) p.log_json = v->value;
     if (get(f, nf, "-q") && get(f, nf, "-v")) return free(initbuf), usage_error("-q and -v exclude each other%s%s", "", ""), 2;
     if (get(f, nf, "-q")) p.verbose = 0;

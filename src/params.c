@@ -22,6 +22,7 @@ void fkm_params_default(fkm_params *p)
     p->empty = FKM_EMPTY_SPLIT;
     p->chunk_rows = 0;
     p->verbose = 1;
+    p->checkpoint_every = 10;
 }
 
 int fkm_params_check(const fkm_params *p, fkm_error *err)
@@ -42,6 +43,12 @@ int fkm_params_check(const fkm_params *p, fkm_error *err)
         return fkm_fail(err, FKM_EINPUT, "--chunk-rows must be ≥ 1 (got %lld)", (long long)p->chunk_rows);
     if (p->output && p->input && strcmp(p->output, p->input) == 0)
         return fkm_fail(err, FKM_EINPUT, "--output '%s' is the input file", p->output);
+    if (p->checkpoint_every < 1)
+        return fkm_fail(err, FKM_EINPUT, "--checkpoint-every must be ≥ 1 (got %d)", p->checkpoint_every);
+    if (p->checkpoint && p->input && strcmp(p->checkpoint, p->input) == 0)
+        return fkm_fail(err, FKM_EINPUT, "--checkpoint '%s' is the input file", p->checkpoint);
+    if (p->checkpoint && p->output && strcmp(p->checkpoint, p->output) == 0)
+        return fkm_fail(err, FKM_EINPUT, "--checkpoint '%s' is also the --output file", p->checkpoint);
     if (p->write_labels && !p->output)
         return fkm_fail(err, FKM_EINPUT, "--labels needs --output");
     return FKM_OK;
