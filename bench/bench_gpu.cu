@@ -1,0 +1,478 @@
+/* bench_gpu: FlashAssign and a full Lloyd iteration on one GPU, against cuBLAS and a naive
+ * baseline, in one run.
+ *
+ *   ceilings: cuBLAS bf16 GEMM 8192^3 (fp32 accumulate, bf16 out) = the card's measured peak;
+ *             device-to-device copy of 1 GiB (bytes read + written) = bandwidth.
+ *   per case (mode, N, K, D):
+ *     floor       max(2NKD / peak, N*D*2 bytes / bandwidth)   (definition of targets.md)
+ *     assign      fkm_k_assign alone, per kernel version (v1 mma.sync, v2 wgmma 4x64 rows,
+ *                 v2b wgmma 2x128 rows) and the automatic choice
+ *     iteration   assign + fkm_k_update + fkm_k_finalize + centroids back to the compute type
+ *                 + their norms (what the CUDA backend runs per Lloyd step on one GPU)
+ *     cublas      bf16 GEMM of the same shape (N x K x D, bf16 out, chunked over N to <= 2 GiB
+ *                 of output): what materialising the products alone costs
+ *     naive       GEMM into fp32 N x K distances (chunked) + argmin kernel + atomicAdd scatter
+ *                 of the sums (f16 GEMM for fp16, TF32 GEMM for tf32, SGEMM for exact)
+ * Times: CUDA events around each run, median of reps after warm-up. The data (>= 256 MB per
+ * case) is several times the L2, so inputs are not rotated.
+ * Data: Gaussian mixture, 1024 components, centres N(0, 1) per coordinate, noise sd 0.3;
+ * centroids = K points drawn from the data.
+ *
+ * Usage: bench_gpu [--quick] [case-name-substring ...] */
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "assign_internal.h"
+#include "fkm_kernels.h"
+
+#define CK(call)                                                                                   \
+    do {                                                                                           \
+        cudaError_t e_ = (cudaError_t)(call);                                                      \
+        if (e_ != cudaSuccess) {                                                                   \
+            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+#define CB(call)                                                                                   \
+    do {                                                                                           \
+        cublasStatus_t s_ = (call);                                                                \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                         \
+            fprintf(stderr, "%s:%d: %s failed: cublas status %d\n", __FILE__, __LINE__, #call, (int)s_); \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* ---------------- data ---------------- */
+__device__ __forceinline__ uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+__device__ __forceinline__ float gauss(uint64_t key)
+{
+    uint64_t h = mix64(key);
+    float u1 = ((h >> 40) + 1) * (1.0f / 16777217.0f), u2 = ((h >> 16) & 0xFFFFFF) * (1.0f / 16777216.0f);
+    return sqrtf(-2.f * logf(u1)) * cospif(2.f * u2);
+}
+__global__ void k_mixture(float *x, int64_t n, int d, int comps, uint64_t seed)
+{
+    int64_t total = n * d;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i / d;
+        int t = (int)(i - r * d);
+        int comp = (int)(mix64(seed ^ (uint64_t)r * 0x9E3779B97F4A7C15ULL) % (uint64_t)comps);
+        float centre = gauss((seed + 12345) * 1000003ULL + (uint64_t)comp * d + t);
+        x[i] = centre + 0.3f * gauss(seed * 7919ULL + (uint64_t)i * 0xD1B54A32D192ED03ULL + 1);
+    }
+}
+__global__ void k_pick_rows(const float *x, int64_t n, int d, float *c, int64_t k, uint64_t seed)
+{
+    int64_t total = k * d;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t j = i / d;
+        int t = (int)(i - j * d);
+        int64_t r = (int64_t)(mix64(seed * 31 + (uint64_t)j) % (uint64_t)n);
+        c[i] = x[r * d + t];
+    }
+}
+__global__ void k_fill_bf16(__nv_bfloat16 *p, int64_t n, uint64_t seed)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        p[i] = __float2bfloat16(gauss(seed + (uint64_t)i));
+}
+
+/* ---------------- naive baseline kernels ---------------- */
+/* one warp per row: label = argmin_j (cn[j] - 2 dot[j]), ties to the lowest index */
+__global__ void k_argmin(const float *dot, int64_t rows, int64_t k, const float *xn, const float *cn, int32_t *lab,
+                         float *md)
+{
+    const int lane = threadIdx.x & 31;
+    int64_t r = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) >> 5;
+    if (r >= rows) return;
+    const float *row = dot + r * k;
+    float best = INFINITY;
+    int bi = 0;
+    for (int64_t j = lane; j < k; j += 32) {
+        float v = cn[j] - 2.f * row[j];
+        if (v < best) {
+            best = v;
+            bi = (int)j;
+        }
+    }
+    for (int off = 16; off; off >>= 1) {
+        float ob = __shfl_xor_sync(0xffffffffu, best, off);
+        int oi = __shfl_xor_sync(0xffffffffu, bi, off);
+        if (ob < best || (ob == best && oi < bi)) {
+            best = ob;
+            bi = oi;
+        }
+    }
+    if (lane == 0) {
+        lab[r] = bi;
+        md[r] = fmaxf(xn[r] + best, 0.f);
+    }
+}
+template <typename T>
+__global__ void k_scatter(const T *x, int64_t n, int d, int ld, const int32_t *lab, float *sums, float *counts)
+{
+    int64_t total = n * d;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i / d;
+        int t = (int)(i - r * d);
+        int l = lab[r];
+        atomicAdd(&sums[(int64_t)l * d + t], (float)x[r * ld + t]);
+        if (t == 0) atomicAdd(&counts[l], 1.f);
+    }
+}
+
+/* ---------------- timing ---------------- */
+static cudaStream_t g_s;
+static double time_ms(const std::function<void()> &fn, int warm = 2, int reps = -1)
+{
+    cudaEvent_t a, b;
+    CK(cudaEventCreate(&a));
+    CK(cudaEventCreate(&b));
+    float first = 0;
+    for (int i = 0; i < warm; ++i) {
+        CK(cudaEventRecord(a, g_s));
+        fn();
+        CK(cudaEventRecord(b, g_s));
+        CK(cudaEventSynchronize(b));
+        CK(cudaEventElapsedTime(&first, a, b));
+    }
+    if (reps < 0) reps = std::max(3, std::min(25, (int)(400.0 / std::max(first, 0.01f))));
+    std::vector<float> t(reps);
+    for (int i = 0; i < reps; ++i) {
+        CK(cudaEventRecord(a, g_s));
+        fn();
+        CK(cudaEventRecord(b, g_s));
+        CK(cudaEventSynchronize(b));
+        CK(cudaEventElapsedTime(&t[i], a, b));
+    }
+    CK(cudaGetLastError());
+    std::sort(t.begin(), t.end());
+    CK(cudaEventDestroy(a));
+    CK(cudaEventDestroy(b));
+    return t[reps / 2];
+}
+
+struct Case {
+    const char *name;
+    fkm_kmode mode;
+    int64_t n, k;
+    int d;
+    double fk_h100, fk_h100_assign, fk_h200, fk_h200_assign; /* flash-kmeans 0.2 figures (targets.md) */
+};
+
+static const char *mode_name(fkm_kmode m)
+{
+    return m == FKM_K_F16 ? "fp16" : m == FKM_K_BF16 ? "bf16" : m == FKM_K_TF32 ? "tf32" : "exact";
+}
+
+int main(int argc, char **argv)
+{
+    bool quick = false;
+    std::vector<std::string> filters;
+    for (int i = 1; i < argc; ++i) {
+        if (!strcmp(argv[i], "--quick")) quick = true;
+        else filters.push_back(argv[i]);
+    }
+    int ndev = 0;
+    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+        printf("bench_gpu: no CUDA device\n");
+        return 77;
+    }
+    cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, 0));
+    const bool h200 = strstr(prop.name, "H200") != nullptr;
+    printf("device: %s, %d SMs, L2 %.0f MB, %.1f GB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize / 1e6,
+           prop.totalGlobalMem / 1e9);
+    CK(cudaStreamCreateWithFlags(&g_s, cudaStreamNonBlocking));
+    cublasHandle_t cb;
+    CB(cublasCreate(&cb));
+    CB(cublasSetStream(cb, g_s));
+    const float one = 1.f, zero = 0.f;
+
+    /* ---- ceilings ---- */
+    double peak_tflops, bw_tbs;
+    {
+        const int S = 8192;
+        __nv_bfloat16 *A, *B, *C;
+        CK(cudaMalloc(&A, (size_t)S * S * 2));
+        CK(cudaMalloc(&B, (size_t)S * S * 2));
+        CK(cudaMalloc(&C, (size_t)S * S * 2));
+        k_fill_bf16<<<1024, 256, 0, g_s>>>(A, (int64_t)S * S, 1);
+        k_fill_bf16<<<1024, 256, 0, g_s>>>(B, (int64_t)S * S, 2);
+        double ms = time_ms(
+            [&] {
+                CB(cublasGemmEx(cb, CUBLAS_OP_T, CUBLAS_OP_N, S, S, S, &one, A, CUDA_R_16BF, S, B, CUDA_R_16BF, S,
+                                &zero, C, CUDA_R_16BF, S, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+            },
+            3, 15);
+        peak_tflops = 2.0 * S * S * (double)S / (ms * 1e-3) / 1e12;
+        CK(cudaFree(A));
+        CK(cudaFree(B));
+        CK(cudaFree(C));
+        const size_t bytes = (size_t)1 << 30;
+        void *src, *dst;
+        CK(cudaMalloc(&src, bytes));
+        CK(cudaMalloc(&dst, bytes));
+        CK(cudaMemsetAsync(src, 1, bytes, g_s));
+        double cms = time_ms([&] { CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g_s)); }, 3, 15);
+        bw_tbs = 2.0 * bytes / (cms * 1e-3) / 1e12;
+        CK(cudaFree(src));
+        CK(cudaFree(dst));
+        printf("measured: bf16 GEMM 8192^3 %.1f TFLOP/s (%.3f ms); D2D copy %.2f TB/s (read+write)\n", peak_tflops, ms,
+               bw_tbs);
+    }
+
+    std::vector<Case> cases = {
+        {"fp16-1M-1k", FKM_K_F16, 1 << 20, 1024, 128, 1.28, 0.83, 1.24, 0.83},
+        {"fp16-1M-8k", FKM_K_F16, 1 << 20, 8192, 128, 6.31, 5.75, 6.28, 5.77},
+        {"fp16-8M-1k", FKM_K_F16, 8 << 20, 1024, 128, 8.14, 6.21, 7.88, 6.37},
+        {"fp16-1M-64k", FKM_K_F16, 1 << 20, 65536, 128, 46.8, 46.0, 47.9, 46.7},
+        {"bf16-1M-8k", FKM_K_BF16, 1 << 20, 8192, 128, 0, 0, 0, 0},
+        {"tf32-1M-8k", FKM_K_TF32, 1 << 20, 8192, 128, 0, 0, 0, 0},
+        {"exact-1M-8k", FKM_K_EXACT, 1 << 20, 8192, 128, 0, 0, 0, 0},
+    };
+    if (quick)
+        for (auto &c : cases) c.n = std::min<int64_t>(c.n, 1 << 18);
+
+    struct Row {
+        std::string line;
+    };
+    std::vector<std::string> table;
+    for (const Case &cs : cases) {
+        if (!filters.empty()) {
+            bool any = false;
+            for (auto &f : filters) any |= strstr(cs.name, f.c_str()) != nullptr;
+            if (!any) continue;
+        }
+        const int64_t n = cs.n, k = cs.k;
+        const int d = cs.d;
+        const fkm_kmode mode = cs.mode;
+        const int ld = fkm_k_ld(mode, d), eb = fkm_k_elem_bytes(mode);
+        printf("\n== %s: mode %s N=%lld K=%lld D=%d ==\n", cs.name, mode_name(mode), (long long)n, (long long)k, d);
+        fflush(stdout);
+        float *xf, *cf, *xn, *cn, *md, *c32;
+        void *x, *c;
+        int32_t *lab;
+        CK(cudaMalloc(&xf, (size_t)n * d * 4));
+        CK(cudaMalloc(&cf, (size_t)k * d * 4));
+        CK(cudaMalloc(&x, (size_t)n * ld * eb));
+        CK(cudaMalloc(&c, (size_t)k * ld * eb));
+        CK(cudaMalloc(&xn, (size_t)n * 4));
+        CK(cudaMalloc(&cn, (size_t)k * 4));
+        CK(cudaMalloc(&lab, (size_t)n * 4));
+        CK(cudaMalloc(&md, (size_t)n * 4));
+        CK(cudaMalloc(&c32, (size_t)k * d * 4));
+        k_mixture<<<4096, 256, 0, g_s>>>(xf, n, d, 1024, 42);
+        k_pick_rows<<<1024, 256, 0, g_s>>>(xf, n, d, cf, k, 7);
+        CK(fkm_k_convert_rows(mode, xf, n, d, x, ld, (fkm_stream)g_s));
+        CK(fkm_k_convert_rows(mode, cf, k, d, c, ld, (fkm_stream)g_s));
+        CK(fkm_k_row_norms(mode, x, n, d, ld, xn, (fkm_stream)g_s));
+        CK(fkm_k_row_norms(mode, c, k, d, ld, cn, (fkm_stream)g_s));
+        CK(cudaMemcpyAsync(c32, cf, (size_t)k * d * 4, cudaMemcpyDeviceToDevice, g_s));
+        size_t wsb = fkm_k_assign_workspace(mode, n, k, d);
+        void *ws = nullptr;
+        if (wsb) CK(cudaMalloc(&ws, wsb));
+        CK(cudaStreamSynchronize(g_s));
+
+        fkm_assign_args a;
+        memset(&a, 0, sizeof a);
+        a.mode = mode;
+        a.x = x;
+        a.n = n;
+        a.d = d;
+        a.ldx = ld;
+        a.x_norm = xn;
+        a.c = c;
+        a.k = k;
+        a.ldc = ld;
+        a.c_norm = cn;
+        a.labels = lab;
+        a.min_dist = md;
+        a.workspace = ws;
+        auto assign = [&] { CK(fkm_k_assign(&a, (fkm_stream)g_s)); };
+
+        const double flops = 2.0 * n * k * d;
+        const double floor_ms =
+            std::max(flops / (peak_tflops * 1e12), (double)n * d * 2 / (bw_tbs * 1e12)) * 1e3;
+
+        /* assign alone, per version */
+        double t_v[4] = {0, 0, 0, 0}; /* auto, v1, v2, v2b */
+        const bool v2able = (mode == FKM_K_F16 || mode == FKM_K_BF16) && d <= 128;
+        const int forces[4] = {0, 1, 2, 3};
+        for (int vi = 0; vi < 4; ++vi) {
+            if (vi >= 2 && !v2able) continue;
+            if (vi == 1 && !v2able) continue; /* fp32 modes: auto is v1 */
+            fkm_k_assign_force_version(forces[vi]);
+            t_v[vi] = time_ms(assign);
+            printf("  assign %-4s : %8.3f ms  %6.1f TFLOP/s  (%4.1f%% of peak)\n",
+                   vi == 0 ? "auto" : vi == 1 ? "v1" : vi == 2 ? "v2" : "v2b", t_v[vi], flops / (t_v[vi] * 1e9),
+                   100.0 * flops / (t_v[vi] * 1e9) / peak_tflops);
+            fflush(stdout);
+        }
+        fkm_k_assign_force_version(0);
+        int flagged = -1;
+        if (ws) {
+            assign();
+            CK(cudaStreamSynchronize(g_s));
+            CK(cudaMemcpy(&flagged, (char *)ws + FKM_EXACT_WS_FLAG_COUNT_OFFSET, 4, cudaMemcpyDeviceToHost));
+            printf("  exact: %d of %lld points (%.3f%%) re-decided in fp64\n", flagged, (long long)n,
+                   100.0 * flagged / n);
+        }
+
+        /* full iteration */
+        double t_it = 0, t_upd = 0;
+        {
+            size_t ub = fkm_k_update_workspace(n, k, d);
+            void *uws;
+            double *stats, *out2;
+            CK(cudaMalloc(&uws, ub ? ub : 16));
+            CK(cudaMalloc(&stats, (size_t)(k * d + k + 1) * 8));
+            CK(cudaMalloc(&out2, 16));
+            auto update = [&] {
+                CK(fkm_k_update(mode, x, n, d, ld, lab, md, k, stats, uws, ub, (fkm_stream)g_s));
+            };
+            auto iter = [&] {
+                assign();
+                update();
+                CK(fkm_k_finalize(stats, k, d, c32, out2, (fkm_stream)g_s));
+                CK(fkm_k_convert_rows(mode, c32, k, d, c, ld, (fkm_stream)g_s));
+                CK(fkm_k_row_norms(mode, c, k, d, ld, cn, (fkm_stream)g_s));
+            };
+            assign();
+            t_upd = time_ms(update);
+            t_it = time_ms(iter);
+            printf("  update     : %8.3f ms (%.1f%% of assign)\n", t_upd, 100.0 * t_upd / t_v[0]);
+            printf("  iteration  : %8.3f ms\n", t_it);
+            CK(cudaFree(uws));
+            CK(cudaFree(stats));
+            CK(cudaFree(out2));
+        }
+
+        /* cuBLAS bf16 GEMM of the same shape, chunked over N */
+        double t_gemm = 0;
+        {
+            __nv_bfloat16 *xb, *cbf, *out;
+            CK(cudaMalloc(&xb, (size_t)n * ld * 2));
+            CK(cudaMalloc(&cbf, (size_t)k * ld * 2));
+            CK(fkm_k_convert_rows(FKM_K_BF16, xf, n, d, xb, fkm_k_ld(FKM_K_BF16, d), (fkm_stream)g_s));
+            CK(fkm_k_convert_rows(FKM_K_BF16, cf, k, d, cbf, fkm_k_ld(FKM_K_BF16, d), (fkm_stream)g_s));
+            const int ldb = fkm_k_ld(FKM_K_BF16, d);
+            int64_t chunk = std::min<int64_t>(n, ((int64_t)2 << 30) / (k * 2));
+            CK(cudaMalloc(&out, (size_t)chunk * k * 2));
+            t_gemm = time_ms(
+                [&] {
+                    for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+                        int rows = (int)std::min(chunk, n - r0);
+                        CB(cublasGemmEx(cb, CUBLAS_OP_T, CUBLAS_OP_N, (int)k, rows, d, &one, cbf, CUDA_R_16BF, ldb,
+                                        xb + r0 * ldb, CUDA_R_16BF, ldb, &zero, out, CUDA_R_16BF, (int)k,
+                                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                    }
+                },
+                1);
+            printf("  cuBLAS bf16 GEMM same shape: %8.3f ms (%.1f TFLOP/s)\n", t_gemm, flops / (t_gemm * 1e9));
+            CK(cudaFree(xb));
+            CK(cudaFree(cbf));
+            CK(cudaFree(out));
+        }
+
+        /* naive: GEMM -> fp32 distances (chunked) + argmin + atomic scatter */
+        double t_naive = 0;
+        {
+            int64_t chunk = std::min<int64_t>(n, ((int64_t)2 << 30) / (k * 4));
+            float *dot, *sums, *counts;
+            CK(cudaMalloc(&dot, (size_t)chunk * k * 4));
+            CK(cudaMalloc(&sums, (size_t)k * d * 4));
+            CK(cudaMalloc(&counts, (size_t)k * 4));
+            cudaDataType_t dt = mode == FKM_K_F16 ? CUDA_R_16F : mode == FKM_K_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+            cublasComputeType_t ct = mode == FKM_K_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+            t_naive = time_ms(
+                [&] {
+                    CK(cudaMemsetAsync(sums, 0, (size_t)k * d * 4, g_s));
+                    CK(cudaMemsetAsync(counts, 0, (size_t)k * 4, g_s));
+                    for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+                        int rows = (int)std::min(chunk, n - r0);
+                        CB(cublasGemmEx(cb, CUBLAS_OP_T, CUBLAS_OP_N, (int)k, rows, d, &one, c, dt, ld,
+                                        (const char *)x + (size_t)r0 * ld * eb, dt, ld, &zero, dot, CUDA_R_32F, (int)k,
+                                        ct, CUBLAS_GEMM_DEFAULT));
+                        k_argmin<<<(unsigned)((rows * 32 + 255) / 256), 256, 0, g_s>>>(dot, rows, k, xn + r0, cn,
+                                                                                        lab + r0, md + r0);
+                    }
+                    if (eb == 2) {
+                        if (mode == FKM_K_F16)
+                            k_scatter<__half><<<8192, 256, 0, g_s>>>((const __half *)x, n, d, ld, lab, sums, counts);
+                        else
+                            k_scatter<__nv_bfloat16>
+                                <<<8192, 256, 0, g_s>>>((const __nv_bfloat16 *)x, n, d, ld, lab, sums, counts);
+                    } else {
+                        k_scatter<float><<<8192, 256, 0, g_s>>>((const float *)x, n, d, ld, lab, sums, counts);
+                    }
+                },
+                1, n * k > ((int64_t)1 << 34) ? 2 : 3);
+            printf("  naive (GEMM + argmin + atomics): %8.3f ms\n", t_naive);
+            CK(cudaFree(dot));
+            CK(cudaFree(sums));
+            CK(cudaFree(counts));
+        }
+
+        char buf[512];
+        const double fk = h200 ? cs.fk_h200 : cs.fk_h100, fka = h200 ? cs.fk_h200_assign : cs.fk_h100_assign;
+        char fkbuf[64] = "-";
+        if (fk > 0) snprintf(fkbuf, sizeof fkbuf, "%.2f (%.2f)", fk, fka);
+        char vbuf[96];
+        if (v2able) snprintf(vbuf, sizeof vbuf, "%.3f/%.3f/%.3f", t_v[1], t_v[2], t_v[3]);
+        else snprintf(vbuf, sizeof vbuf, "-");
+        snprintf(buf, sizeof buf,
+                 "| %-11s | %6.2f | %7.3f | %-20s | %7.3f | %6.1f | %5.1f%% | %7.2f | %8.1f | %6.1fx | %-13s | %s |",
+                 cs.name, floor_ms, t_v[0], vbuf, t_it, flops / (t_v[0] * 1e9), 100.0 * flops / (t_v[0] * 1e9) / peak_tflops,
+                 t_gemm, t_naive, t_naive / t_it, fkbuf,
+                 fk > 0 ? (std::to_string(fk / t_it).substr(0, 4) + "x").c_str() : "-");
+        table.push_back(buf);
+        if (flagged >= 0) {
+            snprintf(buf, sizeof buf, "|   (exact: %d points, %.3f%%, re-decided in fp64) |", flagged, 100.0 * flagged / n);
+            table.push_back(buf);
+        }
+
+        CK(cudaFree(xf));
+        CK(cudaFree(cf));
+        CK(cudaFree(x));
+        CK(cudaFree(c));
+        CK(cudaFree(xn));
+        CK(cudaFree(cn));
+        CK(cudaFree(lab));
+        CK(cudaFree(md));
+        CK(cudaFree(c32));
+        if (ws) CK(cudaFree(ws));
+    }
+
+    printf("\n%s; peak = measured bf16 GEMM %.1f TFLOP/s, bandwidth %.2f TB/s. Times in ms, medians.\n", prop.name,
+           peak_tflops, bw_tbs);
+    printf("| case        | floor  | assign  | assign v1/v2/v2b     | iter    | TFLOP/s| %%peak  | cuBLAS  | naive    "
+           "| naive/it| flash-kmeans  | fk/iter |\n");
+    printf("|-------------|--------|---------|----------------------|---------|--------|--------|---------|----------"
+           "|---------|---------------|---------|\n");
+    for (auto &l : table) printf("%s\n", l.c_str());
+    printf("(assign = automatic kernel choice; iter = assign + update + finalize + centroid convert + norms; "
+           "TFLOP/s and %%peak of assign; flash-kmeans = targets.md figure for this card: iteration (assign))\n");
+    CB(cublasDestroy(cb));
+    return 0;
+}

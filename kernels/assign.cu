@@ -1,0 +1,337 @@
+/* FlashAssign: distances fused with an online argmin (fkm_kernels.h), and its dispatch.
+ *
+ *   v1 (assign_v1.cuh): mma.sync kernel; every mode, any d.
+ *   v2 (assign_v2.cuh): wgmma kernel; 16-bit rows with d <= 128 (the common, fast case).
+ *
+ * Exact mode (float32 rows, labels equal to an fp64 reference wherever the best and second
+ * best distances differ by more than 1e-5 relative) runs in three launches:
+ *   1. exact_prep: ||x||^2 and ||c||^2 accumulated in fp64, rounded once to fp32 (so the
+ *      caller's norms are not trusted for the bound), and max ||c||^2;
+ *   2. v1 with 3xTF32 (x = hi + lo, x.c ~ lo*hi + hi*lo + hi*hi), tracking best and second
+ *      best of t_j = ||c_j||^2 - 2 x.c_j, and a per-point bound E >= |t~_j - t_j| for all j:
+ *        E = ecoef_dot * ||x|| * max||c|| + ecoef_cn * max||c||^2,
+ *        ecoef_dot = 1.05 * (2 * (3 * 2^-22 + (6d + 32) * 2^-23) + 2^-23)
+ *          (split error 3 * 2^-22 sum|x_i c_i|; the tensor cores' fp32 accumulation of 3d
+ *          products, each k=8 block aligned and truncated at once -- <= ~(27/8) d 2^-23
+ *          sum|x_i c_i| in the worst case, doubled because the hardware rounding is not
+ *          documented; the final fma's rounding; sum|x_i c_i| <= ||x|| ||c||),
+ *        ecoef_cn = 1.05 * 2^-23 (norm rounding and the fma's rounding).
+ *      A point is certain when t~_2 - t~_1 > 2E; every other point is appended to a list;
+ *   3. exact_fix: for the listed points, sum (x - c)^2 in fp64 over all k centroids (exact
+ *      differences, fp64 accumulation), ties to the lowest index. */
+#include "fkm_kernels.h"
+#include "assign_internal.h"
+#include "assign_v1.cuh"
+#include "assign_v2.cuh"
+
+#include <cuda_runtime.h>
+#include <math.h>
+
+using namespace fkm;
+
+static int g_force_version = 0;
+static thread_local int g_last_version = 0;
+
+extern "C" int fkm_k_assign_force_version(int v)
+{
+    int old = g_force_version;
+    g_force_version = v;
+    return old;
+}
+extern "C" int fkm_k_assign_last_version(void) { return g_last_version; }
+
+static size_t al256(size_t b) { return (b + 255) & ~(size_t)255; }
+
+/* workspace (exact mode): [ count:int32, cnmax:uint32 | pad to 256 ] [ xn: n f32 ] [ cn: k f32 ]
+ * [ flagged rows: n int64 ] */
+extern "C" size_t fkm_k_assign_workspace(fkm_kmode mode, int64_t n, int64_t k, int d)
+{
+    (void)d;
+    if (mode != FKM_K_EXACT) return 0;
+    if (n < 0) n = 0;
+    if (k < 0) k = 0;
+    return 256 + al256(4 * (size_t)n) + al256(4 * (size_t)k) + al256(8 * (size_t)n);
+}
+
+/* ---------------- exact mode helpers ---------------- */
+
+__global__ void __launch_bounds__(256) exact_prep_kernel(const float *x, int64_t n, int64_t ldx, const float *c,
+                                                         int64_t k, int64_t ldc, int d, float *xn, float *cn,
+                                                         unsigned *cnmax_bits)
+{
+    const int lane = threadIdx.x & 31;
+    const int64_t nw = ((int64_t)gridDim.x * blockDim.x) >> 5;
+    for (int64_t r = (((int64_t)blockIdx.x * blockDim.x) + threadIdx.x) >> 5; r < n + k; r += nw) {
+        const float *row = r < n ? x + r * ldx : c + (r - n) * ldc;
+        double s = 0.0;
+        for (int e = lane; e < d; e += 32) {
+            double v = (double)row[e];
+            s = fma(v, v, s);
+        }
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+        if (lane == 0) {
+            float f = (float)s;
+            if (r < n) {
+                xn[r] = f;
+            } else {
+                cn[r - n] = f;
+                atomicMax(cnmax_bits, __float_as_uint(f)); /* f >= 0: integer order = float order */
+            }
+        }
+    }
+}
+
+constexpr int FIX_P = 8;     /* flagged points per block iteration */
+constexpr int FIX_DCH = 512; /* dims of x staged at a time */
+
+__global__ void __launch_bounds__(256) exact_fix_kernel(const float *x, int64_t ldx, const float *c, int64_t k,
+                                                        int64_t ldc, int d, const int *count, const int64_t *list,
+                                                        int32_t *labels, float *md)
+{
+    __shared__ float sx[FIX_P][FIX_DCH];
+    __shared__ double rb[FIX_P][8];
+    __shared__ int ri[FIX_P][8];
+    __shared__ int64_t srows[FIX_P];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int cnt = *count;
+    const int ngroups = (cnt + FIX_P - 1) / FIX_P;
+    const int dv = (d + 3) & ~3; /* rows are 16-byte aligned and zero padded to ld >= dv */
+    for (int grp = blockIdx.x; grp < ngroups; grp += gridDim.x) {
+        const int np = min(FIX_P, cnt - grp * FIX_P);
+        if (tid < FIX_P) srows[tid] = list[grp * FIX_P + min(tid, np - 1)];
+        double best[FIX_P];
+        int bidx[FIX_P];
+#pragma unroll
+        for (int q = 0; q < FIX_P; ++q) {
+            best[q] = __longlong_as_double(0x7ff0000000000000LL);
+            bidx[q] = 0;
+        }
+        for (int64_t j0 = 0; j0 < k; j0 += 256) {
+            const int64_t j = j0 + tid;
+            const bool valid = j < k;
+            double acc[FIX_P];
+#pragma unroll
+            for (int q = 0; q < FIX_P; ++q) acc[q] = 0.0;
+            for (int dc = 0; dc < dv; dc += FIX_DCH) {
+                const int len = min(FIX_DCH, dv - dc);
+                __syncthreads();
+                for (int q = tid; q < FIX_P * len; q += 256) {
+                    int pp = q / len, e = q - pp * len;
+                    sx[pp][e] = x[srows[pp] * ldx + dc + e];
+                }
+                __syncthreads();
+                if (valid) {
+                    const float4 *cr = reinterpret_cast<const float4 *>(c + j * ldc + dc);
+                    for (int e4 = 0; e4 < len / 4; ++e4) {
+                        const float4 cv = cr[e4];
+#pragma unroll
+                        for (int q = 0; q < FIX_P; ++q) {
+                            double t0 = (double)cv.x - (double)sx[q][4 * e4 + 0];
+                            double t1 = (double)cv.y - (double)sx[q][4 * e4 + 1];
+                            double t2 = (double)cv.z - (double)sx[q][4 * e4 + 2];
+                            double t3 = (double)cv.w - (double)sx[q][4 * e4 + 3];
+                            acc[q] = fma(t0, t0, acc[q]);
+                            acc[q] = fma(t1, t1, acc[q]);
+                            acc[q] = fma(t2, t2, acc[q]);
+                            acc[q] = fma(t3, t3, acc[q]);
+                        }
+                    }
+                }
+            }
+            if (valid) {
+#pragma unroll
+                for (int q = 0; q < FIX_P; ++q)
+                    if (acc[q] < best[q]) {
+                        best[q] = acc[q];
+                        bidx[q] = (int)j;
+                    }
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < FIX_P; ++q) {
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) {
+                double ob = __shfl_xor_sync(0xffffffffu, best[q], off);
+                int oi = __shfl_xor_sync(0xffffffffu, bidx[q], off);
+                if (ob < best[q] || (ob == best[q] && oi < bidx[q])) {
+                    best[q] = ob;
+                    bidx[q] = oi;
+                }
+            }
+            if (lane == 0) {
+                rb[q][warp] = best[q];
+                ri[q][warp] = bidx[q];
+            }
+        }
+        __syncthreads();
+        if (tid < np) {
+            double b = rb[tid][0];
+            int bi = ri[tid][0];
+            for (int w = 1; w < 8; ++w)
+                if (rb[tid][w] < b || (rb[tid][w] == b && ri[tid][w] < bi)) {
+                    b = rb[tid][w];
+                    bi = ri[tid][w];
+                }
+            const int64_t row = list[grp * FIX_P + tid];
+            labels[row] = bi;
+            md[row] = (float)(b > 0.0 ? b : 0.0);
+        }
+        __syncthreads();
+    }
+}
+
+/* ---------------- dispatch ---------------- */
+
+static int num_sms(void)
+{
+    static int cache[64];
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return 132;
+    if (dev >= 0 && dev < 64 && cache[dev]) return cache[dev];
+    int v = 0;
+    cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev);
+    if (v <= 0) v = 1;
+    if (dev >= 0 && dev < 64) cache[dev] = v;
+    return v;
+}
+
+template <int OP> static cudaError_t launch_v1(const AssignParams &p, cudaStream_t s)
+{
+    const int nkc = (p.row_bytes + 127) / 128;
+    const bool xres = nkc <= 6;
+    const size_t smem = v1_smem_bytes(xres, nkc);
+    const int64_t grid = (p.n + V1_BM - 1) / V1_BM;
+    if (grid > 0x7fffffffLL) return cudaErrorInvalidConfiguration;
+    cudaError_t e;
+    if (xres) {
+        e = cudaFuncSetAttribute(assign_v1_kernel<OP, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) return e;
+        assign_v1_kernel<OP, true><<<(unsigned)grid, V1_T, smem, s>>>(p, nkc);
+    } else {
+        e = cudaFuncSetAttribute(assign_v1_kernel<OP, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) return e;
+        assign_v1_kernel<OP, false><<<(unsigned)grid, V1_T, smem, s>>>(p, nkc);
+    }
+    return cudaGetLastError();
+}
+
+template <bool BF16, int KS, int MH, int NWG> static cudaError_t launch_v2_cfg(const AssignParams &p, cudaStream_t s)
+{
+    constexpr int BM = 64 * MH * NWG;
+    const size_t smem = v2_smem_bytes(KS, BM);
+    const int64_t npt = (p.n + BM - 1) / BM;
+    const int grid = (int)(npt < num_sms() ? npt : num_sms());
+    cudaError_t e = cudaFuncSetAttribute(assign_v2_kernel<BF16, KS, MH, NWG>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess) return e;
+    assign_v2_kernel<BF16, KS, MH, NWG><<<grid, 128 * NWG, smem, s>>>(p);
+    return cudaGetLastError();
+}
+/* v2 shapes: 256 points per block as 4 warpgroups x 64 rows (default), or as 2 warpgroups x
+ * 128 rows (alternative, version 3). */
+template <bool BF16> static cudaError_t launch_v2(const AssignParams &p, int d, int variant, cudaStream_t s)
+{
+    if (variant == 3) return d <= 64 ? launch_v2_cfg<BF16, 4, 2, 2>(p, s) : launch_v2_cfg<BF16, 8, 2, 2>(p, s);
+    return d <= 64 ? launch_v2_cfg<BF16, 4, 1, 4>(p, s) : launch_v2_cfg<BF16, 8, 1, 4>(p, s);
+}
+
+static bool aligned16(const void *ptr) { return ((uintptr_t)ptr & 15u) == 0; }
+
+extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
+{
+    if (!a) return (int)cudaErrorInvalidValue;
+    const cudaStream_t s = (cudaStream_t)stream;
+    const fkm_kmode mode = a->mode;
+    if (mode != FKM_K_EXACT && mode != FKM_K_TF32 && mode != FKM_K_F16 && mode != FKM_K_BF16)
+        return (int)cudaErrorInvalidValue;
+    if (a->n < 0 || a->k < 1 || a->k > 0x7fffffffLL || a->d < 1) return (int)cudaErrorInvalidValue;
+    if (a->n == 0) return 0;
+    const int elem = fkm_k_elem_bytes(mode);
+    const int align_elems = 16 / elem;
+    if (a->ldx < a->d || a->ldc < a->d || a->ldx % align_elems || a->ldc % align_elems)
+        return (int)cudaErrorInvalidValue;
+    if (!a->x || !a->c || !a->labels || !a->min_dist || !aligned16(a->x) || !aligned16(a->c))
+        return (int)cudaErrorInvalidValue;
+    if (mode != FKM_K_EXACT && (!a->x_norm || !a->c_norm)) return (int)cudaErrorInvalidValue;
+
+    AssignParams p;
+    p.x = (const char *)a->x;
+    p.n = a->n;
+    p.ldx_bytes = (int64_t)a->ldx * elem;
+    p.c = (const char *)a->c;
+    p.k = a->k;
+    p.ldc_bytes = (int64_t)a->ldc * elem;
+    p.row_bytes = (int)(((int64_t)a->d * elem + 15) / 16 * 16);
+    p.xn = a->x_norm;
+    p.cn = a->c_norm;
+    p.labels = a->labels;
+    p.md = a->min_dist;
+    p.cnmax = nullptr;
+    p.flag_count = nullptr;
+    p.flag_list = nullptr;
+    p.ecoef_dot = 0.f;
+    p.ecoef_cn = 0.f;
+
+    const bool v2_ok = (mode == FKM_K_F16 || mode == FKM_K_BF16) && a->d <= 128;
+    cudaError_t e = cudaSuccess;
+    switch (mode) {
+    case FKM_K_F16:
+    case FKM_K_BF16:
+        if (v2_ok && g_force_version != 1) {
+            const int variant = g_force_version == 3 ? 3 : 2;
+            g_last_version = variant;
+            e = mode == FKM_K_F16 ? launch_v2<false>(p, a->d, variant, s) : launch_v2<true>(p, a->d, variant, s);
+        } else {
+            g_last_version = 1;
+            e = mode == FKM_K_F16 ? launch_v1<OP_F16>(p, s) : launch_v1<OP_BF16>(p, s);
+        }
+        break;
+    case FKM_K_TF32:
+        g_last_version = 1;
+        e = launch_v1<OP_TF32>(p, s);
+        break;
+    case FKM_K_EXACT: {
+        g_last_version = 1;
+        if (!a->workspace) return (int)cudaErrorInvalidValue;
+        char *ws = (char *)a->workspace;
+        const int64_t n = a->n, k = a->k;
+        int *count = (int *)ws;
+        unsigned *cnmax_bits = (unsigned *)(ws + 4);
+        float *xn = (float *)(ws + 256);
+        float *cn = (float *)(ws + 256 + al256(4 * (size_t)n));
+        int64_t *list = (int64_t *)(ws + 256 + al256(4 * (size_t)n) + al256(4 * (size_t)k));
+        e = cudaMemsetAsync(ws, 0, 8, s);
+        if (e != cudaSuccess) return (int)e;
+        {
+            int64_t blocks = (n + k + 7) / 8;
+            int maxb = num_sms() * 16;
+            exact_prep_kernel<<<(unsigned)(blocks < maxb ? blocks : maxb), 256, 0, s>>>(
+                (const float *)a->x, n, a->ldx, (const float *)a->c, k, a->ldc, a->d, xn, cn, cnmax_bits);
+            e = cudaGetLastError();
+            if (e != cudaSuccess) return (int)e;
+        }
+        const double u = ldexp(1.0, -23);
+        const double edot = 3.0 * ldexp(1.0, -22) + (6.0 * a->d + 32.0) * u;
+        p.xn = xn;
+        p.cn = cn;
+        p.cnmax = (const float *)cnmax_bits;
+        p.flag_count = count;
+        p.flag_list = list;
+        p.ecoef_dot = (float)(1.05 * (2.0 * edot + u));
+        p.ecoef_cn = (float)(1.05 * u);
+        e = launch_v1<OP_TF32X3>(p, s);
+        if (e != cudaSuccess) return (int)e;
+        {
+            int64_t groups = (n + FIX_P - 1) / FIX_P;
+            int maxb = num_sms() * 4;
+            exact_fix_kernel<<<(unsigned)(groups < maxb ? groups : maxb), 256, 0, s>>>(
+                (const float *)a->x, a->ldx, (const float *)a->c, k, a->ldc, a->d, count, list, a->labels,
+                a->min_dist);
+            e = cudaGetLastError();
+        }
+        break;
+    }
+    }
+    return (int)e;
+}
