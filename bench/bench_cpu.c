@@ -6,6 +6,7 @@
  */
 #include "backend.h"
 #include "rng.h"
+#include "rowsrc.h"
 #include "util.h"
 
 #include <cblas.h>
@@ -62,7 +63,10 @@ int main(int argc, char **argv)
 
     fkm_backend b;
     fkm_error err;
-    if (fkm_backend_cpu_create(&b, k, d, FKM_PREC_AUTO, &err) || b.set_data(b.ctx, x, FKM_DT_F32, n, d, &err) ||
+    fkm_rowsrc src;
+    fkm_rowsrc_memory(&src, x, FKM_DT_F32, n, d);
+    if (fkm_backend_cpu_create(&b, k, d, FKM_PREC_AUTO, &err) ||
+        b.set_source(b.ctx, &src, FKM_RES_DEVICE, n, &err) ||
         b.set_centroids(b.ctx, c, k, &err)) {
         fprintf(stderr, "bench_cpu: %s\n", err.msg);
         return 1;

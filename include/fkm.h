@@ -39,6 +39,11 @@ typedef struct fkm_error {
 typedef enum { FKM_INIT_RANDOM = 0, FKM_INIT_FILE = 1 } fkm_init;
 typedef enum { FKM_BACKEND_AUTO = 0, FKM_BACKEND_CPU = 1, FKM_BACKEND_CUDA = 2 } fkm_backend_kind;
 typedef enum { FKM_EMPTY_SPLIT = 0, FKM_EMPTY_KEEP = 1 } fkm_empty;
+/* Where a rank's rows live between iterations: DEVICE (the backend's memory: the GPU, or host
+ * memory for the CPU backend), HOST (pinned host memory, streamed to the GPU in chunks every
+ * iteration), FILE (re-read from the file in chunks every iteration). AUTO: the first that
+ * fits in free memory. */
+typedef enum { FKM_RES_AUTO = 0, FKM_RES_DEVICE = 1, FKM_RES_HOST = 2, FKM_RES_FILE = 3 } fkm_residency;
 /* How ranks combine their statistics: AUTO picks NCCL when the backend is cuda, fkm was built
  * with NCCL and every rank of every node has a GPU of its own; MPI otherwise. */
 typedef enum { FKM_COMM_AUTO = 0, FKM_COMM_NCCL = 1, FKM_COMM_MPI = 2 } fkm_comm_kind;
@@ -70,7 +75,10 @@ typedef struct fkm_params {
     fkm_comm_kind comm;      /* FKM_COMM_AUTO */
     int device;              /* CUDA device of this rank; -1 (default) = node-local rank mod GPUs */
     fkm_empty empty;         /* FKM_EMPTY_SPLIT: an empty cluster takes half of the largest one */
-    int64_t chunk_rows;      /* rows per read from the file; 0 = as many as fit in 64 MiB */
+    fkm_residency residency; /* FKM_RES_AUTO */
+    int64_t chunk_rows;      /* rows per streamed chunk (reads, transfers, and the blocks whose
+                                sums are added in order: the same chunk_rows gives bitwise the
+                                same result in every residency); 0 = chosen per residency */
     const char *output;      /* HDF5 file to write (temporary name, then renamed); NULL = none */
     int write_labels;        /* write /labels (N int32) into the output; 0 */
     const char *log_json;    /* file for per-iteration JSON lines (rank 0); NULL = none */

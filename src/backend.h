@@ -25,7 +25,10 @@ typedef enum { FKM_DT_F32 = 0, FKM_DT_F16 = 1 } fkm_dtype;
 typedef struct fkm_step_times {
     double ms_assign; /* distances + argmin */
     double ms_update; /* per-cluster sums and counts */
+    double ms_io;     /* waiting for rows (file reads, host-to-device copies not hidden) */
 } fkm_step_times;
+
+struct fkm_rowsrc;
 
 typedef struct fkm_backend {
     const char *name; /* "cpu", "cuda" */
@@ -35,6 +38,12 @@ typedef struct fkm_backend {
     /* Take the local shard: n rows of d elements of type dt, row-major. The backend
      * copies what it needs; x may be freed after the call. n may be 0. */
     int (*set_data)(void *ctx, const void *x, fkm_dtype dt, int64_t n, int64_t d, fkm_error *err);
+    /* Take the local rows from src (see rowsrc.h) with the given residency (never AUTO here).
+     * Rows are processed chunk_rows at a time (≥ 1); the per-chunk statistics are added in
+     * chunk order, so results depend on chunk_rows but not on the residency. src must outlive
+     * the backend when the residency is FKM_RES_FILE. */
+    int (*set_source)(void *ctx, const struct fkm_rowsrc *src, fkm_residency res,
+                      int64_t chunk_rows, fkm_error *err);
     /* Replace the centroids (k×d float32, host). */
     int (*set_centroids)(void *ctx, const float *c, int64_t k, fkm_error *err);
     /* Copy the current centroids to host memory (k×d float32). */

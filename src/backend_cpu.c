@@ -2,9 +2,13 @@
  * (‖x‖² − 2x·c + ‖c‖², never the n×k matrix), the argmin fused per tile, then an exact
  * fp64 re-check of the rows whose two best candidates are closer than the fp32 error bound,
  * and a sort-inverse update (counting sort by label, each cluster reduced in row order), so
- * the result does not depend on the number of threads. */
+ * the result does not depend on the number of threads. Rows are processed in chunks whose
+ * statistics are added in chunk order; rows either stay in memory (as float32) or are re-read
+ * from the file through the read-ahead every step. */
 #include "backend.h"
 #include "half.h"
+#include "prefetch.h"
+#include "rowsrc.h"
 #include "util.h"
 
 #include <cblas.h>
@@ -18,14 +22,19 @@ enum { TILE_M = 256, TILE_K = 512 };
 
 typedef struct cpu_ctx {
     int64_t k, d, n;
-    float *x;      /* n×d */
-    double *xnorm; /* n: ‖x‖² in fp64 */
-    float *c;      /* k×d */
-    float *cnorm;  /* k: ‖c‖² (fp32 of the fp64 value) */
-    double cmax;   /* max ‖c‖ */
-    int32_t *labels;
-    double *stats;    /* k×d + k + 1 */
-    int64_t *order;   /* n: rows sorted by label */
+    int64_t chunk;    /* rows per chunk */
+    float *x;         /* n×d float32 when resident, else NULL */
+    double *xnorm;    /* n: ‖x‖² in fp64 (resident), or one chunk's */
+    fkm_prefetch *pf; /* the file residency's read-ahead, else NULL */
+    fkm_dtype src_dt;
+    float *cx;        /* one chunk as float32 (file residency) */
+    float *c;         /* k×d */
+    float *cnorm;     /* k: ‖c‖² (fp32 of the fp64 value) */
+    double cmax;      /* max ‖c‖ */
+    int32_t *labels;  /* n */
+    double *stats;    /* k×d + k + 1: the sum over chunks */
+    double *part;     /* k×d + k + 1: one chunk's */
+    int64_t *order;   /* chunk: rows sorted by label */
     int64_t *offsets; /* k + 1 */
     float *tiles;     /* per thread TILE_M × TILE_K */
     int nthreads;
@@ -42,33 +51,74 @@ static double dist64(const float *x, const float *c, int64_t d)
     return acc;
 }
 
-static int cpu_set_data(void *vp, const void *x, fkm_dtype dt, int64_t n, int64_t d, fkm_error *err)
+/* float32 copies of m rows (converted from half bits when needed) and their fp64 norms. */
+static void to_f32(const void *src, fkm_dtype dt, int64_t m, int64_t d, float *x, double *xnorm)
+{
+    if (dt == FKM_DT_F16) {
+        const uint16_t *h = src;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < m * d; i++) x[i] = fkm_half_to_float(h[i]);
+    } else if (src != x) {
+        memcpy(x, src, (size_t)(m * d) * sizeof(float));
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < m; i++) {
+        double acc = 0;
+        for (int64_t t = 0; t < d; t++) acc += (double)x[i * d + t] * x[i * d + t];
+        xnorm[i] = acc;
+    }
+}
+
+static int cpu_set_source(void *vp, const fkm_rowsrc *src, fkm_residency res, int64_t chunk_rows,
+                          fkm_error *err)
 {
     cpu_ctx *s = vp;
-    free(s->x);
-    free(s->xnorm);
-    free(s->labels);
-    free(s->order);
+    const int64_t n = src->n, d = s->d;
+    if (src->d != d)
+        return fkm_fail(err, FKM_ERUNTIME, "cpu backend: rows have %lld columns, not %lld",
+                        (long long)src->d, (long long)d);
     s->n = n;
+    s->src_dt = src->dt;
+    s->chunk = chunk_rows < 1 ? 1 : chunk_rows;
+    if (s->chunk > n && n > 0) s->chunk = n;
+    const int64_t cm = n < s->chunk ? (n > 0 ? n : 1) : s->chunk;
+    s->labels = fkm_malloc((size_t)n * sizeof(int32_t), "labels", err);
+    s->order = fkm_malloc((size_t)cm * sizeof(int64_t), "the label sort", err);
+    if (!s->labels || !s->order) return FKM_ENOMEM;
+    s->bytes += (size_t)n * sizeof(int32_t) + (size_t)cm * sizeof(int64_t);
+    if (res == FKM_RES_FILE) {
+        /* rows stay in the file: a chunk at a time, read ahead by another thread */
+        s->cx = fkm_malloc((size_t)(cm * d) * sizeof(float), "a chunk of rows", err);
+        s->xnorm = fkm_malloc((size_t)cm * sizeof(double), "row norms", err);
+        if (!s->cx || !s->xnorm) return FKM_ENOMEM;
+        s->bytes += (size_t)cm * (d * sizeof(float) * 3 + sizeof(double));
+        return fkm_prefetch_create(&s->pf, src, s->chunk, 2, NULL, NULL, NULL, err);
+    }
+    /* DEVICE and HOST are the same place for the CPU: memory, as float32 */
     s->x = fkm_malloc((size_t)(n * d) * sizeof(float), "the shard (float32)", err);
     s->xnorm = fkm_malloc((size_t)n * sizeof(double), "row norms", err);
-    s->labels = fkm_malloc((size_t)n * sizeof(int32_t), "labels", err);
-    s->order = fkm_malloc((size_t)n * sizeof(int64_t), "the label sort", err);
-    if (!s->x || !s->xnorm || !s->labels || !s->order) return FKM_ENOMEM;
-    if (dt == FKM_DT_F16) {
-        const uint16_t *h = x;
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < n * d; i++) s->x[i] = fkm_half_to_float(h[i]);
-    } else {
-        memcpy(s->x, x, (size_t)(n * d) * sizeof(float));
+    if (!s->x || !s->xnorm) return FKM_ENOMEM;
+    s->bytes += (size_t)n * (d * sizeof(float) + sizeof(double));
+    /* loaded in pieces of at most 64 MiB, so that reading needs no second copy of the shard */
+    const size_t rb = fkm_rowsrc_row_bytes(src);
+    int64_t piece = (int64_t)((64u << 20) / rb);
+    piece = piece < 1 ? 1 : piece > cm ? cm : piece;
+    void *tmp = src->resident ? NULL : fkm_malloc((size_t)piece * rb, "a chunk of rows", err);
+    if (!src->resident && !tmp) return FKM_ENOMEM;
+    for (int64_t r0 = 0; r0 < n; r0 += piece) {
+        int64_t m = n - r0 < piece ? n - r0 : piece;
+        const void *rows = (const char *)src->resident + (size_t)r0 * rb;
+        if (!src->resident) {
+            int st = src->read(src->ctx, r0, m, tmp, err);
+            if (st) {
+                free(tmp);
+                return st;
+            }
+            rows = tmp;
+        }
+        to_f32(rows, src->dt, m, d, s->x + r0 * d, s->xnorm + r0);
     }
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        double acc = 0;
-        for (int64_t t = 0; t < d; t++) acc += (double)s->x[i * d + t] * s->x[i * d + t];
-        s->xnorm[i] = acc;
-    }
-    s->bytes += (size_t)n * (d * sizeof(float) + sizeof(double) + sizeof(int32_t) + sizeof(int64_t));
+    free(tmp);
     return FKM_OK;
 }
 
@@ -95,15 +145,15 @@ static int cpu_get_centroids(void *vp, float *c, fkm_error *err)
 
 /* Rows whose fp32 best and second-best are within 2·bound of each other: recompute every
  * candidate that could be the best in fp64 (ties to the lowest index). */
-static int32_t recheck(const cpu_ctx *s, int64_t i, float best32, double bound, float *dots)
+static int32_t recheck(const cpu_ctx *s, const float *xi, double xnorm, float best32, double bound,
+                       float *dots)
 {
-    const float *xi = s->x + i * s->d;
     cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)s->k, (int)s->d, 1.0f, s->c, (int)s->d, xi, 1,
                 0.0f, dots, 1);
     double best = INFINITY;
     int32_t bi = 0;
     for (int64_t j = 0; j < s->k; j++) {
-        double dj = s->xnorm[i] + s->cnorm[j] - 2.0 * dots[j];
+        double dj = xnorm + s->cnorm[j] - 2.0 * dots[j];
         if (dj > best32 + 2 * bound) continue;
         double e = dist64(xi, s->c + j * s->d, s->d);
         if (e < best) {
@@ -142,9 +192,10 @@ static void tile_argmin(float *row, const float *cn, int64_t kk, int64_t j0, flo
     *bidx = (int32_t)(j0 + jm);
 }
 
-static void assign(cpu_ctx *s)
+/* Labels of m rows x (norms xnorm) into labels. */
+static void assign(cpu_ctx *s, const float *x, const double *xnorm, int64_t n, int32_t *labels)
 {
-    const int64_t n = s->n, k = s->k, d = s->d;
+    const int64_t k = s->k, d = s->d;
     /* Worst-case rounding of ‖x‖² + ‖c‖² − 2x·c in fp32 with d-term sums (Higham's γ). */
     const double u = FLT_EPSILON / 2, gam = (double)(d + 2) * u / (1 - (double)(d + 2) * u);
     const int64_t ntiles = (n + TILE_M - 1) / TILE_M;
@@ -163,33 +214,35 @@ static void assign(cpu_ctx *s)
             for (int64_t j0 = 0; j0 < k; j0 += TILE_K) {
                 const int64_t kk = (k - j0 < TILE_K) ? k - j0 : TILE_K;
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)kk, (int)d, -2.0f,
-                            s->x + r0 * d, (int)d, s->c + j0 * d, (int)d, 0.0f, tile, (int)kk);
+                            x + r0 * d, (int)d, s->c + j0 * d, (int)d, 0.0f, tile, (int)kk);
                 for (int64_t i = 0; i < m; i++)
                     tile_argmin(tile + i * kk, s->cnorm + j0, kk, j0, &best[i], &second[i], &bidx[i]);
             }
             for (int64_t i = 0; i < m; i++) {
-                double xr = sqrt(s->xnorm[r0 + i]) + s->cmax;
+                double xr = sqrt(xnorm[r0 + i]) + s->cmax;
                 double bound = gam * xr * xr;
                 if (k > 1 && (double)second[i] - (double)best[i] <= 2 * bound)
-                    bidx[i] = recheck(s, r0 + i, (float)(best[i] + s->xnorm[r0 + i]), bound, tile);
-                s->labels[r0 + i] = bidx[i];
+                    bidx[i] = recheck(s, x + (r0 + i) * d, xnorm[r0 + i],
+                                      (float)(best[i] + xnorm[r0 + i]), bound, tile);
+                labels[r0 + i] = bidx[i];
             }
         }
     }
 }
 
-/* Counting sort of rows by label, then each cluster's sums and squared distances reduced in
- * row order: deterministic whatever the thread count. */
-static void update(cpu_ctx *s)
+/* One chunk's statistics into s->part: a counting sort of its rows by label, then each
+ * cluster's sums and squared distances reduced in row order (deterministic whatever the
+ * thread count). */
+static void update(cpu_ctx *s, const float *x, int64_t n, const int32_t *labels)
 {
-    const int64_t n = s->n, k = s->k, d = s->d;
-    double *sums = s->stats, *counts = s->stats + k * d, *inertia = counts + k;
+    const int64_t k = s->k, d = s->d;
+    double *sums = s->part, *counts = s->part + k * d, *inertia = counts + k;
     memset(s->offsets, 0, (size_t)(k + 1) * sizeof(int64_t));
-    for (int64_t i = 0; i < n; i++) s->offsets[s->labels[i] + 1]++;
+    for (int64_t i = 0; i < n; i++) s->offsets[labels[i] + 1]++;
     for (int64_t j = 0; j < k; j++) s->offsets[j + 1] += s->offsets[j];
     {
         int64_t *next = s->offsets; /* reuse as a cursor, then restore */
-        for (int64_t i = 0; i < n; i++) s->order[next[s->labels[i]]++] = i;
+        for (int64_t i = 0; i < n; i++) s->order[next[labels[i]]++] = i;
         for (int64_t j = k; j > 0; j--) s->offsets[j] = s->offsets[j - 1];
         s->offsets[0] = 0;
     }
@@ -205,7 +258,7 @@ static void update(cpu_ctx *s)
             const float *cj = s->c + j * d;
             for (int64_t t = 0; t < d; t++) sj[t] = acc[t] = 0;
             for (int64_t p = s->offsets[j]; p < s->offsets[j + 1]; p++) {
-                const float *xi = s->x + s->order[p] * d;
+                const float *xi = x + s->order[p] * d;
 #pragma omp simd
                 for (int64_t t = 0; t < d; t++) {
                     double v = xi[t], diff = v - cj[t];
@@ -225,17 +278,49 @@ static void update(cpu_ctx *s)
     *inertia = total;
 }
 
+/* stats += part, in chunk order */
+static void add_part(cpu_ctx *s)
+{
+    const int64_t len = fkm_stats_len(s->k, s->d);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < len; i++) s->stats[i] += s->part[i];
+}
+
 static int cpu_step(void *vp, fkm_step_times *t, fkm_error *err)
 {
     cpu_ctx *s = vp;
-    double t0 = fkm_now_ms();
-    assign(s);
-    double t1 = fkm_now_ms();
-    update(s);
-    double t2 = fkm_now_ms();
+    const int64_t d = s->d;
+    double ta = 0, tu = 0, tio = 0;
+    memset(s->stats, 0, (size_t)fkm_stats_len(s->k, d) * sizeof(double));
+    if (s->pf) fkm_prefetch_begin(s->pf);
+    for (int64_t r0 = 0; r0 < s->n; r0 += s->chunk) {
+        int64_t m = s->n - r0 < s->chunk ? s->n - r0 : s->chunk;
+        const float *x = s->x ? s->x + r0 * d : NULL;
+        const double *xn = s->x ? s->xnorm + r0 : s->xnorm;
+        if (s->pf) {
+            const void *rows;
+            int64_t pr0, pm;
+            double w;
+            int st = fkm_prefetch_next(s->pf, &rows, &pr0, &pm, &w, err);
+            if (st) return st;
+            double t0 = fkm_now_ms();
+            to_f32(rows, s->src_dt, pm, d, s->cx, s->xnorm);
+            fkm_prefetch_release(s->pf);
+            tio += w + fkm_now_ms() - t0;
+            x = s->cx;
+        }
+        double t0 = fkm_now_ms();
+        assign(s, x, xn, m, s->labels + r0);
+        double t1 = fkm_now_ms();
+        update(s, x, m, s->labels + r0);
+        add_part(s);
+        ta += t1 - t0;
+        tu += fkm_now_ms() - t1;
+    }
     if (t) {
-        t->ms_assign = t1 - t0;
-        t->ms_update = t2 - t1;
+        t->ms_assign = ta;
+        t->ms_update = tu;
+        t->ms_io = tio;
     }
     return FKM_OK;
 }
@@ -303,7 +388,10 @@ static void cpu_destroy(void *vp)
 {
     cpu_ctx *s = vp;
     if (!s) return;
+    fkm_prefetch_destroy(s->pf);
     free(s->x);
+    free(s->cx);
+    free(s->part);
     free(s->xnorm);
     free(s->c);
     free(s->cnorm);
@@ -332,9 +420,10 @@ int fkm_backend_cpu_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision p
     s->c = fkm_malloc((size_t)(k * d) * sizeof(float), "centroids", err);
     s->cnorm = fkm_malloc((size_t)k * sizeof(float), "centroid norms", err);
     s->stats = fkm_calloc((size_t)fkm_stats_len(k, d), sizeof(double), "cluster sums", err);
+    s->part = fkm_calloc((size_t)fkm_stats_len(k, d), sizeof(double), "cluster sums", err);
     s->offsets = fkm_malloc((size_t)(k + 1) * sizeof(int64_t), "cluster offsets", err);
     s->tiles = fkm_malloc(tile_floats * (size_t)s->nthreads * sizeof(float), "distance tiles", err);
-    if (!s->c || !s->cnorm || !s->stats || !s->offsets || !s->tiles) {
+    if (!s->c || !s->cnorm || !s->stats || !s->part || !s->offsets || !s->tiles) {
         cpu_destroy(s);
         return FKM_ENOMEM;
     }
@@ -343,7 +432,7 @@ int fkm_backend_cpu_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision p
     b->name = "cpu";
     b->ctx = s;
     b->stats_on_device = 0;
-    b->set_data = cpu_set_data;
+    b->set_source = cpu_set_source;
     b->set_centroids = cpu_set_centroids;
     b->get_centroids = cpu_get_centroids;
     b->step = cpu_step;

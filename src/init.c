@@ -42,16 +42,25 @@ int fkm_sample_rows(int64_t n, int64_t k, uint64_t seed, int64_t *ids, fkm_error
     return FKM_OK;
 }
 
-int fkm_init_from_rows(const int64_t *ids, int64_t k, int64_t d, const void *shard, fkm_dtype dt,
-                       int64_t row0, int64_t nlocal, double *out)
+int fkm_init_from_rows(const int64_t *ids, int64_t k, const fkm_rowsrc *src, int64_t row0,
+                       double *out, fkm_error *err)
 {
+    const int64_t d = src->d;
     memset(out, 0, (size_t)(k * d) * sizeof(double));
+    void *row = fkm_malloc(fkm_rowsrc_row_bytes(src), "a row", err);
+    if (!row) return FKM_ENOMEM;
     for (int64_t j = 0; j < k; j++) {
         int64_t r = ids[j] - row0;
-        if (r < 0 || r >= nlocal) continue;
+        if (r < 0 || r >= src->n) continue;
+        int st = src->read(src->ctx, r, 1, row, err);
+        if (st) {
+            free(row);
+            return st;
+        }
         for (int64_t t = 0; t < d; t++)
-            out[j * d + t] = dt == FKM_DT_F16 ? fkm_half_to_float(((const uint16_t *)shard)[r * d + t])
-                                              : ((const float *)shard)[r * d + t];
+            out[j * d + t] = src->dt == FKM_DT_F16 ? fkm_half_to_float(((const uint16_t *)row)[t])
+                                                   : ((const float *)row)[t];
     }
+    free(row);
     return FKM_OK;
 }

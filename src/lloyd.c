@@ -7,12 +7,13 @@
 #include "io.h"
 #include "log.h"
 #include "output.h"
-#include "shard.h"
+#include "rowsrc.h"
 #include "util.h"
 
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,10 @@ typedef struct run {
     double *host_stats; /* fkm_stats_len(k, d) */
     int64_t k, d, n;
     FILE *json;
+    fkm_reader *reader; /* the input, open for the whole run (the file residency reads it) */
+    fkm_rowsrc src;     /* this rank's rows, read from the reader */
+    fkm_filesrc fsrc;
+    int64_t row0;       /* this rank's first global row */
     int start_iter;     /* first iteration to run (after a resume, the checkpoint's + 1) */
     double start_prev;  /* the stop test's previous inertia at start_iter (NaN when fresh) */
 } run;
@@ -143,33 +148,24 @@ static int pass(run *R, fkm_iter_stats *st, fkm_error *err)
     return fkm_comm_agree(&R->comm, err);
 }
 
-/* Read the input, check it against the parameters, load this rank's shard. */
-static int load(run *R, const fkm_params *p, fkm_dsinfo *info, fkm_shard_data *sh, fkm_error *err)
+/* Open the input, check it against the parameters, and make this rank's row source. */
+static int open_input(run *R, const fkm_params *p, fkm_dsinfo *info, fkm_error *err)
 {
-    fkm_reader *rd = NULL;
-    int s = fkm_reader_open(p->input, p->dataset, &rd, info, err);
-    if ((s = fkm_comm_agree(&R->comm, err))) {
-        fkm_reader_close(rd);
-        return s;
-    }
+    int s = fkm_reader_open(p->input, p->dataset, &R->reader, info, err);
+    if ((s = fkm_comm_agree(&R->comm, err))) return s;
     if (p->k > info->n)
         fkm_fail(err, FKM_EINPUT, "--k %lld is larger than the %lld rows of '%s:%s'",
                  (long long)p->k, (long long)info->n, p->input, p->dataset);
     else if (p->output && R->comm.rank == 0)
         fkm_out_check_path(p->output, err);
-    if ((s = fkm_comm_agree(&R->comm, err))) {
-        fkm_reader_close(rd);
-        return s;
-    }
-    int64_t row0, cnt;
-    fkm_shard(info->n, R->comm.size, R->comm.rank, &row0, &cnt);
-    fkm_shard_read(rd, info, row0, cnt, p->chunk_rows, sh, err);
-    fkm_reader_close(rd);
-    return fkm_comm_agree(&R->comm, err);
+    if ((s = fkm_comm_agree(&R->comm, err))) return s;
+    int64_t cnt;
+    fkm_shard(info->n, R->comm.size, R->comm.rank, &R->row0, &cnt);
+    fkm_rowsrc_file(&R->src, &R->fsrc, R->reader, info, R->row0, cnt);
+    return FKM_OK;
 }
 
-static int initial_centroids(run *R, const fkm_params *p, const fkm_shard_data *sh, int64_t n,
-                             float *c, fkm_error *err)
+static int initial_centroids(run *R, const fkm_params *p, int64_t n, float *c, fkm_error *err)
 {
     const int64_t k = R->k, d = R->d;
     if (p->init == FKM_INIT_FILE) {
@@ -183,7 +179,7 @@ static int initial_centroids(run *R, const fkm_params *p, const fkm_shard_data *
     int64_t *ids = fkm_malloc((size_t)k * sizeof(int64_t), "the init sample", err);
     double *acc = ids ? fkm_malloc((size_t)(k * d) * sizeof(double), "the initial centroids", err) : NULL;
     if (acc && fkm_sample_rows(n, k, p->seed, ids, err) == FKM_OK)
-        fkm_init_from_rows(ids, k, d, sh->rows, sh->dt, sh->row0, sh->n, acc);
+        fkm_init_from_rows(ids, k, &R->src, R->row0, acc, err);
     int s = fkm_comm_agree(&R->comm, err);
     /* Each sampled row is non-zero on exactly one rank: the sum gathers them exactly. */
     if (!s) s = fkm_comm_allreduce_sum_f64(&R->comm, acc, k * d, err);
@@ -192,6 +188,35 @@ static int initial_centroids(run *R, const fkm_params *p, const fkm_shard_data *
     free(ids);
     free(acc);
     return fkm_comm_agree(&R->comm, err);
+}
+
+/* Where this rank's rows live (see fkm_residency), and the chunk size. The CPU backend keeps
+ * rows in memory when they fit in half of the memory available, else streams the file. */
+static int choose_residency(run *R, const fkm_params *p, fkm_residency *res, int64_t *chunk,
+                            fkm_error *err)
+{
+    const size_t rb = (size_t)R->d * sizeof(float);
+    const int64_t n = R->src.n;
+    fkm_residency r = p->residency;
+    if (r == FKM_RES_AUTO) {
+        long pages = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+        double avail = pages > 0 && psz > 0 ? (double)pages * (double)psz : 0;
+        r = (avail == 0 || (double)n * rb < 0.5 * avail) ? FKM_RES_DEVICE : FKM_RES_FILE;
+    }
+    int64_t c = p->chunk_rows;
+    if (c <= 0) {
+        /* in memory: one chunk (one sort per pass); streamed: 64 MiB pieces */
+        c = r == FKM_RES_FILE ? (int64_t)((64u << 20) / rb) : n;
+        if (c < 1) c = 1;
+    }
+    *res = r;
+    *chunk = c;
+    return FKM_OK;
+}
+
+static const char *residency_name(fkm_residency r)
+{
+    return r == FKM_RES_DEVICE ? "device" : r == FKM_RES_HOST ? "host" : r == FKM_RES_FILE ? "file" : "auto";
 }
 
 static void init_names(const fkm_params *p, char *buf, size_t len)
@@ -264,8 +289,6 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
     memset(&R, 0, sizeof R);
     memset(res, 0, sizeof *res);
     fkm_error_clear(err);
-    fkm_shard_data sh;
-    memset(&sh, 0, sizeof sh);
     fkm_dsinfo info;
     memset(&info, 0, sizeof info);
     double t_start = fkm_now_ms();
@@ -274,18 +297,18 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
     if (s) return s; /* without a communicator there is nobody to agree with */
     fkm_params_check(p, err);
     if ((s = fkm_comm_agree(&R.comm, err))) goto done;
-    if ((s = load(&R, p, &info, &sh, err))) goto done;
+    if ((s = open_input(&R, p, &info, err))) goto done;
     R.k = p->k;
     R.d = info.d;
 
     res->k = R.k;
     res->d = R.d;
     res->n = info.n;
-    res->row0 = sh.row0;
-    res->nlocal = sh.n;
+    res->row0 = R.row0;
+    res->nlocal = R.src.n;
     res->centroids = fkm_malloc((size_t)(R.k * R.d) * sizeof(float), "centroids", err);
     res->counts = res->centroids ? fkm_malloc((size_t)R.k * sizeof(int64_t), "counts", err) : NULL;
-    res->labels = res->counts ? fkm_malloc((size_t)sh.n * sizeof(int32_t), "labels", err) : NULL;
+    res->labels = res->counts ? fkm_malloc((size_t)R.src.n * sizeof(int32_t), "labels", err) : NULL;
     res->stats = res->labels ? fkm_calloc((size_t)p->max_iter + 1, sizeof(fkm_iter_stats), "log", err) : NULL;
     R.host_stats = res->stats ? fkm_malloc((size_t)fkm_stats_len(R.k, R.d) * sizeof(double), "stats", err) : NULL;
     if (R.host_stats && R.comm.rank == 0 && p->log_json && !(R.json = fopen(p->log_json, "w")))
@@ -311,16 +334,18 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
         }
         free(c);
         if (s) goto done;
-    } else if ((s = initial_centroids(&R, p, &sh, info.n, res->centroids, err))) {
+    } else if ((s = initial_centroids(&R, p, info.n, res->centroids, err))) {
         goto done;
     }
+    fkm_residency residency = FKM_RES_DEVICE;
+    int64_t chunk = 1;
     if (make_backend(&R, p, err) == FKM_OK) {
         R.have_be = 1;
-        if (R.be.set_data(R.be.ctx, sh.rows, sh.dt, sh.n, R.d, err) == FKM_OK)
+        if (choose_residency(&R, p, &residency, &chunk, err) == FKM_OK &&
+            R.be.set_source(R.be.ctx, &R.src, residency, chunk, err) == FKM_OK)
             R.be.set_centroids(R.be.ctx, res->centroids, R.k, err);
     }
     if ((s = fkm_comm_agree(&R.comm, err))) goto done;
-    fkm_shard_free(&sh); /* the backend holds its own copy */
     choose_comm(&R, p, err);
     if ((s = fkm_comm_agree(&R.comm, err))) goto done;
     res->backend = R.be.name;
@@ -329,10 +354,11 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
         char initname[512];
         init_names(p, initname, sizeof initname);
         printf("fkm %s: %s:%s  N=%lld D=%lld K=%lld  ranks=%d  backend=%s  init=%s  seed=%llu  "
-               "comm=%s  max_iter=%d tol=%g\n",
+               "comm=%s  residency=%s  chunk_rows=%lld  max_iter=%d tol=%g\n",
                FKM_VERSION, p->input, p->dataset, (long long)info.n, (long long)info.d,
                (long long)R.k, R.comm.size, R.be.name, initname, (unsigned long long)p->seed,
-               R.use_nccl ? "nccl" : "mpi", p->max_iter, p->tol);
+               R.use_nccl ? "nccl" : "mpi", residency_name(residency), (long long)chunk,
+               p->max_iter, p->tol);
         fflush(stdout);
     }
 
@@ -366,7 +392,7 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
 done:
     fkm_comm_nccl_destroy(&R.comm);
     if (R.have_be) R.be.destroy(R.be.ctx);
-    fkm_shard_free(&sh);
+    fkm_reader_close(R.reader);
     free(R.host_stats);
     if (R.json) fclose(R.json);
     if (s) {

@@ -29,7 +29,8 @@ static const char *USAGE =
     "        [--precision auto|exact|tf32|fp16|bf16] [--empty split|keep]\n"
     "        [--comm auto|nccl|mpi] [--device N]\n"
     "        [--checkpoint FILE [--checkpoint-every 10]] [--resume FILE]\n"
-    "        [--chunk-rows R] [--output out.h5] [--labels] [--log-json FILE] [-q|-v]\n"
+    "        [--residency auto|device|host|file] [--chunk-rows R]\n"
+    "        [--output out.h5] [--labels] [--log-json FILE] [-q|-v]\n"
     "        k-means of the rows of FILE:DATASET; run under mpirun for several ranks\n"
     "\n"
     "exit status: 0 success, 2 usage error or bad input, 1 runtime failure,\n"
@@ -194,7 +195,7 @@ static int cmd_fit(int argc, char **argv)
                 {"--precision", 1}, {"--empty", 1}, {"--chunk-rows", 1}, {"--output", 1},
                 {"--labels", 0},  {"--log-json", 1}, {"-q", 0},          {"-v", 0},
                 {"--comm", 1},    {"--device", 1},  {"--checkpoint", 1}, {"--checkpoint-every", 1},
-                {"--resume", 1}};
+                {"--resume", 1},  {"--residency", 1}};
     const int nf = sizeof f / sizeof f[0];
     if (parse_flags(argc, argv, f, nf, NULL)) return 2;
     fkm_params p;
@@ -240,6 +241,11 @@ static int cmd_fit(int argc, char **argv)
         static const char *const names[] = {"split", "keep"};
         if (pick("--empty", v->value, names, 2, &choice)) return free(initbuf), 2;
         p.empty = (fkm_empty)choice;
+    }
+    if ((v = get(f, nf, "--residency"))) {
+        static const char *const names[] = {"auto", "device", "host", "file"};
+        if (pick("--residency", v->value, names, 4, &choice)) return free(initbuf), 2;
+        p.residency = (fkm_residency)choice;
     }
     if ((v = get(f, nf, "--comm"))) {
         static const char *const names[] = {"auto", "nccl", "mpi"};

@@ -3,6 +3,7 @@
  * determinism across thread counts; the init sampler and the empty-cluster split. */
 #include "backend.h"
 #include "init.h"
+#include "rowsrc.h"
 #include "test_util.h"
 
 #include <math.h>
@@ -27,7 +28,9 @@ static void check_step(int64_t n, int64_t k, int64_t d, int blobs, uint64_t seed
     fkm_backend b;
     fkm_error err;
     CHECK(fkm_backend_cpu_create(&b, k, d, FKM_PREC_AUTO, &err) == 0, "create: %s", err.msg);
-    CHECK(b.set_data(b.ctx, x, FKM_DT_F32, n, d, &err) == 0, "set_data");
+    fkm_rowsrc src;
+    fkm_rowsrc_memory(&src, x, FKM_DT_F32, n, d);
+    CHECK(b.set_source(b.ctx, &src, FKM_RES_DEVICE, n, &err) == 0, "set_source");
     CHECK(b.set_centroids(b.ctx, c, k, &err) == 0, "set_centroids");
     int64_t len = fkm_stats_len(k, d);
     memset(b.stats(b.ctx), 0xff, (size_t)len * sizeof(double)); /* poison */
@@ -115,7 +118,9 @@ static void check_thread_independence(uint64_t seed)
         fkm_backend b;
         fkm_error err;
         fkm_backend_cpu_create(&b, k, d, FKM_PREC_AUTO, &err);
-        b.set_data(b.ctx, x, FKM_DT_F32, n, d, &err);
+        fkm_rowsrc src;
+        fkm_rowsrc_memory(&src, x, FKM_DT_F32, n, d);
+        b.set_source(b.ctx, &src, FKM_RES_DEVICE, n, &err);
         b.set_centroids(b.ctx, c, k, &err);
         b.step(b.ctx, NULL, &err);
         st[r] = malloc((size_t)len * sizeof(double));

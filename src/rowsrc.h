@@ -1,0 +1,35 @@
+/* A row source: where a rank's rows come from each time a backend streams them. Rows are
+ * addressed locally, [0, n) of this rank's shard; every read is a whole number of rows. */
+#ifndef FKM_ROWSRC_H
+#define FKM_ROWSRC_H
+
+#include "backend.h"
+#include "io.h"
+
+typedef struct fkm_rowsrc {
+    int64_t n, d;
+    fkm_dtype dt;          /* element type handed out: FKM_DT_F16 (half bits) or FKM_DT_F32 */
+    const void *resident;  /* all n rows in host memory, or NULL when they stay in the file */
+    /* Copy local rows [r0, r0+m) into dst. Thread-compatible: one caller at a time, which
+     * need not be the thread that made the source. */
+    int (*read)(void *ctx, int64_t r0, int64_t m, void *dst, fkm_error *err);
+    void *ctx;
+} fkm_rowsrc;
+
+static inline size_t fkm_rowsrc_row_bytes(const fkm_rowsrc *s)
+{
+    return (size_t)s->d * (s->dt == FKM_DT_F16 ? 2 : 4);
+}
+
+/* Rows already in host memory (not copied; the memory must outlive the source). */
+void fkm_rowsrc_memory(fkm_rowsrc *s, const void *rows, fkm_dtype dt, int64_t n, int64_t d);
+
+/* Rows [row0, row0+n) of an open reader, read on demand (the reader must outlive it). */
+typedef struct fkm_filesrc {
+    fkm_reader *reader;
+    int64_t row0;
+} fkm_filesrc;
+void fkm_rowsrc_file(fkm_rowsrc *s, fkm_filesrc *f, fkm_reader *r, const fkm_dsinfo *info,
+                     int64_t row0, int64_t n);
+
+#endif
