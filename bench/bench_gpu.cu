@@ -257,7 +257,7 @@ int main(int argc, char **argv)
     struct Row {
         std::string line;
     };
-    std::vector<std::string> table;
+    std::vector<std::string> table, vtable;
     for (const Case &cs : cases) {
         if (!filters.empty()) {
             bool any = false;
@@ -315,19 +315,25 @@ int main(int argc, char **argv)
         const double floor_ms =
             std::max(flops / (peak_tflops * 1e12), (double)n * d * 2 / (bw_tbs * 1e12)) * 1e3;
 
-        /* assign alone, per version */
-        double t_v[4] = {0, 0, 0, 0}; /* auto, v1, v2, v2b */
+        /* assign alone, per version (0 = automatic choice; see assign.cu for the numbers) */
         const bool v2able = (mode == FKM_K_F16 || mode == FKM_K_BF16) && d <= 128;
-        const int forces[4] = {0, 1, 2, 3};
-        for (int vi = 0; vi < 4; ++vi) {
-            if (vi >= 2 && !v2able) continue;
-            if (vi == 1 && !v2able) continue; /* fp32 modes: auto is v1 */
-            fkm_k_assign_force_version(forces[vi]);
-            t_v[vi] = time_ms(assign);
-            printf("  assign %-4s : %8.3f ms  %6.1f TFLOP/s  (%4.1f%% of peak)\n",
-                   vi == 0 ? "auto" : vi == 1 ? "v1" : vi == 2 ? "v2" : "v2b", t_v[vi], flops / (t_v[vi] * 1e9),
-                   100.0 * flops / (t_v[vi] * 1e9) / peak_tflops);
+        std::vector<int> versions = {0};
+        if (v2able) versions = {0, 1, 2, 3, 4, 5, 6, 9, 7, 8};
+        double t_v[10] = {0};
+        for (int ver : versions) {
+            fkm_k_assign_force_version(ver);
+            double ms = time_ms(assign);
+            t_v[ver] = ms;
+            printf("  assign %-5s: %8.3f ms  %6.1f TFLOP/s  (%4.1f%% of peak)%s\n",
+                   ver == 0 ? "auto" : ("v" + std::to_string(ver)).c_str(), ms, flops / (ms * 1e9),
+                   100.0 * flops / (ms * 1e9) / peak_tflops, ver >= 7 ? "  [no epilogue: timing only]" : "");
             fflush(stdout);
+        }
+        if (v2able) {
+            char vb[256];
+            int o = snprintf(vb, sizeof vb, "| %-11s |", cs.name);
+            for (int ver = 1; ver <= 9; ++ver) o += snprintf(vb + o, sizeof vb - o, " %7.3f |", t_v[ver]);
+            vtable.push_back(vb);
         }
         fkm_k_assign_force_version(0);
         int flagged = -1;
@@ -438,12 +444,9 @@ int main(int argc, char **argv)
         const double fk = h200 ? cs.fk_h200 : cs.fk_h100, fka = h200 ? cs.fk_h200_assign : cs.fk_h100_assign;
         char fkbuf[64] = "-";
         if (fk > 0) snprintf(fkbuf, sizeof fkbuf, "%.2f (%.2f)", fk, fka);
-        char vbuf[96];
-        if (v2able) snprintf(vbuf, sizeof vbuf, "%.3f/%.3f/%.3f", t_v[1], t_v[2], t_v[3]);
-        else snprintf(vbuf, sizeof vbuf, "-");
         snprintf(buf, sizeof buf,
-                 "| %-11s | %6.2f | %7.3f | %-20s | %7.3f | %6.1f | %5.1f%% | %7.2f | %8.1f | %6.1fx | %-13s | %s |",
-                 cs.name, floor_ms, t_v[0], vbuf, t_it, flops / (t_v[0] * 1e9), 100.0 * flops / (t_v[0] * 1e9) / peak_tflops,
+                 "| %-11s | %6.2f | %7.3f | %7.3f | %6.1f | %5.1f%% | %7.2f | %8.1f | %6.1fx | %-13s | %s |",
+                 cs.name, floor_ms, t_v[0], t_it, flops / (t_v[0] * 1e9), 100.0 * flops / (t_v[0] * 1e9) / peak_tflops,
                  t_gemm, t_naive, t_naive / t_it, fkbuf,
                  fk > 0 ? (std::to_string(fk / t_it).substr(0, 4) + "x").c_str() : "-");
         table.push_back(buf);
@@ -466,11 +469,18 @@ int main(int argc, char **argv)
 
     printf("\n%s; peak = measured bf16 GEMM %.1f TFLOP/s, bandwidth %.2f TB/s. Times in ms, medians.\n", prop.name,
            peak_tflops, bw_tbs);
-    printf("| case        | floor  | assign  | assign v1/v2/v2b     | iter    | TFLOP/s| %%peak  | cuBLAS  | naive    "
+    printf("| case        | floor  | assign  | iter    | TFLOP/s| %%peak  | cuBLAS  | naive    "
            "| naive/it| flash-kmeans  | fk/iter |\n");
-    printf("|-------------|--------|---------|----------------------|---------|--------|--------|---------|----------"
+    printf("|-------------|--------|---------|---------|--------|--------|---------|----------"
            "|---------|---------------|---------|\n");
     for (auto &l : table) printf("%s\n", l.c_str());
+    if (!vtable.empty()) {
+        printf("\nassign ms per kernel version (v1 mma.sync; v2.. wgmma configs, see kernels/assign.cu; v7, v8 = no "
+               "epilogue)\n");
+        printf("| case        |    v1   |    v2   |    v3   |    v4   |    v5   |    v6   |    v7   |    v8   |    v9   |\n");
+        printf("|-------------|---------|---------|---------|---------|---------|---------|---------|---------|---------|\n");
+        for (auto &l : vtable) printf("%s\n", l.c_str());
+    }
     printf("(assign = automatic kernel choice; iter = assign + update + finalize + centroid convert + norms; "
            "TFLOP/s and %%peak of assign; flash-kmeans = targets.md figure for this card: iteration (assign))\n");
     CB(cublasDestroy(cb));

@@ -73,7 +73,7 @@ if has sanitize; then
 fi
 
 if has bench; then
-    timeout 1500 "$BUILD/bench/bench_gpu" ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1 || status=1
+    timeout "${BENCH_TIMEOUT:-1500}" "$BUILD/bench/bench_gpu" ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1 || status=1
     sed -n '/^\(NVIDIA\|Tesla\|H100\|H200\).*peak = /,$p' "$OUT/bench.log"
     grep -E "^device|^measured" "$OUT/bench.log"
 fi

@@ -216,24 +216,46 @@ template <int OP> static cudaError_t launch_v1(const AssignParams &p, cudaStream
     return cudaGetLastError();
 }
 
-template <bool BF16, int KS, int MH, int NWG> static cudaError_t launch_v2_cfg(const AssignParams &p, cudaStream_t s)
+template <bool BF16, int KS, int MH, int NWG, int BN, int EPI>
+static cudaError_t launch_v2_cfg(const AssignParams &p, cudaStream_t s)
 {
     constexpr int BM = 64 * MH * NWG;
-    const size_t smem = v2_smem_bytes(KS, BM);
+    const size_t smem = v2_smem_bytes(KS, BM, BN);
     const int64_t npt = (p.n + BM - 1) / BM;
     const int grid = (int)(npt < num_sms() ? npt : num_sms());
-    cudaError_t e = cudaFuncSetAttribute(assign_v2_kernel<BF16, KS, MH, NWG>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    auto kern = assign_v2_kernel<BF16, KS, MH, NWG, BN, EPI>;
+    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess) return e;
-    assign_v2_kernel<BF16, KS, MH, NWG><<<grid, 128 * NWG, smem, s>>>(p);
+    kern<<<grid, 128 * NWG, smem, s>>>(p);
     return cudaGetLastError();
 }
-/* v2 shapes: 256 points per block as 4 warpgroups x 64 rows (default), or as 2 warpgroups x
- * 128 rows (alternative, version 3). */
-template <bool BF16> static cudaError_t launch_v2(const AssignParams &p, int d, int variant, cudaStream_t s)
+/* v2 configurations (version numbers of fkm_k_assign_force_version), as
+ * (m64 halves per warpgroup MH, warpgroups NWG, centroid tile BN, epilogue EPI):
+ *   2 = default (below)       3 = (2, 2,  64, 1)        4 = (1, 4,  64, 2)
+ *   5 = (1, 2, 128, 1)        6 = (1, 2, 128, 2)        9 = (2, 2,  64, 2)
+ *   7 = (1, 4, 64, 0) and 8 = (1, 2, 128, 0): no epilogue, timing experiments only.
+ * Versions 4..9 exist for 64 < d <= 128; elsewhere they fall back to the default. */
+template <bool BF16> static cudaError_t launch_v2(const AssignParams &p, int d, int variant, int *used, cudaStream_t s)
 {
-    if (variant == 3) return d <= 64 ? launch_v2_cfg<BF16, 4, 2, 2>(p, s) : launch_v2_cfg<BF16, 8, 2, 2>(p, s);
-    return d <= 64 ? launch_v2_cfg<BF16, 4, 1, 4>(p, s) : launch_v2_cfg<BF16, 8, 1, 4>(p, s);
+    if (d > 64) {
+        *used = variant;
+        switch (variant) {
+        case 3: return launch_v2_cfg<BF16, 8, 2, 2, 64, 1>(p, s);
+        case 4: return launch_v2_cfg<BF16, 8, 1, 4, 64, 2>(p, s);
+        case 5: return launch_v2_cfg<BF16, 8, 1, 2, 128, 1>(p, s);
+        case 6: return launch_v2_cfg<BF16, 8, 1, 2, 128, 2>(p, s);
+        case 7: return launch_v2_cfg<BF16, 8, 1, 4, 64, 0>(p, s);
+        case 8: return launch_v2_cfg<BF16, 8, 1, 2, 128, 0>(p, s);
+        case 9: return launch_v2_cfg<BF16, 8, 2, 2, 64, 2>(p, s);
+        default: *used = 2; return launch_v2_cfg<BF16, 8, 1, 4, 64, 1>(p, s);
+        }
+    }
+    if (variant == 3) {
+        *used = 3;
+        return launch_v2_cfg<BF16, 4, 2, 2, 64, 1>(p, s);
+    }
+    *used = 2;
+    return launch_v2_cfg<BF16, 4, 1, 4, 64, 1>(p, s);
 }
 
 static bool aligned16(const void *ptr) { return ((uintptr_t)ptr & 15u) == 0; }
@@ -279,9 +301,11 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
     case FKM_K_F16:
     case FKM_K_BF16:
         if (v2_ok && g_force_version != 1) {
-            const int variant = g_force_version == 3 ? 3 : 2;
-            g_last_version = variant;
-            e = mode == FKM_K_F16 ? launch_v2<false>(p, a->d, variant, s) : launch_v2<true>(p, a->d, variant, s);
+            const int variant = g_force_version >= 2 ? g_force_version : 2;
+            int used = 2;
+            e = mode == FKM_K_F16 ? launch_v2<false>(p, a->d, variant, &used, s)
+                                  : launch_v2<true>(p, a->d, variant, &used, s);
+            g_last_version = used;
         } else {
             g_last_version = 1;
             e = mode == FKM_K_F16 ? launch_v1<OP_F16>(p, s) : launch_v1<OP_BF16>(p, s);

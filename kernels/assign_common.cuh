@@ -172,6 +172,42 @@ __device__ __forceinline__ void wgmma_m64n64k16_rs(float (&d)[32], const uint32_
     }
 }
 
+#define FKM_WG_D64(d)                                                                              \
+    FKM_WG_D32(d), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]),   \
+        "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), \
+        "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), \
+        "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), \
+        "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+#define FKM_WG_D64_STR                                                                             \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, "  \
+    "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, "    \
+    "%38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, "    \
+    "%56, %57, %58, %59, %60, %61, %62, %63}"
+
+/* d (64xBN fp32 per warpgroup) (+)= A (64x16, registers) * B (16xBN, shared, K-major),
+ * BN = 64 or 128 (BN/2 accumulator registers per thread). */
+template <bool BF16, int BN>
+__device__ __forceinline__ void wgmma_rs(float (&d)[BN / 2], const uint32_t (&a)[4], uint64_t desc, int scale_d)
+{
+    if constexpr (BN == 128) {
+        if (BF16)
+            asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                         "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " FKM_WG_D64_STR
+                         ", {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+                         : FKM_WG_D64(d)
+                         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(scale_d));
+        else
+            asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                         "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 " FKM_WG_D64_STR
+                         ", {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+                         : FKM_WG_D64(d)
+                         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(scale_d));
+    } else {
+        static_assert(BN == 64, "BN");
+        wgmma_m64n64k16_rs<BF16>(d, a, desc, scale_d);
+    }
+}
+
 } // namespace fkm
 
 #endif

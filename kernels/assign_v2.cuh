@@ -1,14 +1,20 @@
 /* FlashAssign v2: Hopper wgmma kernel for 16-bit rows with d <= 128 (sm_90a).
  *
- * Persistent grid, one 256-thread block (2 warpgroups) per SM. A block owns point tiles of 256
- * rows (each warpgroup 128 rows = two m64 halves); the point tile's A fragments live in
- * registers for the whole centroid sweep (loaded once with ldmatrix from a swizzled shared
- * copy, which is then refilled with the next point tile in the background). Centroid tiles of
- * 64 rows x d stream through an S-stage cp.async ring in the 128-byte-swizzled K-major layout
- * that wgmma reads through a matrix descriptor. Two accumulator sets: while the tensor cores
- * run tile s (wgmma.mma_async, m64n64k16, A from registers, B from shared memory), the threads
- * fold tile s-1 into the running (min, index) -> the argmin epilogue overlaps the matrix work.
- * Only labels and min distances are written. */
+ * Persistent grid, one block per SM, NWG warpgroups per block, each owning MH*64 rows of the
+ * block's point tile (BM = 64*MH*NWG rows). The point tile's A fragments live in registers for
+ * the whole centroid sweep (loaded once with ldmatrix from a 128-byte-swizzled shared copy,
+ * which is then refilled with the block's next point tile in the background). Centroid tiles
+ * of BN rows x d stream through an S-stage cp.async ring in the 128-byte-swizzled K-major
+ * layout that wgmma reads through a matrix descriptor. Two accumulator sets per warpgroup:
+ * while the tensor cores run tile s (wgmma.mma_async m64nBNk16, A from registers, B from
+ * shared memory), the threads fold tile s-1 into the running (min, index) per row, so the
+ * argmin epilogue overlaps the matrix work. Only labels and min distances are written.
+ *
+ * Epilogue variants (EPI): 1 = for every element d = ||c||^2 - 2 acc, (best, idx) updated by
+ * compare+select (4 instructions); 2 = first the row minimum of the tile (fma + min, 2
+ * instructions), and the index pass only for row slots whose minimum beats the running best
+ * (warp-uniform branch; rare once the running best has settled, i.e. for large k);
+ * 0 = no epilogue (timing experiments only: outputs are garbage). */
 #ifndef FKM_ASSIGN_V2_CUH
 #define FKM_ASSIGN_V2_CUH
 
@@ -17,7 +23,6 @@
 
 namespace fkm {
 
-constexpr int V2_BN = 64;
 constexpr int V2_S = 5;  /* centroid-tile ring */
 constexpr int V2_PD = 3; /* prefetch distance (steps); S - PD = 2 keeps a tile's cn alive for its epilogue */
 
@@ -25,21 +30,21 @@ template <int V> struct IC {
     static constexpr int value = V;
 };
 
-/* KS: k16 steps (d <= 16*KS); MH: m64 halves per warpgroup; NWG: warpgroups per block. */
-static inline size_t v2_smem_bytes(int ks, int bm)
+/* KS: k16 steps (d <= 16*KS). */
+static inline size_t v2_smem_bytes(int ks, int bm, int bn)
 {
     int nkc = ks / 4;
-    return 1024 /* alignment slack */ + (size_t)nkc * bm * 128 + (size_t)V2_S * nkc * V2_BN * 128 +
-           (size_t)V2_S * V2_BN * 4;
+    return 1024 /* alignment slack */ + (size_t)nkc * bm * 128 + (size_t)V2_S * nkc * bn * 128 + (size_t)V2_S * bn * 4;
 }
 
-template <bool BF16, int KS, int MH, int NWG>
+template <bool BF16, int KS, int MH, int NWG, int BN, int EPI>
 __global__ void __launch_bounds__(128 * NWG, 1) assign_v2_kernel(const AssignParams p)
 {
-    constexpr int V2_BM = 64 * MH * NWG, V2_T = 128 * NWG;
+    constexpr int BM = 64 * MH * NWG, T = 128 * NWG;
     constexpr int NKC = KS / 4;
-    constexpr uint32_t X_BYTES = NKC * V2_BM * 128;
-    constexpr uint32_t C_BYTES = NKC * V2_BN * 128;
+    constexpr uint32_t X_BYTES = NKC * BM * 128;
+    constexpr uint32_t C_BYTES = NKC * BN * 128;
+    constexpr int NACC = BN / 2;
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t raw = smem_u32(smem_raw);
     const uint32_t sbase = (raw + 1023u) & ~1023u;
@@ -50,51 +55,51 @@ __global__ void __launch_bounds__(128 * NWG, 1) assign_v2_kernel(const AssignPar
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wg = warp >> 2, w = warp & 3;
     const int g = lane >> 2, t = lane & 3;
-    const int64_t nPT = (p.n + V2_BM - 1) / V2_BM;
-    const int nJ = (int)((p.k + V2_BN - 1) / V2_BN);
+    const int64_t nPT = (p.n + BM - 1) / BM;
+    const int nJ = (int)((p.k + BN - 1) / BN);
     const int nIt = (int)((nPT - blockIdx.x + gridDim.x - 1) / gridDim.x);
     if (nIt <= 0) return;
     const int total = nIt * nJ;
 
-    auto tile_row0 = [&](int it) -> int64_t { return ((int64_t)blockIdx.x + (int64_t)it * gridDim.x) * V2_BM; };
+    auto tile_row0 = [&](int it) -> int64_t { return ((int64_t)blockIdx.x + (int64_t)it * gridDim.x) * BM; };
 
     auto load_x = [&](int it) {
         const int tid = tid_volatile();
         const int64_t r0 = tile_row0(it);
 #pragma unroll
-        for (int i = 0; i < (V2_BM * 8 * NKC + V2_T - 1) / V2_T; ++i) {
-            int q = tid + i * V2_T;
-            if (V2_BM * 8 * NKC % V2_T != 0 && q >= V2_BM * 8 * NKC) break;
-            int kc = q / (V2_BM * 8), rem = q % (V2_BM * 8);
+        for (int i = 0; i < (BM * 8 * NKC + T - 1) / T; ++i) {
+            int q = tid + i * T;
+            if (BM * 8 * NKC % T != 0 && q >= BM * 8 * NKC) break;
+            int kc = q / (BM * 8), rem = q % (BM * 8);
             int r = rem >> 3, c = rem & 7;
             int64_t row = r0 + r;
             int kb = kc * 128 + c * 16;
             bool v = row < p.n && kb < p.row_bytes;
             const char *src = v ? p.x + row * p.ldx_bytes + kb : p.x;
-            cp_async16(sX + kc * (V2_BM * 128) + r * 128 + ((c ^ (r & 7)) << 4), src, v);
+            cp_async16(sX + kc * (BM * 128) + r * 128 + ((c ^ (r & 7)) << 4), src, v);
         }
     };
     auto load_c = [&](int s) {
         const int tid = tid_volatile();
         const int j = s % nJ, buf = s % V2_S;
-        const int64_t r0 = (int64_t)j * V2_BN;
+        const int64_t r0 = (int64_t)j * BN;
         const uint32_t dst = sC + buf * C_BYTES;
 #pragma unroll
-        for (int i = 0; i < (V2_BN * 8 * NKC + V2_T - 1) / V2_T; ++i) {
-            int q = tid + i * V2_T;
-            if (V2_BN * 8 * NKC % V2_T != 0 && q >= V2_BN * 8 * NKC) break;
-            int kc = q / (V2_BN * 8), rem = q % (V2_BN * 8);
+        for (int i = 0; i < (BN * 8 * NKC + T - 1) / T; ++i) {
+            int q = tid + i * T;
+            if (BN * 8 * NKC % T != 0 && q >= BN * 8 * NKC) break;
+            int kc = q / (BN * 8), rem = q % (BN * 8);
             int r = rem >> 3, c = rem & 7;
             int64_t row = r0 + r;
             int kb = kc * 128 + c * 16;
             bool v = row < p.k && kb < p.row_bytes;
             const char *src = v ? p.c + row * p.ldc_bytes + kb : p.c;
-            cp_async16(dst + kc * (V2_BN * 128) + r * 128 + ((c ^ (r & 7)) << 4), src, v);
+            cp_async16(dst + kc * (BN * 128) + r * 128 + ((c ^ (r & 7)) << 4), src, v);
         }
-        if (tid < V2_BN) {
+        if (tid < BN) {
             int64_t col = r0 + tid;
-            if (col < p.k) cp_async4(sCnAddr + (buf * V2_BN + tid) * 4, p.cn + col);
-            else sCn[buf * V2_BN + tid] = FKM_INF;
+            if (col < p.k) cp_async4(sCnAddr + (buf * BN + tid) * 4, p.cn + col);
+            else sCn[buf * BN + tid] = FKM_INF;
         }
     };
 
@@ -109,19 +114,23 @@ __global__ void __launch_bounds__(128 * NWG, 1) assign_v2_kernel(const AssignPar
     fence_proxy_async();
     __syncthreads();
 
-    float acc[2][MH][32];
+    float acc[2][MH][NACC];
     uint32_t a[MH][KS][4];
     float best[MH][2];
     int bidx[MH][2];
 #pragma unroll
-    for (int b = 0; b < 2; ++b)
+    for (int h = 0; h < MH; ++h) {
 #pragma unroll
-        for (int h = 0; h < MH; ++h) {
-#pragma unroll
-            for (int i = 0; i < 32; ++i) acc[b][h][i] = 0.f;
-            best[b][h] = FKM_INF;
-            bidx[b][h] = 0;
+        for (int i = 0; i < NACC; ++i) {
+            acc[0][h][i] = 0.f;
+            acc[1][h][i] = 0.f;
         }
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            best[h][r] = FKM_INF;
+            bidx[h][r] = 0;
+        }
+    }
 
     auto finalize = [&](int it) {
         const int64_t r0 = tile_row0(it) + wg * (64 * MH) + w * 16 + g;
@@ -148,21 +157,59 @@ __global__ void __launch_bounds__(128 * NWG, 1) assign_v2_kernel(const AssignPar
     auto epilogue = [&](auto qtag, int s) {
         constexpr int Q = decltype(qtag)::value;
         const int it = s / nJ, j = s - it * nJ;
-        const float *cnb = sCn + (s % V2_S) * V2_BN;
-        const int jb = j * V2_BN + 2 * t;
+        const float *cnb = sCn + (s % V2_S) * BN;
+        const int jb = j * BN + 2 * t;
+        if constexpr (EPI == 0) {
+            (void)cnb;
+            (void)jb;
 #pragma unroll
-        for (int i = 0; i < 8; ++i) {
-            const float2 cv = *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
+            for (int h = 0; h < MH; ++h) best[h][0] = fminf(best[h][0], acc[Q][h][0]);
+        } else if constexpr (EPI == 1) {
 #pragma unroll
-            for (int e = 0; e < 2; ++e) {
-                const int col = jb + 8 * i + e;
-                const float cvv = e ? cv.y : cv.x;
+            for (int i = 0; i < BN / 8; ++i) {
+                const float2 cv = *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
 #pragma unroll
-                for (int h = 0; h < MH; ++h)
+                for (int e = 0; e < 2; ++e) {
+                    const int col = jb + 8 * i + e;
+                    const float cvv = e ? cv.y : cv.x;
 #pragma unroll
-                    for (int r = 0; r < 2; ++r)
-                        upd_best(best[h][r], bidx[h][r], fmaf(-2.f, acc[Q][h][4 * i + 2 * r + e], cvv), col);
+                    for (int h = 0; h < MH; ++h)
+#pragma unroll
+                        for (int r = 0; r < 2; ++r)
+                            upd_best(best[h][r], bidx[h][r], fmaf(-2.f, acc[Q][h][4 * i + 2 * r + e], cvv), col);
+                }
             }
+        } else {
+            float m[MH][2];
+#pragma unroll
+            for (int h = 0; h < MH; ++h) m[h][0] = m[h][1] = FKM_INF;
+#pragma unroll
+            for (int i = 0; i < BN / 8; ++i) {
+                const float2 cv = *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
+#pragma unroll
+                for (int e = 0; e < 2; ++e)
+#pragma unroll
+                    for (int h = 0; h < MH; ++h)
+#pragma unroll
+                        for (int r = 0; r < 2; ++r)
+                            m[h][r] = fminf(m[h][r], fmaf(-2.f, acc[Q][h][4 * i + 2 * r + e], e ? cv.y : cv.x));
+            }
+#pragma unroll
+            for (int h = 0; h < MH; ++h)
+#pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    const bool imp = m[h][r] < best[h][r];
+                    if (__any_sync(0xffffffffu, imp)) { /* warp-uniform */
+#pragma unroll
+                        for (int i = 0; i < BN / 8; ++i) {
+                            const float2 cv = *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
+#pragma unroll
+                            for (int e = 0; e < 2; ++e)
+                                upd_best(best[h][r], bidx[h][r],
+                                         fmaf(-2.f, acc[Q][h][4 * i + 2 * r + e], e ? cv.y : cv.x), jb + 8 * i + e);
+                        }
+                    }
+                }
         }
         if (j == nJ - 1) finalize(it);
     };
@@ -194,7 +241,7 @@ __global__ void __launch_bounds__(128 * NWG, 1) assign_v2_kernel(const AssignPar
                 for (int ks = 0; ks < KS; ++ks) {
                     const int row = wg * (64 * MH) + h * 64 + w * 16 + (lane & 15);
                     const int ch = ks * 2 + (lane >> 4);
-                    ldsm_x4(sX + (ch >> 3) * (V2_BM * 128) + row * 128 + (((ch & 7) ^ (lane & 7)) << 4), a[h][ks][0],
+                    ldsm_x4(sX + (ch >> 3) * (BM * 128) + row * 128 + (((ch & 7) ^ (lane & 7)) << 4), a[h][ks][0],
                             a[h][ks][1], a[h][ks][2], a[h][ks][3]);
                 }
         }
@@ -202,13 +249,13 @@ __global__ void __launch_bounds__(128 * NWG, 1) assign_v2_kernel(const AssignPar
 #pragma unroll
         for (int h = 0; h < MH; ++h)
 #pragma unroll
-            for (int i = 0; i < 32; ++i) reg_fence(acc[P][h][i]);
+            for (int i = 0; i < NACC; ++i) reg_fence(acc[P][h][i]);
         wgmma_fence();
 #pragma unroll
         for (int ks = 0; ks < KS; ++ks) {
-            const uint64_t desc = sw128_desc(cb + (ks >> 2) * (V2_BN * 128) + (ks & 3) * 32);
+            const uint64_t desc = sw128_desc(cb + (ks >> 2) * (BN * 128) + (ks & 3) * 32);
 #pragma unroll
-            for (int h = 0; h < MH; ++h) wgmma_m64n64k16_rs<BF16>(acc[P][h], a[h][ks], desc, ks > 0 ? 1 : 0);
+            for (int h = 0; h < MH; ++h) wgmma_rs<BF16, BN>(acc[P][h], a[h][ks], desc, ks > 0 ? 1 : 0);
         }
         wgmma_commit();
         if (s > 0) epilogue(IC<P ^ 1>{}, s - 1);
@@ -216,7 +263,7 @@ __global__ void __launch_bounds__(128 * NWG, 1) assign_v2_kernel(const AssignPar
 #pragma unroll
         for (int h = 0; h < MH; ++h)
 #pragma unroll
-            for (int i = 0; i < 32; ++i) reg_fence(acc[P][h][i]);
+            for (int i = 0; i < NACC; ++i) reg_fence(acc[P][h][i]);
     };
 
     for (int s = 0; s < total; s += 2) {
