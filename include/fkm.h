@@ -81,6 +81,8 @@ typedef struct fkm_params {
                                 same result in every residency); 0 = chosen per residency */
     const char *output;      /* HDF5 file to write (temporary name, then renamed); NULL = none */
     int write_labels;        /* write /labels (N int32) into the output; 0 */
+    int skip_nonfinite;      /* leave out rows holding NaN or ±inf (label -1) instead of
+                                failing on the first; 0 */
     const char *log_json;    /* file for per-iteration JSON lines (rank 0); NULL = none */
     int verbose;             /* 0 quiet, 1 iteration log (default), 2 more */
     const char *checkpoint;  /* checkpoint file (written atomically); NULL = none. With it,

@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,11 @@ typedef struct run {
     fkm_rowsrc src;     /* this rank's rows, read from the reader */
     fkm_filesrc fsrc;
     int64_t row0;       /* this rank's first global row */
+    int64_t *bad, nbad; /* rows left out for non-finite values (--skip-nonfinite) */
+    fkm_rowsrc ssrc;    /* src without them */
+    fkm_skipsrc skip;
+    const fkm_rowsrc *use; /* the rows the fit uses: &src or &ssrc */
+    int64_t n_used, row0_used; /* their global count, and this rank's first in that count */
     int start_iter;     /* first iteration to run (after a resume, the checkpoint's + 1) */
     double start_prev;  /* the stop test's previous inertia at start_iter (NaN when fresh) */
 } run;
@@ -148,6 +154,13 @@ static int pass(run *R, fkm_iter_stats *st, fkm_error *err)
     return fkm_comm_agree(&R->comm, err);
 }
 
+/* 1 when both paths name one existing file (however spelled). */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 /* Open the input, check it against the parameters, and make this rank's row source. */
 static int open_input(run *R, const fkm_params *p, fkm_dsinfo *info, fkm_error *err)
 {
@@ -156,16 +169,52 @@ static int open_input(run *R, const fkm_params *p, fkm_dsinfo *info, fkm_error *
     if (p->k > info->n)
         fkm_fail(err, FKM_EINPUT, "--k %lld is larger than the %lld rows of '%s:%s'",
                  (long long)p->k, (long long)info->n, p->input, p->dataset);
-    else if (p->output && R->comm.rank == 0)
-        fkm_out_check_path(p->output, err);
+    else if (p->output && R->comm.rank == 0 && fkm_out_check_path(p->output, err) == FKM_OK &&
+             same_file(p->input, p->output))
+        fkm_fail(err, FKM_EINPUT, "--output '%s' is the input file '%s'", p->output, p->input);
+    else if (p->checkpoint && R->comm.rank == 0 && same_file(p->input, p->checkpoint))
+        fkm_fail(err, FKM_EINPUT, "--checkpoint '%s' is the input file '%s'", p->checkpoint, p->input);
     if ((s = fkm_comm_agree(&R->comm, err))) return s;
     int64_t cnt;
     fkm_shard(info->n, R->comm.size, R->comm.rank, &R->row0, &cnt);
     fkm_rowsrc_file(&R->src, &R->fsrc, R->reader, info, R->row0, cnt);
-    return FKM_OK;
+    R->use = &R->src;
+    R->n_used = info->n;
+    R->row0_used = R->row0;
+
+    /* Rows with NaN or infinity: an input error naming the first, or left out. */
+    char what[1200];
+    snprintf(what, sizeof what, "input '%s:%s'", p->input, p->dataset);
+    fkm_scan_nonfinite(&R->src, R->row0, p->skip_nonfinite, what, &R->bad, &R->nbad, err);
+    if ((s = fkm_comm_agree(&R->comm, err))) return s;
+    /* every rank's count of used rows, for the global numbering of the used rows */
+    double *cnts = fkm_calloc((size_t)R->comm.size, sizeof(double), "row counts", err);
+    if (cnts) {
+        cnts[R->comm.rank] = (double)(cnt - R->nbad);
+        s = fkm_comm_allreduce_sum_f64(&R->comm, cnts, R->comm.size, err);
+    }
+    if (!(s = fkm_comm_agree(&R->comm, err))) {
+        R->n_used = R->row0_used = 0;
+        for (int r = 0; r < R->comm.size; r++) {
+            if (r < R->comm.rank) R->row0_used += (int64_t)cnts[r];
+            R->n_used += (int64_t)cnts[r];
+        }
+        if (R->n_used < info->n) {
+            fkm_rowsrc_skip(&R->ssrc, &R->skip, &R->src, R->bad, R->nbad);
+            R->use = &R->ssrc;
+            if (R->comm.rank == 0 && p->verbose > 0)
+                printf("skipping %lld rows with non-finite values (--skip-nonfinite)\n",
+                       (long long)(info->n - R->n_used));
+        }
+        if (p->k > R->n_used)
+            fkm_fail(err, FKM_EINPUT, "--k %lld is larger than the %lld finite rows of '%s:%s'",
+                     (long long)p->k, (long long)R->n_used, p->input, p->dataset);
+    }
+    free(cnts);
+    return fkm_comm_agree(&R->comm, err);
 }
 
-static int initial_centroids(run *R, const fkm_params *p, int64_t n, float *c, fkm_error *err)
+static int initial_centroids(run *R, const fkm_params *p, float *c, fkm_error *err)
 {
     const int64_t k = R->k, d = R->d;
     if (p->init == FKM_INIT_FILE) {
@@ -178,8 +227,8 @@ static int initial_centroids(run *R, const fkm_params *p, int64_t n, float *c, f
     }
     int64_t *ids = fkm_malloc((size_t)k * sizeof(int64_t), "the init sample", err);
     double *acc = ids ? fkm_malloc((size_t)(k * d) * sizeof(double), "the initial centroids", err) : NULL;
-    if (acc && fkm_sample_rows(n, k, p->seed, ids, err) == FKM_OK)
-        fkm_init_from_rows(ids, k, &R->src, R->row0, acc, err);
+    if (acc && fkm_sample_rows(R->n_used, k, p->seed, ids, err) == FKM_OK)
+        fkm_init_from_rows(ids, k, R->use, R->row0_used, acc, err);
     int s = fkm_comm_agree(&R->comm, err);
     /* Each sampled row is non-zero on exactly one rank: the sum gathers them exactly. */
     if (!s) s = fkm_comm_allreduce_sum_f64(&R->comm, acc, k * d, err);
@@ -196,7 +245,7 @@ static int choose_residency(run *R, const fkm_params *p, fkm_residency *res, int
                             fkm_error *err)
 {
     const size_t rb = (size_t)R->d * sizeof(float);
-    const int64_t n = R->src.n;
+    const int64_t n = R->use->n;
     fkm_residency r = p->residency;
     if (r == FKM_RES_AUTO) {
         long pages = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
@@ -334,7 +383,7 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
         }
         free(c);
         if (s) goto done;
-    } else if ((s = initial_centroids(&R, p, info.n, res->centroids, err))) {
+    } else if ((s = initial_centroids(&R, p, res->centroids, err))) {
         goto done;
     }
     fkm_residency residency = FKM_RES_DEVICE;
@@ -342,7 +391,7 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
     if (make_backend(&R, p, err) == FKM_OK) {
         R.have_be = 1;
         if (choose_residency(&R, p, &residency, &chunk, err) == FKM_OK &&
-            R.be.set_source(R.be.ctx, &R.src, residency, chunk, err) == FKM_OK)
+            R.be.set_source(R.be.ctx, R.use, residency, chunk, err) == FKM_OK)
             R.be.set_centroids(R.be.ctx, res->centroids, R.k, err);
     }
     if ((s = fkm_comm_agree(&R.comm, err))) goto done;
@@ -372,6 +421,12 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
         for (int64_t j = 0; j < R.k; j++) res->counts[j] = (int64_t)R.host_stats[kd + j];
         R.be.get_centroids(R.be.ctx, res->centroids, err);
         if (!err->status) R.be.labels(R.be.ctx, res->labels, err);
+        if (!err->status && R.nbad) {
+            /* back to the input's row numbering: left-out rows get label -1 */
+            for (int64_t i = R.use->n - 1; i >= 0; i--)
+                res->labels[fkm_skipsrc_base_row(&R.skip, i)] = res->labels[i];
+            for (int64_t j = 0; j < R.nbad; j++) res->labels[R.bad[j]] = -1;
+        }
         if ((s = fkm_comm_agree(&R.comm, err))) goto done;
     }
     if (R.comm.rank == 0 && p->verbose > 0 && R.be.peak_bytes)
@@ -393,6 +448,7 @@ done:
     fkm_comm_nccl_destroy(&R.comm);
     if (R.have_be) R.be.destroy(R.be.ctx);
     fkm_reader_close(R.reader);
+    free(R.bad);
     free(R.host_stats);
     if (R.json) fclose(R.json);
     if (s) {

@@ -30,7 +30,7 @@ static const char *USAGE =
     "        [--comm auto|nccl|mpi] [--device N]\n"
     "        [--checkpoint FILE [--checkpoint-every 10]] [--resume FILE]\n"
     "        [--residency auto|device|host|file] [--chunk-rows R]\n"
-    "        [--output out.h5] [--labels] [--log-json FILE] [-q|-v]\n"
+    "        [--output out.h5] [--labels] [--skip-nonfinite] [--log-json FILE] [-q|-v]\n"
     "        k-means of the rows of FILE:DATASET; run under mpirun for several ranks\n"
     "\n"
     "exit status: 0 success, 2 usage error or bad input, 1 runtime failure,\n"
@@ -195,7 +195,7 @@ static int cmd_fit(int argc, char **argv)
                 {"--precision", 1}, {"--empty", 1}, {"--chunk-rows", 1}, {"--output", 1},
                 {"--labels", 0},  {"--log-json", 1}, {"-q", 0},          {"-v", 0},
                 {"--comm", 1},    {"--device", 1},  {"--checkpoint", 1}, {"--checkpoint-every", 1},
-                {"--resume", 1},  {"--residency", 1}};
+                {"--resume", 1},  {"--residency", 1}, {"--skip-nonfinite", 0}};
     const int nf = sizeof f / sizeof f[0];
     if (parse_flags(argc, argv, f, nf, NULL)) return 2;
     fkm_params p;
@@ -263,6 +263,7 @@ static int cmd_fit(int argc, char **argv)
     }
     if ((v = get(f, nf, "--output"))) p.output = v->value;
     if (get(f, nf, "--labels")) p.write_labels = 1;
+    if (get(f, nf, "--skip-nonfinite")) p.skip_nonfinite = 1;
     if ((v = get(f, nf, "--checkpoint"))) p.checkpoint = v->value;
     if ((v = get(f, nf, "--resume"))) p.resume = v->value;
     if ((v = get(f, nf, "--checkpoint-every"))) {

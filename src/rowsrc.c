@@ -38,3 +38,53 @@ void fkm_rowsrc_file(fkm_rowsrc *s, fkm_filesrc *f, fkm_reader *r, const fkm_dsi
     s->read = file_read;
     s->ctx = f;
 }
+
+int64_t fkm_skipsrc_base_row(const fkm_skipsrc *k, int64_t i)
+{
+    /* bad[j] - j valid rows come before bad[j]: find the first j where that exceeds i */
+    int64_t lo = 0, hi = k->nbad;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (k->bad[mid] - mid > i)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return i + lo;
+}
+
+static int skip_read(void *ctx, int64_t r0, int64_t m, void *dst, fkm_error *err)
+{
+    const fkm_skipsrc *k = ctx;
+    const size_t rb = fkm_rowsrc_row_bytes(k->base);
+    int64_t o = fkm_skipsrc_base_row(k, r0), j = o - r0; /* j bad rows lie before o */
+    char *out = dst;
+    while (m > 0) {
+        while (j < k->nbad && k->bad[j] == o) { /* step over bad rows */
+            o++;
+            j++;
+        }
+        int64_t run = j < k->nbad ? k->bad[j] - o : m;
+        if (run > m) run = m;
+        int st = k->base->read(k->base->ctx, o, run, out, err);
+        if (st) return st;
+        out += (size_t)run * rb;
+        o += run;
+        m -= run;
+    }
+    return FKM_OK;
+}
+
+void fkm_rowsrc_skip(fkm_rowsrc *s, fkm_skipsrc *k, const fkm_rowsrc *base, const int64_t *bad,
+                     int64_t nbad)
+{
+    k->base = base;
+    k->bad = bad;
+    k->nbad = nbad;
+    s->n = base->n - nbad;
+    s->d = base->d;
+    s->dt = base->dt;
+    s->resident = NULL;
+    s->read = skip_read;
+    s->ctx = k;
+}

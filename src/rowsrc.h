@@ -32,4 +32,24 @@ typedef struct fkm_filesrc {
 void fkm_rowsrc_file(fkm_rowsrc *s, fkm_filesrc *f, fkm_reader *r, const fkm_dsinfo *info,
                      int64_t row0, int64_t n);
 
+
+/* The rows of base without the rows listed in bad (sorted local indices): local row i of this
+ * source is the i-th row of base that is not in bad. */
+typedef struct fkm_skipsrc {
+    const fkm_rowsrc *base;
+    const int64_t *bad;
+    int64_t nbad;
+} fkm_skipsrc;
+void fkm_rowsrc_skip(fkm_rowsrc *s, fkm_skipsrc *k, const fkm_rowsrc *base, const int64_t *bad,
+                     int64_t nbad);
+/* The base row of row i of a skip source. */
+int64_t fkm_skipsrc_base_row(const fkm_skipsrc *k, int64_t i);
+
+/* Read every row of src once, in pieces of about 64 MiB, and find the rows holding a NaN or
+ * an infinity. Without skip, the first one is an FKM_EINPUT naming it (global row
+ * row0 + i, its column and value; `what` names the input). With skip, *bad gets their sorted
+ * local indices (malloc'ed; NULL when none) and *nbad their number. */
+int fkm_scan_nonfinite(const fkm_rowsrc *src, int64_t row0, int skip, const char *what,
+                       int64_t **bad, int64_t *nbad, fkm_error *err);
+
 #endif
