@@ -44,8 +44,8 @@ if has sass; then
     lib="$BUILD/libfkm_cuda.a"
     {
         echo "== resource usage (registers, shared, local/stack) =="
-        cuobjdump --dump-resource-usage "$lib" 2>&1 | grep -E "Function|REG|STACK|SHARED|LOCAL" | grep -B1 "REG" \
-            | grep -E "assign|exact|convert|norms|Function|REG" | head -80
+        cuobjdump --dump-resource-usage "$lib" 2>&1 | awk '/Function/ {f=$2} /REG:/ {print f, $1, $2, $3, $4}' \
+            | grep -E "assign|exact|convert|norms" | sed 's/_ZN3fkm//; s/_ZN[0-9A-Za-z_]*convert[0-9A-Za-z_]*/convert/' 
         echo "== tensor-core / memory instruction counts per assign kernel =="
         cuobjdump -sass "$lib" 2>/dev/null | awk '
             /Function :/ { if (name != "") printf "%-70s HGMMA %4d HMMA %4d LDSM %4d LDGSTS %4d LDL %3d STL %3d BAR %3d WARPGROUP %3d\n", name, hg, hm, ld, cp, ll, sl, bar, wg;

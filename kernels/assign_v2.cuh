@@ -23,8 +23,8 @@
 
 namespace fkm {
 
-constexpr int V2_S = 5;  /* centroid-tile ring */
-constexpr int V2_PD = 3; /* prefetch distance (steps); S - PD = 2 keeps a tile's cn alive for its epilogue */
+constexpr int V2_S = 6;  /* centroid-tile ring */
+constexpr int V2_PD = 3; /* prefetch distance: C(s+1+PD) is issued in step s (see the step comment) */
 
 template <int V> struct IC {
     static constexpr int value = V;
@@ -103,10 +103,10 @@ __global__ void __launch_bounds__(128 * NWG, 1) assign_v2_kernel(const AssignPar
         }
     };
 
-    /* prologue: X(0) with C(0) in the first group, then C(1..PD-1) */
+    /* prologue: X(0) with C(0) in the first group, then C(1..PD) */
     load_x(0);
 #pragma unroll
-    for (int q = 0; q < V2_PD; ++q) {
+    for (int q = 0; q <= V2_PD; ++q) {
         if (q < total) load_c(q);
         cp_async_commit();
     }
@@ -214,24 +214,26 @@ __global__ void __launch_bounds__(128 * NWG, 1) assign_v2_kernel(const AssignPar
         if (j == nJ - 1) finalize(it);
     };
 
+    /* Step s. On entry C(s) has landed and is visible to all, and no wgmma is in flight.
+     *   1. first step of a point tile: A fragments of the tile from sX (ldmatrix);
+     *   2. issue wgmma(s) into acc[P] (async);
+     *   3. while it runs: wait for C(s+1) (and X of the next tile when step s+1 starts one),
+     *      fence.proxy.async, __syncthreads -- so the block-wide barrier never finds the tensor
+     *      cores idle;
+     *   4. issue the loads of C(s+1+PD) (its ring slot was last used by step s-2: its wgmma
+     *      and epilogue are complete, everyone is past the barrier) and, in the first step of
+     *      a point tile, X of the next point tile (sX was read in item 1, before the barrier);
+     *   5. epilogue of step s-1 on acc[P^1] (its cn slot is refilled in step s+1 at the
+     *      earliest, after that step's barrier);
+     *   6. wait for wgmma(s).
+     * cp.async groups: one per step (item 4) plus PD+1 in the prologue; C(s+1) was committed
+     * PD-1 groups before item 3 of step s, X(it+1) nJ-2 groups before the last step of it. */
     auto step = [&](auto ptag, int s) {
         constexpr int P = decltype(ptag)::value;
         const int it = s / nJ, j = s - it * nJ;
-        if (s > 0) {
-            if (j == 0 && nJ - 2 < V2_PD - 1) cp_async_wait<0>();
-            else cp_async_wait<V2_PD - 1>();
-            fence_proxy_async();
-            __syncthreads();
-        }
-        if (s + V2_PD < total) load_c(s + V2_PD);
-        if (s >= 1 && (s - 1) % nJ == 0) {
-            const int itn = (s - 1) / nJ + 1;
-            if (itn < nIt) load_x(itn);
-        }
-        cp_async_commit();
         if (j == 0) {
             const int lane = tid_volatile() & 31;
-            if (nJ == 1 && s > 0) { /* X(it) was issued just above */
+            if (nJ == 1 && s > 0) { /* X(it) was issued in the previous step, after its barrier */
                 cp_async_wait<0>();
                 __syncthreads();
             }
@@ -258,6 +260,16 @@ __global__ void __launch_bounds__(128 * NWG, 1) assign_v2_kernel(const AssignPar
             for (int h = 0; h < MH; ++h) wgmma_rs<BF16, BN>(acc[P][h], a[h][ks], desc, ks > 0 ? 1 : 0);
         }
         wgmma_commit();
+        if (s + 1 < total) {
+            const bool next_new_tile = (j == nJ - 1);
+            if (next_new_tile && nJ - 2 < V2_PD - 1) cp_async_wait<0>();
+            else cp_async_wait<V2_PD - 1>();
+            fence_proxy_async();
+            __syncthreads();
+            if (s + 1 + V2_PD < total) load_c(s + 1 + V2_PD);
+            if (j == 0 && it + 1 < nIt) load_x(it + 1);
+            cp_async_commit();
+        }
         if (s > 0) epilogue(IC<P ^ 1>{}, s - 1);
         wgmma_wait<0>();
 #pragma unroll
