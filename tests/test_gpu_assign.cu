@@ -74,10 +74,10 @@ struct Variant {
     int dmin, dmax; /* run only for dmin <= d <= dmax (where the variant exists) */
 };
 static const Variant VARIANTS[] = {
-    {"f16/v2", FKM_K_F16, 2, 1, 128},    {"f16/v3", FKM_K_F16, 3, 1, 128},   {"f16/v4", FKM_K_F16, 4, 65, 128},
-    {"f16/v5", FKM_K_F16, 5, 65, 128},   {"f16/v6", FKM_K_F16, 6, 65, 128},  {"f16/v9", FKM_K_F16, 9, 65, 128},
-    {"f16/v1", FKM_K_F16, 1, 1, 1 << 30}, {"bf16/v2", FKM_K_BF16, 2, 1, 128}, {"bf16/v5", FKM_K_BF16, 5, 65, 128},
-    {"bf16/v1", FKM_K_BF16, 1, 1, 1 << 30}, {"tf32", FKM_K_TF32, 0, 1, 1 << 30}, {"exact", FKM_K_EXACT, 0, 1, 1 << 30},
+    {"f16/v2", FKM_K_F16, 2, 1, 128},     {"f16/v3", FKM_K_F16, 3, 1, 128},       {"f16/v4", FKM_K_F16, 4, 65, 128},
+    {"f16/v9", FKM_K_F16, 9, 65, 128},    {"f16/v1", FKM_K_F16, 1, 1, 1 << 30},   {"bf16/v2", FKM_K_BF16, 2, 1, 128},
+    {"bf16/v3", FKM_K_BF16, 3, 65, 128},  {"bf16/v1", FKM_K_BF16, 1, 1, 1 << 30}, {"tf32", FKM_K_TF32, 0, 1, 1 << 30},
+    {"exact", FKM_K_EXACT, 0, 1, 1 << 30},
 };
 
 static uint64_t g_seed;
@@ -255,7 +255,8 @@ static void run_case(const Variant &v, int64_t n, int64_t k, int d, int kind, co
         fkm_k_assign_force_version(0);
         CHECK(rc == 0 && se == cudaSuccess, "%s: fkm_k_assign rc=%d (%s), sync %s", what, rc,
               cudaGetErrorString((cudaError_t)rc), cudaGetErrorString(se));
-        if (rc != 0 || se != cudaSuccess) exit(1);
+        if (se != cudaSuccess) exit(1); /* sticky device error: nothing after it is meaningful */
+        if (rc != 0) return;
         if (rep == 0) ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
         CK(cudaMemcpy(rep ? lab2.data() : lab.data(), dlab, (size_t)n * 4, cudaMemcpyDeviceToHost));
         CK(cudaMemcpy(rep ? md2.data() : md.data(), dmd, (size_t)n * 4, cudaMemcpyDeviceToHost));
