@@ -95,9 +95,14 @@ static int cpu_set_source(void *vp, const fkm_rowsrc *src, fkm_residency res, in
         return fkm_prefetch_create(&s->pf, src, s->chunk, 2, NULL, NULL, NULL, err);
     }
     /* DEVICE and HOST are the same place for the CPU: memory, as float32 */
-    s->x = fkm_malloc((size_t)(n * d) * sizeof(float), "the shard (float32)", err);
-    s->xnorm = fkm_malloc((size_t)n * sizeof(double), "row norms", err);
-    if (!s->x || !s->xnorm) return FKM_ENOMEM;
+    s->x = malloc((size_t)(n * d) * sizeof(float) + 1);
+    s->xnorm = malloc((size_t)n * sizeof(double) + 1);
+    if (!s->x || !s->xnorm)
+        return fkm_fail(err, FKM_ENOMEM,
+                        "out of host memory: this rank's %lld rows need %.1f MiB as float32 "
+                        "(--residency file streams them from the file instead; more ranks make "
+                        "each rank's share smaller)",
+                        (long long)n, (double)n * (double)(d * sizeof(float) + sizeof(double)) / (1 << 20));
     s->bytes += (size_t)n * (d * sizeof(float) + sizeof(double));
     /* loaded in pieces of at most 64 MiB, so that reading needs no second copy of the shard */
     const size_t rb = fkm_rowsrc_row_bytes(src);

@@ -105,4 +105,13 @@ PY
 "$FKM" fit --input dup.h5 --k 5 --iters 5 --output dup_out.h5 --labels > dup.txt && \
   $PYTHON -c "import h5py; f=h5py.File('dup_out.h5'); assert f['/counts'][...].sum()==150" \
   && ok "K > distinct rows completes" || fail "K > distinct rows: $(tail -2 dup.txt)"
+# out of host memory: status 1, how much, and the flag that helps; that flag then works
+# (OpenBLAS spins on a failed mmap of its own buffers, so the limit leaves room for them: the
+# rows need 590 MiB as float32 in memory, the file residency about 200 MiB)
+"$FKM" gen --output big16.h5 --n 600000 --d 256 --dtype f16 --seed 2 > /dev/null || fail "gen big"
+(ulimit -v 1000000; timeout 300 "$FKM" fit --input big16.h5 --k 4 --iters 1 --backend cpu -q --output out.h5) 2> oom.txt; rc=$?
+[ $rc -eq 1 ] && grep -q "out of host memory.*MiB.*--residency file" oom.txt && [ ! -e out.h5 ] \
+  && ok "out of memory: $(cut -c1-90 oom.txt)..." || fail "out of memory: rc $rc $(cat oom.txt)"
+(ulimit -v 1000000; timeout 300 "$FKM" fit --input big16.h5 --k 4 --iters 1 --backend cpu -q --residency file --output out.h5) \
+  && ok "--residency file fits in the same memory" || fail "--residency file under the memory limit"
 finish
