@@ -318,21 +318,21 @@ int main(int argc, char **argv)
         /* assign alone, per version (0 = automatic choice; see assign.cu for the numbers) */
         const bool v2able = (mode == FKM_K_F16 || mode == FKM_K_BF16) && d <= 128;
         std::vector<int> versions = {0};
-        if (v2able) versions = {0, 1, 2, 3, 4, 9, 7, 8};
-        double t_v[10] = {0};
+        if (v2able) versions = {0, 1, 2, 3, 4, 9, 10, 11, 12, 13, 7, 8, 14, 15};
+        double t_v[16] = {0};
         for (int ver : versions) {
             fkm_k_assign_force_version(ver);
             double ms = time_ms(assign);
             t_v[ver] = ms;
             printf("  assign %-5s: %8.3f ms  %6.1f TFLOP/s  (%4.1f%% of peak)%s\n",
                    ver == 0 ? "auto" : ("v" + std::to_string(ver)).c_str(), ms, flops / (ms * 1e9),
-                   100.0 * flops / (ms * 1e9) / peak_tflops, ver >= 7 ? "  [no epilogue: timing only]" : "");
+                   100.0 * flops / (ms * 1e9) / peak_tflops, (ver == 7 || ver == 8 || ver >= 14) ? "  [no epilogue: timing only]" : "");
             fflush(stdout);
         }
         if (v2able) {
-            char vb[256];
+            char vb[512];
             int o = snprintf(vb, sizeof vb, "| %-11s |", cs.name);
-            for (int ver = 1; ver <= 9; ++ver) o += snprintf(vb + o, sizeof vb - o, " %7.3f |", t_v[ver]);
+            for (size_t q = 1; q < versions.size(); ++q) o += snprintf(vb + o, sizeof vb - o, " %6.3f |", t_v[versions[q]]);
             vtable.push_back(vb);
         }
         fkm_k_assign_force_version(0);
@@ -475,10 +475,12 @@ int main(int argc, char **argv)
            "|---------|---------------|---------|\n");
     for (auto &l : table) printf("%s\n", l.c_str());
     if (!vtable.empty()) {
-        printf("\nassign ms per kernel version (v1 mma.sync; v2.. wgmma configs, see kernels/assign.cu; v7, v8 = no "
-               "epilogue; v5, v6 removed)\n");
-        printf("| case        |    v1   |    v2   |    v3   |    v4   |    v5   |    v6   |    v7   |    v8   |    v9   |\n");
-        printf("|-------------|---------|---------|---------|---------|---------|---------|---------|---------|---------|\n");
+        printf("\nassign ms per kernel version (v1 mma.sync; v2.. wgmma configurations, see kernels/assign.cu; "
+               "v7, v8, v14, v15 = no epilogue, timing only)\n");
+        printf("| case        |   v1   |   v2   |   v3   |   v4   |   v9   |  v10   |  v11   |  v12   |  v13   |   v7   |"
+               "   v8   |  v14   |  v15   |\n");
+        printf("|-------------|--------|--------|--------|--------|--------|--------|--------|--------|--------|--------|"
+               "--------|--------|--------|\n");
         for (auto &l : vtable) printf("%s\n", l.c_str());
     }
     printf("(assign = automatic kernel choice; iter = assign + update + finalize + centroid convert + norms; "

@@ -216,25 +216,28 @@ template <int OP> static cudaError_t launch_v1(const AssignParams &p, cudaStream
     return cudaGetLastError();
 }
 
-template <bool BF16, int KS, int MH, int NWG, int BN, int EPI>
+template <bool BF16, int KS, int MH, int NWG, int BN, int EPI, bool DB = true>
 static cudaError_t launch_v2_cfg(const AssignParams &p, cudaStream_t s)
 {
     constexpr int BM = 64 * MH * NWG;
-    const size_t smem = v2_smem_bytes(KS, BM, BN);
+    const size_t smem = v2_smem_bytes(KS, BM, BN, DB);
     const int64_t npt = (p.n + BM - 1) / BM;
     const int grid = (int)(npt < num_sms() ? npt : num_sms());
-    auto kern = assign_v2_kernel<BF16, KS, MH, NWG, BN, EPI>;
+    auto kern = assign_v2_kernel<BF16, KS, MH, NWG, BN, EPI, DB>;
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess) return e;
     kern<<<grid, 128 * NWG, smem, s>>>(p);
     return cudaGetLastError();
 }
 /* v2 configurations (version numbers of fkm_k_assign_force_version), as
- * (m64 halves per warpgroup MH, warpgroups NWG, centroid tile BN, epilogue EPI):
- *   2 = default (below)       3 = (2, 2, 64, 1)         4 = (1, 4, 64, 2)       9 = (2, 2, 64, 2)
- *   7 = (1, 4, 64, 0) and 8 = (2, 2, 64, 0): no epilogue, timing experiments only.
- * (BN = 128 tiles need 2 warpgroups of 64 rows to fit the registers; measured slower, removed.)
- * Versions 4..9 exist for 64 < d <= 128; elsewhere they fall back to the default. */
+ * (m64 halves per warpgroup MH, warpgroups NWG, centroid tile BN, epilogue EPI, accumulator
+ * sets per warpgroup):
+ *   2 = default (below)
+ *   3 = (2, 2,  64, 1, 2)   4 = (1, 4,  64, 2, 2)   9 = (2, 2,  64, 2, 2)
+ *  10 = (1, 4, 128, 1, 1)  11 = (2, 2, 128, 1, 1)  12 = (1, 4, 128, 2, 1)  13 = (2, 2, 128, 2, 1)
+ *   7 = (1, 4, 64, 0, 2), 8 = (2, 2, 64, 0, 2), 14 = (1, 4, 128, 0, 1), 15 = (2, 2, 128, 0, 1):
+ *       no epilogue, timing experiments only.
+ * Versions 3..15 exist for 64 < d <= 128; elsewhere they fall back to the default. */
 template <bool BF16> static cudaError_t launch_v2(const AssignParams &p, int d, int variant, int *used, cudaStream_t s)
 {
     if (d > 64) {
@@ -245,6 +248,12 @@ template <bool BF16> static cudaError_t launch_v2(const AssignParams &p, int d, 
         case 7: return launch_v2_cfg<BF16, 8, 1, 4, 64, 0>(p, s);
         case 8: return launch_v2_cfg<BF16, 8, 2, 2, 64, 0>(p, s);
         case 9: return launch_v2_cfg<BF16, 8, 2, 2, 64, 2>(p, s);
+        case 10: return launch_v2_cfg<BF16, 8, 1, 4, 128, 1, false>(p, s);
+        case 11: return launch_v2_cfg<BF16, 8, 2, 2, 128, 1, false>(p, s);
+        case 12: return launch_v2_cfg<BF16, 8, 1, 4, 128, 2, false>(p, s);
+        case 13: return launch_v2_cfg<BF16, 8, 2, 2, 128, 2, false>(p, s);
+        case 14: return launch_v2_cfg<BF16, 8, 1, 4, 128, 0, false>(p, s);
+        case 15: return launch_v2_cfg<BF16, 8, 2, 2, 128, 0, false>(p, s);
         default: *used = 2; return launch_v2_cfg<BF16, 8, 1, 4, 64, 1>(p, s);
         }
     }

@@ -23,23 +23,29 @@
 
 namespace fkm {
 
-constexpr int V2_S = 6;  /* centroid-tile ring */
-constexpr int V2_PD = 3; /* prefetch distance: C(s+1+PD) is issued in step s (see the step comment) */
+/* Centroid-tile ring depth S and prefetch distance PD (C(s+1+PD) is issued in step s): with
+ * two accumulator sets a tile's cn is read one step later, so S = PD + 3; with one, S = PD + 2. */
+__host__ __device__ constexpr int v2_stages(bool db) { return db ? 6 : 4; }
+__host__ __device__ constexpr int v2_pd(bool db) { return db ? 3 : 2; }
 
 template <int V> struct IC {
     static constexpr int value = V;
 };
 
 /* KS: k16 steps (d <= 16*KS). */
-static inline size_t v2_smem_bytes(int ks, int bm, int bn)
+static inline size_t v2_smem_bytes(int ks, int bm, int bn, bool db)
 {
-    int nkc = ks / 4;
-    return 1024 /* alignment slack */ + (size_t)nkc * bm * 128 + (size_t)V2_S * nkc * bn * 128 + (size_t)V2_S * bn * 4;
+    int nkc = ks / 4, st = v2_stages(db);
+    return 1024 /* alignment slack */ + (size_t)nkc * bm * 128 + (size_t)st * nkc * bn * 128 + (size_t)st * bn * 4;
 }
 
-template <bool BF16, int KS, int MH, int NWG, int BN, int EPI>
+/* DB: two accumulator sets per warpgroup (epilogue of tile s-1 overlaps wgmma of tile s inside
+ * the warpgroup); without, one set, and the overlap comes from the other warpgroups' queued
+ * wgmma while this one runs its epilogue. */
+template <bool BF16, int KS, int MH, int NWG, int BN, int EPI, bool DB>
 __global__ void __launch_bounds__(128 * NWG, 1) assign_v2_kernel(const AssignParams p)
 {
+    constexpr int V2_S = v2_stages(DB), V2_PD = v2_pd(DB);
     constexpr int BM = 64 * MH * NWG, T = 128 * NWG;
     constexpr int NKC = KS / 4;
     constexpr uint32_t X_BYTES = NKC * BM * 128;
@@ -114,17 +120,16 @@ __global__ void __launch_bounds__(128 * NWG, 1) assign_v2_kernel(const AssignPar
     fence_proxy_async();
     __syncthreads();
 
-    float acc[2][MH][NACC];
+    float acc[DB ? 2 : 1][MH][NACC];
     uint32_t a[MH][KS][4];
     float best[MH][2];
     int bidx[MH][2];
 #pragma unroll
     for (int h = 0; h < MH; ++h) {
 #pragma unroll
-        for (int i = 0; i < NACC; ++i) {
-            acc[0][h][i] = 0.f;
-            acc[1][h][i] = 0.f;
-        }
+        for (int i = 0; i < NACC; ++i)
+#pragma unroll
+            for (int b = 0; b < (DB ? 2 : 1); ++b) acc[b][h][i] = 0.f;
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             best[h][r] = FKM_INF;
@@ -270,24 +275,31 @@ __global__ void __launch_bounds__(128 * NWG, 1) assign_v2_kernel(const AssignPar
             if (j == 0 && it + 1 < nIt) load_x(it + 1);
             cp_async_commit();
         }
-        if (s > 0) epilogue(IC<P ^ 1>{}, s - 1);
+        if constexpr (DB) {
+            if (s > 0) epilogue(IC<(P ^ 1)>{}, s - 1);
+        }
         wgmma_wait<0>();
 #pragma unroll
         for (int h = 0; h < MH; ++h)
 #pragma unroll
             for (int i = 0; i < NACC; ++i) reg_fence(acc[P][h][i]);
+        if constexpr (!DB) epilogue(IC<0>{}, s);
     };
 
-    for (int s = 0; s < total; s += 2) {
-        /* Nothing is pending here; saying so lets ptxas see that the previous tile's
-         * accumulators are complete (without it, it injects a wait that serialises the
-         * epilogue with the next tile's wgmma). */
-        wgmma_wait<0>();
-        step(IC<0>{}, s);
-        if (s + 1 < total) step(IC<1>{}, s + 1);
+    if constexpr (DB) {
+        for (int s = 0; s < total; s += 2) {
+            /* Nothing is pending here; saying so lets ptxas see that the previous tile's
+             * accumulators are complete (without it, it injects a wait that serialises the
+             * epilogue with the next tile's wgmma). */
+            wgmma_wait<0>();
+            step(IC<0>{}, s);
+            if (s + 1 < total) step(IC<1>{}, s + 1);
+        }
+        if ((total - 1) & 1) epilogue(IC<1>{}, total - 1);
+        else epilogue(IC<0>{}, total - 1);
+    } else {
+        for (int s = 0; s < total; ++s) step(IC<0>{}, s);
     }
-    if ((total - 1) & 1) epilogue(IC<1>{}, total - 1);
-    else epilogue(IC<0>{}, total - 1);
 }
 
 } // namespace fkm
