@@ -1,27 +1,42 @@
 /* Sort-inverse update: per-cluster sums, counts and the inertia of n rows, deterministic.
  *
- * Instead of one atomic add per row into k×d sums, the (label, row id) pairs are sorted
- * with CUB's radix sort on the ⌈log2 k⌉ low bits of the label, so that every cluster's rows
- * form one contiguous segment of the sorted order (row ids ascending inside it: the sort is
+ * Instead of one atomic add per row into k×d sums, the (label, row id) pairs are sorted with
+ * CUB's radix sort on the ⌈log2 k⌉ low bits of the label, so that every cluster's rows form
+ * one contiguous segment of the permutation `perm` (row ids ascending inside it: the sort is
  * stable). Then:
  *
- *   1. iota + inertia  vals[i] = i; per-block fp64 sums of min_dist (fixed grid for a given n)
- *   2. radix sort      (labels, vals) -> (keys, perm), ⌈log2 k⌉ bits (skipped for k = 1)
- *   3. bounds          segment [start, end) of every cluster from the sorted keys
- *   4. plan            counts; pieces per cluster = min(⌈count/P⌉, MAX_PIECES); the inertia
- *   5. scan            item_off = exclusive prefix of the pieces (one "item" = one piece)
- *   6. reduce          one block per item: its rows (gathered through perm, 16-byte loads),
- *                      accumulated in fp64 by R row lanes × C column lanes, then the R lanes
- *                      combined by a fixed tree; the piece's partial sum goes to the workspace
- *   7. combine         sums[j] = fp64 sum of cluster j's partials in piece order
+ *   iota     vals[i] = i, and the fp64 inertia partial of every tile of 4096 rows
+ *   sort     CUB DeviceRadixSort::SortPairs (labels, vals) -> (keys, perm), bits
+ *            [0, ⌈log2 k⌉) only (skipped for k = 1)
+ *   bounds   segment [start, end) of every cluster from the sorted keys
+ *   plan     counts; pieces per cluster = min(⌈count/P⌉, MAX_PIECES); the inertia
+ *   scan     item_off = exclusive prefix of the pieces (one "item" = one piece)
+ *   items    per item: its cluster and its rows [r0, r1) of the segment (balanced split)
+ *   reduce   persistent blocks take items in turn (an integer atomic hands them out; the
+ *            result of an item does not depend on which block computes it): the item's rows
+ *            gathered through perm with 16-byte loads, accumulated in fp64 by R row lanes ×
+ *            C column lanes, the R lanes combined by a fixed tree; the piece's partial sum
+ *            goes to the workspace
+ *   combine  level 1: each group of ≤ 32 consecutive pieces of a cluster summed in piece
+ *            order (into sums when the cluster has ≤ 32 pieces, else in place into the
+ *            group's first slot); level 2: the groups of larger clusters, in order.
  *
  * Every reduction order is a function of (n, k, d, mode) and of the labels only, never of
- * timing: two calls give bitwise equal stats. Atomics are not used at all.
+ * timing: two calls give bitwise equal stats. No floating-point atomics anywhere (integer
+ * atomics hand out work and mark segment bounds, exactly). Labels must lie in [0, k); one
+ * outside is a contract violation: memory stays safe and the result deterministic, but such
+ * a row may be counted in some cluster or in none.
  *
- * Workspace (fkm_k_update_workspace): vals, perm (n row ids each: 32-bit when n < 2^32),
- * sorted keys (n), segment bounds and piece offsets (O(k)), CUB temporary storage (the sort
- * keeps its own n keys + n ids there), inertia partials (≤ 1024), and the piece partials,
- * at most (⌈n/P⌉ + min(n, k)) × d doubles with P chosen so that ⌈n/P⌉ × d × 8 ≤ 64 MiB. */
+ * Measured (H100, N=8M K=1024 D=128 f16, uniform labels): about 1.02 ms, of which the reduce
+ * is 0.77 ms (2.8 TB/s of rows; a plain read of the rows takes 0.70 ms) and the sort phase
+ * (iota, radix sort, bounds) 0.22 ms. A one-pass tile counting sort (shared-memory
+ * histograms, one scan, cub::BlockRadixSort per tile, scatter) was tried in its place and
+ * measured slower (0.25 ms), as was a warp-level __match_any_sync scatter (0.30 ms).
+ *
+ * Workspace (fkm_k_update_workspace): vals and perm (n row ids each: 32-bit when n < 2^32),
+ * sorted keys (n), CUB temporary storage, O(k) bounds and offsets, per-item metadata,
+ * ⌈n/4096⌉ inertia partials, and the piece partials: at most (⌈n/P⌉ + min(n, k)) × d
+ * doubles, P chosen so that ⌈n/P⌉ × d × 8 ≤ 64 MiB. */
 #include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_scan.cuh>
 #include <cuda_bf16.h>
@@ -29,16 +44,34 @@
 #include <cuda_runtime.h>
 
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cuda_check.h"
 #include "fkm_kernels.h"
 
+/* Tuning knobs (compile-time; bench/bench_update.cu builds a variant). */
+#ifndef FKM_UPD_ROWS_PER_LANE
+#define FKM_UPD_ROWS_PER_LANE 128 /* target rows per row lane in one piece */
+#endif
+#ifndef FKM_UPD_UNROLL
+#define FKM_UPD_UNROLL 4 /* rows in flight per thread in the reduce */
+#endif
+#ifndef FKM_UPD_MIN_BLOCKS
+#define FKM_UPD_MIN_BLOCKS 5 /* reduce blocks per SM the register allocation must allow */
+#endif
+#ifndef FKM_UPD_MAX_PIECES
+#define FKM_UPD_MAX_PIECES 4096 /* pieces of one cluster at most */
+#endif
+
 namespace {
 
-constexpr int THREADS = 256;           /* every kernel here */
-constexpr int ROWS_PER_LANE = 32;      /* target rows per row lane in one piece */
-constexpr int64_t MAX_PIECES = 128;    /* pieces of one cluster at most (combine depth) */
-constexpr int INERTIA_BLOCKS = 1024;   /* grid of the iota/inertia kernel at most */
+constexpr int THREADS = 256;                  /* every kernel here */
+constexpr int64_t MAX_PIECES = FKM_UPD_MAX_PIECES;
+constexpr int GROUP = 32;                     /* combine level 1: pieces per group */
+constexpr int TILE_ITEMS = 16;                /* rows per thread in a tile */
+constexpr int TILE = THREADS * TILE_ITEMS;    /* rows per inertia partial */
+constexpr int BOUNDS_BLOCKS = 2048;           /* grid of the bounds kernel at most */
 constexpr int64_t PARTIAL_BYTES = 64ll << 20; /* budget of the row-proportional partials */
 constexpr size_t ALIGN = 256;
 
@@ -54,6 +87,14 @@ struct Geo {
     int64_t max_items; /* pieces of all clusters at most */
 };
 
+int rows_per_lane()
+{
+    static const int rpl = getenv("FKM_UPDATE_ROWS_PER_LANE") /* tuning (benches) */
+                               ? atoi(getenv("FKM_UPDATE_ROWS_PER_LANE"))
+                               : 0;
+    return rpl > 0 ? rpl : FKM_UPD_ROWS_PER_LANE;
+}
+
 Geo geometry(int elem_bytes, int64_t n, int64_t k, int d)
 {
     Geo g;
@@ -61,7 +102,7 @@ Geo geometry(int elem_bytes, int64_t n, int64_t k, int d)
     g.nvec = (d + g.vec - 1) / g.vec;
     g.C = g.nvec < THREADS ? g.nvec : THREADS;
     g.R = THREADS / g.C;
-    int64_t P = (int64_t)g.R * ROWS_PER_LANE;
+    int64_t P = (int64_t)g.R * rows_per_lane();
     int64_t cap = PARTIAL_BYTES / ((int64_t)d * 8); /* row-proportional pieces at most */
     if (cap < 1024) cap = 1024;
     if (cap > 65536) cap = 65536;
@@ -81,45 +122,50 @@ int sort_bits(int64_t k)
 
 inline size_t align_up(size_t x) { return (x + ALIGN - 1) / ALIGN * ALIGN; }
 
-template <typename IdxT> struct Layout {
-    size_t vals, perm, keys, start, end, npieces, item_off, ipart, partials, temp;
+struct Layout {
+    size_t perm, vals, keys, start, end, npieces, item_off, icl, ir0, ir1, counter, ipart,
+        partials, temp;
     size_t temp_bytes, total;
+    int64_t ntiles;
 };
 
-template <typename IdxT> cudaError_t sort_temp_bytes(int64_t n, int bits, size_t *bytes)
-{
-    *bytes = 0;
-    if (bits == 0 || n == 0) return cudaSuccess;
-    if (sizeof(IdxT) == 4)
-        return cub::DeviceRadixSort::SortPairs(nullptr, *bytes, (const uint32_t *)nullptr,
-                                               (uint32_t *)nullptr, (const IdxT *)nullptr,
-                                               (IdxT *)nullptr, (uint32_t)n, 0, bits);
-    return cub::DeviceRadixSort::SortPairs(nullptr, *bytes, (const uint32_t *)nullptr,
-                                           (uint32_t *)nullptr, (const IdxT *)nullptr,
-                                           (IdxT *)nullptr, (int64_t)n, 0, bits);
-}
-
-template <typename IdxT> cudaError_t layout(int64_t n, int64_t k, int d, Layout<IdxT> *L)
+template <typename IdxT> cudaError_t layout(int64_t n, int64_t k, int d, Layout *L)
 {
     size_t sb = 0, cb = 0;
-    cudaError_t e = sort_temp_bytes<IdxT>(n, sort_bits(k), &sb);
-    if (e != cudaSuccess) return e;
+    const int bits = sort_bits(k);
+    cudaError_t e = cudaSuccess;
+    if (bits > 0) {
+        if (sizeof(IdxT) == 4)
+            e = cub::DeviceRadixSort::SortPairs(nullptr, sb, (const uint32_t *)nullptr,
+                                                (uint32_t *)nullptr, (const IdxT *)nullptr,
+                                                (IdxT *)nullptr, (uint32_t)n, 0, bits);
+        else
+            e = cub::DeviceRadixSort::SortPairs(nullptr, sb, (const uint32_t *)nullptr,
+                                                (uint32_t *)nullptr, (const IdxT *)nullptr,
+                                                (IdxT *)nullptr, (int64_t)n, 0, bits);
+        if (e != cudaSuccess) return e;
+    }
     e = cub::DeviceScan::ExclusiveSum(nullptr, cb, (const int64_t *)nullptr, (int64_t *)nullptr,
                                       (int64_t)(k + 1));
     if (e != cudaSuccess) return e;
+    L->ntiles = (n + TILE - 1) / TILE;
     L->temp_bytes = sb > cb ? sb : cb;
     /* partials: the larger of the two element sizes' decompositions (mode is not known here) */
     Geo g2 = geometry(2, n, k, d), g4 = geometry(4, n, k, d);
     int64_t items = g2.max_items > g4.max_items ? g2.max_items : g4.max_items;
     size_t off = 0;
-    L->vals = off;     off = align_up(off + (size_t)n * sizeof(IdxT));
     L->perm = off;     off = align_up(off + (size_t)n * sizeof(IdxT));
+    L->vals = off;     off = align_up(off + (size_t)n * sizeof(IdxT));
     L->keys = off;     off = align_up(off + (size_t)n * sizeof(uint32_t));
-    L->start = off;    off = align_up(off + (size_t)k * sizeof(int64_t));
-    L->end = off;      off = align_up(off + (size_t)k * sizeof(int64_t));
+    L->start = off;    off = align_up(off + (size_t)k * sizeof(uint64_t));
+    L->end = off;      off = align_up(off + (size_t)k * sizeof(uint64_t));
     L->npieces = off;  off = align_up(off + (size_t)(k + 1) * sizeof(int64_t));
     L->item_off = off; off = align_up(off + (size_t)(k + 1) * sizeof(int64_t));
-    L->ipart = off;    off = align_up(off + (size_t)INERTIA_BLOCKS * sizeof(double));
+    L->icl = off;      off = align_up(off + (size_t)items * sizeof(int32_t));
+    L->ir0 = off;      off = align_up(off + (size_t)items * sizeof(int64_t));
+    L->ir1 = off;      off = align_up(off + (size_t)items * sizeof(int64_t));
+    L->counter = off;  off = align_up(off + sizeof(unsigned long long));
+    L->ipart = off;    off = align_up(off + (size_t)L->ntiles * sizeof(double));
     L->partials = off; off = align_up(off + (size_t)items * (size_t)d * sizeof(double));
     L->temp = off;     off = align_up(off + L->temp_bytes);
     L->total = off + ALIGN; /* slack to align a caller's base pointer */
@@ -139,45 +185,82 @@ __device__ __forceinline__ void block_tree_sum(double *sh)
     }
 }
 
-template <typename IdxT>
-__global__ void __launch_bounds__(THREADS)
-    k_iota_inertia(IdxT *__restrict__ vals, const float *__restrict__ min_dist, int64_t n,
-                   double *__restrict__ ipart)
+/* fp64 sum of min_dist over one tile, in a fixed order (each thread its 16 consecutive
+ * rows, then a tree). Every thread must call it. */
+__device__ __forceinline__ double tile_inertia(const float *__restrict__ min_dist, int64_t n,
+                                               int64_t tile, double *sh)
 {
-    __shared__ double sh[THREADS];
+    const int64_t r0 = tile * TILE + (int64_t)threadIdx.x * TILE_ITEMS;
     double s = 0.0;
-    const int64_t stride = (int64_t)gridDim.x * THREADS;
-    for (int64_t i = (int64_t)blockIdx.x * THREADS + threadIdx.x; i < n; i += stride) {
-        vals[i] = (IdxT)i;
-        s += (double)min_dist[i];
-    }
+#pragma unroll
+    for (int i = 0; i < TILE_ITEMS; i++)
+        if (r0 + i < n) s += (double)min_dist[r0 + i];
     sh[threadIdx.x] = s;
     block_tree_sum(sh);
-    if (threadIdx.x == 0) ipart[blockIdx.x] = sh[0];
+    return sh[0];
 }
 
-/* Segment bounds from the sorted keys; start/end were zeroed (empty clusters stay 0/0). */
+/* Row ids and the per-tile inertia partials. */
+template <typename IdxT>
 __global__ void __launch_bounds__(THREADS)
-    k_bounds(const uint32_t *__restrict__ keys, int64_t n, int64_t k, int64_t *__restrict__ start,
-             int64_t *__restrict__ end)
+    k_iota(IdxT *__restrict__ vals, const float *__restrict__ min_dist, int64_t n,
+           double *__restrict__ ipart)
 {
-    const int64_t i = (int64_t)blockIdx.x * THREADS + threadIdx.x;
-    if (i >= n) return;
-    const uint32_t key = keys[i];
-    if ((int64_t)key >= k) return; /* a label outside [0, k): counted nowhere */
-    if (i == 0 || keys[i - 1] != key) start[key] = i;
-    if (i == n - 1 || keys[i + 1] != key) end[key] = i + 1;
+    __shared__ double sh[THREADS];
+    const int64_t tile = blockIdx.x;
+#pragma unroll
+    for (int i = 0; i < TILE_ITEMS; i++) {
+        const int64_t r = tile * TILE + i * THREADS + threadIdx.x;
+        if (r < n) vals[r] = (IdxT)r;
+    }
+    const double in = tile_inertia(min_dist, n, tile, sh);
+    if (threadIdx.x == 0) ipart[tile] = in;
 }
 
-/* Counts, pieces per cluster, and (block 0) the inertia from the per-block partials. */
+/* Segment bounds from the sorted keys, 4 consecutive keys per thread (one 16-byte load when
+ * aligned): start = min, end = max over the boundary marks (integer atomics: exact whatever
+ * the order; one mark each unless labels break the contract). start was set to all ones,
+ * end to zero. */
 __global__ void __launch_bounds__(THREADS)
-    k_plan(const int64_t *__restrict__ start, const int64_t *__restrict__ end, int64_t k, int64_t P,
-           int64_t *__restrict__ npieces, double *__restrict__ counts,
-           const double *__restrict__ ipart, int nipart, double *__restrict__ inertia)
+    k_bounds(const uint32_t *__restrict__ keys, int64_t n, int64_t k, bool vec,
+             unsigned long long *__restrict__ start, unsigned long long *__restrict__ end)
+{
+    const int64_t stride = (int64_t)gridDim.x * THREADS;
+    for (int64_t q = (int64_t)blockIdx.x * THREADS + threadIdx.x; q * 4 < n; q += stride) {
+        const int64_t i0 = q * 4;
+        uint32_t v[6]; /* v[0] = keys[i0 - 1], v[1..4] = keys[i0 .. i0 + 3], v[5] = keys[i0 + 4] */
+        if (vec && i0 + 3 < n) {
+            const uint4 t = *reinterpret_cast<const uint4 *>(keys + i0);
+            v[1] = t.x;
+            v[2] = t.y;
+            v[3] = t.z;
+            v[4] = t.w;
+        } else {
+#pragma unroll
+            for (int e = 0; e < 4; e++) v[1 + e] = i0 + e < n ? keys[i0 + e] : 0u;
+        }
+        v[0] = i0 > 0 ? keys[i0 - 1] : 0u;
+        v[5] = i0 + 4 < n ? keys[i0 + 4] : 0u;
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int64_t i = i0 + e;
+            const uint32_t key = v[1 + e];
+            if (i >= n || (int64_t)key >= k) continue; /* past the end, or a label outside [0, k) */
+            if (i == 0 || v[e] != key) atomicMin(&start[key], (unsigned long long)i);
+            if (i == n - 1 || v[2 + e] != key) atomicMax(&end[key], (unsigned long long)(i + 1));
+        }
+    }
+}
+
+/* Counts, pieces per cluster, and (block 0) the inertia from its partials. */
+__global__ void __launch_bounds__(THREADS)
+    k_plan(const unsigned long long *__restrict__ start, const unsigned long long *__restrict__ end,
+           int64_t k, int64_t P, int64_t *__restrict__ npieces, double *__restrict__ counts,
+           const double *__restrict__ ipart, int64_t nipart, double *__restrict__ inertia)
 {
     const int64_t j = (int64_t)blockIdx.x * THREADS + threadIdx.x;
     if (j < k) {
-        const int64_t c = end[j] - start[j];
+        const int64_t c = end[j] > start[j] ? (int64_t)(end[j] - start[j]) : 0;
         int64_t np = (c + P - 1) / P;
         if (np > MAX_PIECES) np = MAX_PIECES;
         npieces[j] = np;
@@ -188,11 +271,33 @@ __global__ void __launch_bounds__(THREADS)
     if (blockIdx.x == 0) {
         __shared__ double sh[THREADS];
         double s = 0.0;
-        for (int i = threadIdx.x; i < nipart; i += THREADS) s += ipart[i];
+        for (int64_t i = threadIdx.x; i < nipart; i += THREADS) s += ipart[i];
         sh[threadIdx.x] = s;
         block_tree_sum(sh);
         if (threadIdx.x == 0) *inertia = sh[0];
     }
+}
+
+/* Per-item metadata, one thread per item: its cluster (item_off[j] <= item < item_off[j+1])
+ * and its rows [r0, r1) (balanced split, every piece non-empty). */
+__global__ void __launch_bounds__(THREADS)
+    k_items(const unsigned long long *__restrict__ start, const unsigned long long *__restrict__ end,
+            const int64_t *__restrict__ item_off, int64_t k, int64_t max_items,
+            int32_t *__restrict__ icl, int64_t *__restrict__ ir0, int64_t *__restrict__ ir1)
+{
+    const int64_t item = (int64_t)blockIdx.x * THREADS + threadIdx.x;
+    if (item >= max_items || item >= item_off[k]) return;
+    int64_t lo = 0, hi = k;
+    while (hi - lo > 1) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        if (item_off[mid] <= item) lo = mid;
+        else hi = mid;
+    }
+    const int64_t q = item - item_off[lo], np = item_off[lo + 1] - item_off[lo];
+    const int64_t s0 = (int64_t)start[lo], cnt = (int64_t)(end[lo] - start[lo]);
+    icl[item] = (int32_t)lo;
+    ir0[item] = s0 + q * cnt / np;
+    ir1[item] = s0 + (q + 1) * cnt / np;
 }
 
 /* 16 bytes of stored elements, added into fp64 accumulators. */
@@ -250,96 +355,126 @@ __device__ __forceinline__ int4 load_vec(const T *__restrict__ row, int col0, in
     return v;
 }
 
+/* Persistent: each block takes items from the counter until none is left. */
 template <typename T, typename IdxT, bool ALIGNED>
-__global__ void __launch_bounds__(THREADS)
+__global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
     k_reduce(const T *__restrict__ x, int64_t ld, int d, int nvec, int C, int R,
-             const IdxT *__restrict__ perm, const int64_t *__restrict__ seg_start,
-             const int64_t *__restrict__ seg_end, const int64_t *__restrict__ item_off, int64_t k,
-             double *__restrict__ partials)
+             const IdxT *__restrict__ perm, const int64_t *__restrict__ item_off, int64_t k,
+             const int64_t *__restrict__ ir0, const int64_t *__restrict__ ir1,
+             unsigned long long *__restrict__ counter, double *__restrict__ partials)
 {
     constexpr int VEC = Acc<T>::VEC;
+    constexpr int U = FKM_UPD_UNROLL;
     __shared__ double red[THREADS * VEC]; /* [VEC][R][C] */
-    __shared__ int64_t s_j;
-    const int64_t item = blockIdx.x;
-    if (item >= item_off[k]) return; /* uniform over the block */
-    if (threadIdx.x == 0) {          /* cluster of this item: item_off[j] <= item < item_off[j+1] */
-        int64_t lo = 0, hi = k;
-        while (hi - lo > 1) {
-            const int64_t mid = lo + (hi - lo) / 2;
-            if (item_off[mid] <= item) lo = mid;
-            else hi = mid;
-        }
-        s_j = lo;
-    }
-    __syncthreads();
-    const int64_t j = s_j;
-    const int64_t q = item - item_off[j];
-    const int64_t np = item_off[j + 1] - item_off[j];
-    const int64_t a = seg_start[j], cnt = seg_end[j] - a;
-    const int64_t r0 = a + q * cnt / np, r1 = a + (q + 1) * cnt / np; /* balanced, non-empty */
-
+    __shared__ int64_t s_item;
+    const int64_t total = item_off[k];
     const int tid = threadIdx.x;
     const int lane = tid / C, cc = tid - lane * C;
     const bool active = lane < R;
-    double *out = partials + item * (int64_t)d;
+    const int64_t Rs = R;
 
-    for (int v0 = 0; v0 < nvec; v0 += C) {
-        const int v = v0 + cc;
-        double acc[VEC];
-#pragma unroll
-        for (int e = 0; e < VEC; e++) acc[e] = 0.0;
-        if (active && v < nvec) {
-            const int col0 = v * VEC;
-            int64_t r = r0 + lane;
-            const int64_t Rs = R;
-            for (; r + 3 * Rs < r1; r += 4 * Rs) {
-                const int64_t i0 = (int64_t)perm[r], i1 = (int64_t)perm[r + Rs];
-                const int64_t i2 = (int64_t)perm[r + 2 * Rs], i3 = (int64_t)perm[r + 3 * Rs];
-                const int4 a0 = load_vec<T, ALIGNED>(x + i0 * ld, col0, d);
-                const int4 a1 = load_vec<T, ALIGNED>(x + i1 * ld, col0, d);
-                const int4 a2 = load_vec<T, ALIGNED>(x + i2 * ld, col0, d);
-                const int4 a3 = load_vec<T, ALIGNED>(x + i3 * ld, col0, d);
-                Acc<T>::add(acc, a0);
-                Acc<T>::add(acc, a1);
-                Acc<T>::add(acc, a2);
-                Acc<T>::add(acc, a3);
-            }
-            for (; r < r1; r += Rs) {
-                const int64_t i0 = (int64_t)perm[r];
-                Acc<T>::add(acc, load_vec<T, ALIGNED>(x + i0 * ld, col0, d));
-            }
-        }
-        /* combine the R row lanes: fixed pairwise tree over lanes */
-        __syncthreads(); /* red is free (previous column tile written out) */
-        if (active) {
-#pragma unroll
-            for (int e = 0; e < VEC; e++) red[(e * R + lane) * C + cc] = acc[e];
-        }
+    for (;;) {
+        if (tid == 0) s_item = (int64_t)atomicAdd(counter, 1ull);
         __syncthreads();
-        for (int s = 1; s < R; s <<= 1) {
-            const int nl = (R - s + 2 * s - 1) / (2 * s); /* lanes l = 0, 2s, 4s, ... with l + s < R */
-            const int work = nl * C * VEC;
-            for (int w = tid; w < work; w += THREADS) {
-                const int e = w / (nl * C);
-                const int rem = w - e * nl * C;
-                const int li = rem / C, c = rem - li * C;
-                const int l = li * 2 * s;
-                red[(e * R + l) * C + c] += red[(e * R + l + s) * C + c];
+        const int64_t item = s_item;
+        if (item >= total) break; /* uniform over the block */
+        const int64_t r0 = ir0[item], r1 = ir1[item];
+        double *out = partials + item * (int64_t)d;
+
+        for (int v0 = 0; v0 < nvec; v0 += C) {
+            const int v = v0 + cc;
+            double acc[VEC];
+#pragma unroll
+            for (int e = 0; e < VEC; e++) acc[e] = 0.0;
+            if (active && v < nvec) {
+                const int col0 = v * VEC;
+                int64_t r = r0 + lane;
+                for (; r + (U - 1) * Rs < r1; r += U * Rs) {
+                    int64_t id[U];
+                    int4 vv[U];
+#pragma unroll
+                    for (int u = 0; u < U; u++) id[u] = (int64_t)perm[r + u * Rs];
+#pragma unroll
+                    for (int u = 0; u < U; u++) vv[u] = load_vec<T, ALIGNED>(x + id[u] * ld, col0, d);
+#pragma unroll
+                    for (int u = 0; u < U; u++) Acc<T>::add(acc, vv[u]);
+                }
+                for (; r < r1; r += Rs) {
+                    const int64_t i0 = (int64_t)perm[r];
+                    Acc<T>::add(acc, load_vec<T, ALIGNED>(x + i0 * ld, col0, d));
+                }
+            }
+            /* combine the R row lanes: fixed pairwise tree over lanes */
+            __syncthreads(); /* red is free (previous tile written out), s_item read by all */
+            if (active) {
+#pragma unroll
+                for (int e = 0; e < VEC; e++) red[(e * R + lane) * C + cc] = acc[e];
             }
             __syncthreads();
+            for (int s = 1; s < R; s <<= 1) {
+                const int nl = (R - s + 2 * s - 1) / (2 * s); /* lanes 0, 2s, 4s, ... with l + s < R */
+                const int work = nl * C * VEC;
+                for (int w = tid; w < work; w += THREADS) {
+                    const int e = w / (nl * C);
+                    const int rem = w - e * nl * C;
+                    const int li = rem / C, c = rem - li * C;
+                    const int l = li * 2 * s;
+                    red[(e * R + l) * C + c] += red[(e * R + l + s) * C + c];
+                }
+                __syncthreads();
+            }
+            for (int o = tid; o < C * VEC; o += THREADS) {
+                const int c = o / VEC, e = o - c * VEC;
+                const int col = (v0 + c) * VEC + e;
+                if (v0 + c < nvec && col < d) out[col] = red[(e * R) * C + c];
+            }
         }
-        for (int o = tid; o < C * VEC; o += THREADS) {
-            const int c = o / VEC, e = o - c * VEC;
-            const int col = (v0 + c) * VEC + e;
-            if (v0 + c < nvec && col < d) out[col] = red[(e * R) * C + c];
-        }
+        __syncthreads(); /* red and s_item reused by the next item */
     }
 }
 
-/* sums[j][col] = Σ over cluster j's pieces, in piece order; one warp per (cluster, 32 columns). */
+/* Sum of the partial rows q0, q0 + step, ... < q1 of one column, in order. */
+__device__ __forceinline__ double sum_rows(const double *__restrict__ p, int64_t q0, int64_t q1,
+                                           int64_t stride, int64_t step)
+{
+    double s = 0.0;
+    int64_t q = q0;
+    for (; q + 7 * step < q1; q += 8 * step) {
+        double v[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) v[u] = p[(q + u * step) * stride];
+#pragma unroll
+        for (int u = 0; u < 8; u++) s += v[u];
+    }
+    for (; q < q1; q += step) s += p[q * stride];
+    return s;
+}
+
+/* Combine level 1: one warp per (group leader item, 32 columns). */
 __global__ void __launch_bounds__(THREADS)
-    k_combine(const double *__restrict__ partials, const int64_t *__restrict__ item_off, int64_t k,
-              int d, int ntiles, double *__restrict__ sums)
+    k_combine1(double *__restrict__ partials, const int32_t *__restrict__ icl,
+               const int64_t *__restrict__ item_off, int64_t k, int64_t max_items, int d,
+               int ntiles, double *__restrict__ sums)
+{
+    const int64_t w = ((int64_t)blockIdx.x * THREADS + threadIdx.x) / 32;
+    const int lane = threadIdx.x & 31;
+    if (w >= max_items * ntiles) return;
+    const int64_t b = w / ntiles;
+    if (b >= item_off[k]) return;
+    const int col = (int)(w - b * ntiles) * 32 + lane;
+    if (col >= d) return;
+    const int64_t j = icl[b], a = item_off[j], np = item_off[j + 1] - a, q = b - a;
+    if (q % GROUP) return;
+    const int64_t e = q + GROUP < np ? q + GROUP : np;
+    const double s = sum_rows(partials + col, a + q, a + e, d, 1);
+    if (np <= GROUP) sums[j * (int64_t)d + col] = s;
+    else partials[b * (int64_t)d + col] = s; /* in place: only this thread reads slot b */
+}
+
+/* Combine level 2: one warp per (cluster, 32 columns); empty clusters get zeros. */
+__global__ void __launch_bounds__(THREADS)
+    k_combine2(const double *__restrict__ partials, const int64_t *__restrict__ item_off, int64_t k,
+               int d, int ntiles, double *__restrict__ sums)
 {
     const int64_t w = ((int64_t)blockIdx.x * THREADS + threadIdx.x) / 32;
     const int lane = threadIdx.x & 31;
@@ -347,108 +482,129 @@ __global__ void __launch_bounds__(THREADS)
     const int64_t j = w / ntiles;
     const int col = (int)(w - j * ntiles) * 32 + lane;
     if (col >= d) return;
-    const int64_t a = item_off[j], b = item_off[j + 1];
-    const double *p = partials + col;
-    const int64_t dd = d;
-    double s = 0.0;
-    int64_t q = a;
-    for (; q + 8 <= b; q += 8) {
-        double v[8];
-#pragma unroll
-        for (int u = 0; u < 8; u++) v[u] = p[(q + u) * dd];
-#pragma unroll
-        for (int u = 0; u < 8; u++) s += v[u];
-    }
-    for (; q < b; q++) s += p[q * dd];
-    sums[j * dd + col] = s;
+    const int64_t a = item_off[j], np = item_off[j + 1] - a;
+    if (np == 0) sums[j * (int64_t)d + col] = 0.0;
+    else if (np > GROUP) sums[j * (int64_t)d + col] = sum_rows(partials + col, a, a + np, d, GROUP);
+}
+
+template <typename T, typename IdxT, bool ALIGNED>
+cudaError_t launch_reduce_t(const T *x, int64_t ld, int d, const Geo &g, const IdxT *perm,
+                            const int64_t *item_off, int64_t k, const int64_t *ir0,
+                            const int64_t *ir1, unsigned long long *counter, double *partials,
+                            cudaStream_t s)
+{
+    int dev = 0, sms = 0, per_sm = 0;
+    cudaError_t e;
+    if ((e = cudaGetDevice(&dev)) != cudaSuccess) return e;
+    if ((e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return e;
+    if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_reduce<T, IdxT, ALIGNED>,
+                                                           THREADS, 0)) != cudaSuccess)
+        return e;
+    int64_t grid = (int64_t)sms * (per_sm > 0 ? per_sm : 1);
+    if (grid > g.max_items) grid = g.max_items;
+    k_reduce<T, IdxT, ALIGNED><<<(unsigned)grid, THREADS, 0, s>>>(
+        x, ld, d, g.nvec, g.C, g.R, perm, item_off, k, ir0, ir1, counter, partials);
+    return cudaGetLastError();
 }
 
 template <typename T, typename IdxT>
 cudaError_t launch_reduce(const void *x, int64_t ld, int d, const Geo &g, const IdxT *perm,
-                          const int64_t *start, const int64_t *end, const int64_t *item_off,
-                          int64_t k, double *partials, cudaStream_t s)
+                          const int64_t *item_off, int64_t k, const int64_t *ir0,
+                          const int64_t *ir1, unsigned long long *counter, double *partials,
+                          cudaStream_t s)
 {
-    const bool aligned = ((uintptr_t)x % 16 == 0) && (ld % g.vec == 0);
     const T *xt = static_cast<const T *>(x);
-    if (aligned)
-        k_reduce<T, IdxT, true><<<(unsigned)g.max_items, THREADS, 0, s>>>(
-            xt, ld, d, g.nvec, g.C, g.R, perm, start, end, item_off, k, partials);
-    else
-        k_reduce<T, IdxT, false><<<(unsigned)g.max_items, THREADS, 0, s>>>(
-            xt, ld, d, g.nvec, g.C, g.R, perm, start, end, item_off, k, partials);
-    return cudaGetLastError();
+    if (((uintptr_t)x % 16 == 0) && (ld % g.vec == 0))
+        return launch_reduce_t<T, IdxT, true>(xt, ld, d, g, perm, item_off, k, ir0, ir1, counter,
+                                              partials, s);
+    return launch_reduce_t<T, IdxT, false>(xt, ld, d, g, perm, item_off, k, ir0, ir1, counter,
+                                           partials, s);
 }
+
+inline unsigned blocks_for(int64_t threads) { return (unsigned)((threads + THREADS - 1) / THREADS); }
 
 template <typename IdxT>
 int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *labels,
         const float *min_dist, int64_t k, double *stats, void *workspace, size_t workspace_bytes,
         cudaStream_t s)
 {
-    Layout<IdxT> L;
+    Layout L;
     FKM_K_TRY(layout<IdxT>(n, k, d, &L));
     if (workspace_bytes < L.total || !workspace) return (int)cudaErrorInvalidValue;
     char *base = (char *)(((uintptr_t)workspace + ALIGN - 1) / ALIGN * ALIGN);
-    IdxT *vals = (IdxT *)(base + L.vals);
-    IdxT *perm_buf = (IdxT *)(base + L.perm);
-    uint32_t *keys_buf = (uint32_t *)(base + L.keys);
-    int64_t *start = (int64_t *)(base + L.start);
-    int64_t *end = (int64_t *)(base + L.end);
+    IdxT *perm = (IdxT *)(base + L.perm);
+    unsigned long long *start = (unsigned long long *)(base + L.start);
+    unsigned long long *end = (unsigned long long *)(base + L.end);
     int64_t *npieces = (int64_t *)(base + L.npieces);
     int64_t *item_off = (int64_t *)(base + L.item_off);
+    int32_t *icl = (int32_t *)(base + L.icl);
+    int64_t *ir0 = (int64_t *)(base + L.ir0), *ir1 = (int64_t *)(base + L.ir1);
+    unsigned long long *counter = (unsigned long long *)(base + L.counter);
     double *ipart = (double *)(base + L.ipart);
     double *partials = (double *)(base + L.partials);
     void *temp = base + L.temp;
 
     const Geo g = geometry(elem_bytes_of(mode), n, k, d);
     double *sums = stats, *counts = stats + k * (int64_t)d, *inertia = counts + k;
+    const unsigned ntiles = (unsigned)L.ntiles;
 
-    int64_t gi = (n + THREADS - 1) / THREADS;
-    const int nipart = (int)(gi < INERTIA_BLOCKS ? gi : INERTIA_BLOCKS);
-    k_iota_inertia<IdxT><<<nipart, THREADS, 0, s>>>(vals, min_dist, n, ipart);
-    FKM_K_LAUNCHED();
-
-    const uint32_t *keys = (const uint32_t *)labels; /* k = 1: every label is 0 already */
-    const IdxT *perm = vals;
+    /* row ids and inertia partials, then the CUB radix sort of (label, row id) on the label's
+     * ⌈log2 k⌉ low bits (k = 1: nothing to sort, the row ids are the permutation) */
+    IdxT *vals = (IdxT *)(base + L.vals);
+    uint32_t *keys_out = (uint32_t *)(base + L.keys);
     const int bits = sort_bits(k);
+    k_iota<IdxT><<<ntiles, THREADS, 0, s>>>(bits > 0 ? vals : perm, min_dist, n, ipart);
+    FKM_K_LAUNCHED();
+    const uint32_t *keys = (const uint32_t *)labels;
     if (bits > 0) {
         size_t tb = L.temp_bytes;
         if (sizeof(IdxT) == 4)
-            FKM_K_TRY(cub::DeviceRadixSort::SortPairs(temp, tb, (const uint32_t *)labels, keys_buf,
-                                                      (const IdxT *)vals, perm_buf, (uint32_t)n, 0,
+            FKM_K_TRY(cub::DeviceRadixSort::SortPairs(temp, tb, (const uint32_t *)labels, keys_out,
+                                                      (const IdxT *)vals, perm, (uint32_t)n, 0,
                                                       bits, s));
         else
-            FKM_K_TRY(cub::DeviceRadixSort::SortPairs(temp, tb, (const uint32_t *)labels, keys_buf,
-                                                      (const IdxT *)vals, perm_buf, (int64_t)n, 0,
+            FKM_K_TRY(cub::DeviceRadixSort::SortPairs(temp, tb, (const uint32_t *)labels, keys_out,
+                                                      (const IdxT *)vals, perm, (int64_t)n, 0,
                                                       bits, s));
-        keys = keys_buf;
-        perm = perm_buf;
+        keys = keys_out;
     }
-
-    FKM_K_TRY(cudaMemsetAsync(start, 0, (size_t)k * sizeof(int64_t), s));
-    FKM_K_TRY(cudaMemsetAsync(end, 0, (size_t)k * sizeof(int64_t), s));
-    k_bounds<<<(unsigned)((n + THREADS - 1) / THREADS), THREADS, 0, s>>>(keys, n, k, start, end);
+    /* segment bounds */
+    FKM_K_TRY(cudaMemsetAsync(start, 0xFF, (size_t)k * sizeof(uint64_t), s));
+    FKM_K_TRY(cudaMemsetAsync(end, 0, (size_t)k * sizeof(uint64_t), s));
+    const int64_t gb = (n + 4 * THREADS - 1) / (4 * THREADS);
+    k_bounds<<<(unsigned)(gb < BOUNDS_BLOCKS ? gb : BOUNDS_BLOCKS), THREADS, 0, s>>>(
+        keys, n, k, (uintptr_t)keys % 16 == 0, start, end);
     FKM_K_LAUNCHED();
-    k_plan<<<(unsigned)((k + 1 + THREADS - 1) / THREADS), THREADS, 0, s>>>(
-        start, end, k, g.P, npieces, counts, ipart, nipart, inertia);
+
+    /* plan, scan, items */
+    FKM_K_TRY(cudaMemsetAsync(counter, 0, sizeof(unsigned long long), s));
+    k_plan<<<blocks_for(k + 1), THREADS, 0, s>>>(start, end, k, g.P, npieces, counts, ipart,
+                                                  L.ntiles, inertia);
     FKM_K_LAUNCHED();
     {
         size_t tb = L.temp_bytes;
         FKM_K_TRY(cub::DeviceScan::ExclusiveSum(temp, tb, (const int64_t *)npieces, item_off,
                                                 (int64_t)(k + 1), s));
     }
+    k_items<<<blocks_for(g.max_items), THREADS, 0, s>>>(start, end, item_off, k, g.max_items, icl,
+                                                         ir0, ir1);
+    FKM_K_LAUNCHED();
+    /* reduce */
     cudaError_t e;
     if (mode == FKM_K_F16)
-        e = launch_reduce<__half, IdxT>(x, ld, d, g, perm, start, end, item_off, k, partials, s);
+        e = launch_reduce<__half, IdxT>(x, ld, d, g, perm, item_off, k, ir0, ir1, counter, partials, s);
     else if (mode == FKM_K_BF16)
-        e = launch_reduce<__nv_bfloat16, IdxT>(x, ld, d, g, perm, start, end, item_off, k,
+        e = launch_reduce<__nv_bfloat16, IdxT>(x, ld, d, g, perm, item_off, k, ir0, ir1, counter,
                                                partials, s);
     else
-        e = launch_reduce<float, IdxT>(x, ld, d, g, perm, start, end, item_off, k, partials, s);
+        e = launch_reduce<float, IdxT>(x, ld, d, g, perm, item_off, k, ir0, ir1, counter, partials, s);
     FKM_K_TRY(e);
-    const int ntiles = (d + 31) / 32;
-    const int64_t warps = k * ntiles;
-    k_combine<<<(unsigned)((warps * 32 + THREADS - 1) / THREADS), THREADS, 0, s>>>(
-        partials, item_off, k, d, ntiles, sums);
+    /* combine */
+    const int ntc = (d + 31) / 32;
+    k_combine1<<<blocks_for(g.max_items * ntc * 32), THREADS, 0, s>>>(
+        partials, icl, item_off, k, g.max_items, d, ntc, sums);
+    FKM_K_LAUNCHED();
+    k_combine2<<<blocks_for(k * ntc * 32), THREADS, 0, s>>>(partials, item_off, k, d, ntc, sums);
     FKM_K_LAUNCHED();
     return 0;
 }
@@ -458,18 +614,10 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
 extern "C" size_t fkm_k_update_workspace(int64_t n, int64_t k, int d)
 {
     if (n <= 0 || k < 1 || d < 1) return 0;
-    cudaError_t e;
-    size_t total;
-    if ((uint64_t)n <= 0xFFFFFFFFull) {
-        Layout<uint32_t> L;
-        e = layout<uint32_t>(n, k, d, &L);
-        total = L.total;
-    } else {
-        Layout<uint64_t> L;
-        e = layout<uint64_t>(n, k, d, &L);
-        total = L.total;
-    }
-    return e == cudaSuccess ? total : SIZE_MAX;
+    Layout L;
+    cudaError_t e = (uint64_t)n <= 0xFFFFFFFFull ? layout<uint32_t>(n, k, d, &L)
+                                                 : layout<uint64_t>(n, k, d, &L);
+    return e == cudaSuccess ? L.total : SIZE_MAX;
 }
 
 extern "C" int fkm_k_update(fkm_kmode mode, const void *x, int64_t n, int d, int ld,

@@ -49,7 +49,10 @@ typedef struct fkm_backend {
     /* Copy the current centroids to host memory (k×d float32). */
     int (*get_centroids)(void *ctx, float *c, fkm_error *err);
     /* Assign every local row to its nearest centroid (squared L2; ties to the lowest
-     * index), keep the labels, and write the local statistics into the stats buffer. */
+     * index), keep the labels, and write the local statistics into the stats buffer.
+     * A device backend need not wait for the device here: it may write *t (t may be NULL)
+     * only in the next stats_to_host, stats_tail_to_host or finalize call, so *t must stay
+     * valid until then. */
     int (*step)(void *ctx, fkm_step_times *t, fkm_error *err);
     /* The stats buffer (length fkm_stats_len(k, d)); device pointer when stats_on_device. */
     double *(*stats)(void *ctx);

@@ -162,8 +162,7 @@ static void check_update(fkm_kmode m, int64_t n, int d, int ld, int64_t k, int d
     for (int rep = 0; rep < 2; rep++) {
         CUDA_OK(cudaMemset(d_stats, 0xFF, (size_t)len * 8)); /* NaN in every double */
         if (wsb) CUDA_OK(cudaMemset(d_ws, rep ? 0x5A : 0xA5, wsb));
-        int e = fkm_k_update(m, d_x, n, d, ld, d_lab, d_md, k, d_stats, d_ws, wsb, 0);
-        CUDA_OK(e);
+        CUDA_OK(fkm_k_update(m, d_x, n, d, ld, d_lab, d_md, k, d_stats, d_ws, wsb, 0));
         CUDA_OK(cudaDeviceSynchronize());
         out[rep].resize((size_t)len);
         CUDA_OK(cudaMemcpy(out[rep].data(), d_stats, (size_t)len * 8, cudaMemcpyDeviceToHost));
@@ -237,6 +236,8 @@ static void test_update(int small)
                 std::vector<int64_t> Ks = {1, 7, 1000};
                 if (n > 1 && n <= 1000) Ks.push_back(n); /* K = N */
                 if (n >= 5000 && d <= 3) Ks.push_back(n);  /* K = N, many tiny clusters, 17-bit sort */
+                if (n >= 5000 && d == 3) Ks.push_back(4096); /* 12 bits */
+                if (n >= 5000 && d == 1) Ks.push_back(4097); /* 13 bits */
                 std::sort(Ks.begin(), Ks.end());
                 Ks.erase(std::unique(Ks.begin(), Ks.end()), Ks.end());
                 for (int64_t k : Ks)

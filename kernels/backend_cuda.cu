@@ -1,0 +1,624 @@
+/* The CUDA backend: the fkm_backend table (src/backend.h) over the kernels of
+ * fkm_kernels.h, on one device and one stream.
+ *
+ * Device state: the rows in the mode's compute type (leading dimension fkm_k_ld) and their
+ * norms; the centroids as dense float32 (c32, what finalize updates and get/set_centroids
+ * move) plus their compute-type copy and norms, refreshed after every change; labels and min
+ * distances of the last step (n each); the stats buffer [sums k×d | counts k | inertia],
+ * which stays on the device (stats_on_device = 1).
+ *
+ * Residency (set_source): DEVICE keeps every row on the GPU, converted once. HOST and FILE
+ * keep one chunk of chunk_rows rows on the GPU and stream the rows every step: HOST from a
+ * pinned host copy of the shard made once, FILE through the source into two pinned chunk
+ * buffers, the host's read of chunk c+1 overlapping the GPU's work on chunk c. In every residency
+ * each chunk's statistics are computed on their own and added in chunk order, so results
+ * depend on chunk_rows but not on the residency. set_data(x) is set_source with the rows
+ * of x, DEVICE, one chunk.
+ *
+ * Synchronisation: step() only enqueues (per chunk: upload, convert, norms; assign; update;
+ * add), except for the waits that streaming needs; the host waits in the calls that must
+ * return host data (stats_to_host, stats_tail_to_host, finalize, labels, get_centroids).
+ * The step's times (assign and update, summed over chunks) are read from its events at the
+ * first of stats_to_host, stats_tail_to_host or finalize that follows it and written into
+ * the fkm_step_times the step was given (see backend.h). The stream is an ordinary
+ * (blocking) stream, returned by stream() for NCCL. */
+#include <cuda_runtime.h>
+
+#include <new>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "cuda_check.h"
+#include "fkm_kernels.h"
+#include "rowsrc.h"
+#include "util.h"
+
+#include <vector>
+
+namespace {
+
+constexpr size_t STAGE_BYTES = 64ull << 20; /* upload staging buffer at most */
+
+struct Buf {
+    void *p = nullptr;
+    size_t bytes = 0;
+};
+
+struct Ctx {
+    int device = 0;
+    int64_t k = 0, d = 0;
+    fkm_precision prec = FKM_PREC_AUTO;
+    fkm_kmode mode = FKM_K_EXACT;
+    int mode_known = 0;
+    int ldx = 0, ldc = 0;
+    int64_t n = 0;
+    int have_data = 0, have_c = 0;
+    fkm_residency res = FKM_RES_DEVICE;
+    int64_t chunk = 1;                 /* rows per statistics chunk */
+    fkm_rowsrc src;                    /* HOST / FILE: where the rows come from each step */
+    cudaStream_t s = nullptr;
+    std::vector<cudaEvent_t> ev;       /* 3 per chunk: before assign, before update, after */
+    int ev_used = 0;
+    fkm_step_times *pending = nullptr; /* times to fill at the next synchronising call */
+    Buf x, xnorm, labels, mind;        /* rows (all, or one chunk), labels and distances (all) */
+    Buf stage;                         /* HOST / FILE: one chunk as read (f32 or f16) */
+    void *pin[2] = {nullptr, nullptr}; /* FILE: pinned chunk buffers */
+    void *hshard = nullptr;            /* HOST: every row, pinned (as the source gave them) */
+    cudaEvent_t pin_ev[2] = {nullptr, nullptr};
+    size_t pin_bytes = 0;
+    Buf c32, c, cnorm;                 /* centroids */
+    Buf stats, part, out2;             /* device results; part: one chunk's stats */
+    double *h_out2 = nullptr;          /* pinned, 2 doubles */
+    Buf aws, uws;                      /* assign / update workspaces (one chunk) */
+    size_t cur = 0, peak = 0;
+};
+
+int dev_alloc(Ctx *x, Buf *b, size_t bytes, const char *what, fkm_error *err)
+{
+    if (b->p) {
+        cudaFree(b->p);
+        x->cur -= b->bytes;
+        b->p = nullptr;
+        b->bytes = 0;
+    }
+    int s = fkm_cuda_malloc(&b->p, bytes, what, err);
+    if (s) return s;
+    b->bytes = bytes;
+    x->cur += bytes;
+    if (x->cur > x->peak) x->peak = x->cur;
+    return FKM_OK;
+}
+
+void dev_free(Ctx *x, Buf *b)
+{
+    if (b->p) cudaFree(b->p);
+    x->cur -= b->bytes;
+    b->p = nullptr;
+    b->bytes = 0;
+}
+
+fkm_kmode pick_mode(fkm_precision prec, fkm_dtype dt)
+{
+    switch (prec) {
+    case FKM_PREC_EXACT: return FKM_K_EXACT;
+    case FKM_PREC_TF32: return FKM_K_TF32;
+    case FKM_PREC_FP16: return FKM_K_F16;
+    case FKM_PREC_BF16: return FKM_K_BF16;
+    default: return dt == FKM_DT_F16 ? FKM_K_F16 : FKM_K_EXACT;
+    }
+}
+
+/* The compute-type copy of c32 and its norms (after any change of c32). */
+int refresh_centroids(Ctx *x, fkm_error *err)
+{
+    if (!x->mode_known || !x->have_c) return FKM_OK;
+    FKM_CUDA_TRY(err, fkm_k_convert_rows(x->mode, (const float *)x->c32.p, x->k, (int)x->d, x->c.p,
+                                         x->ldc, (fkm_stream)x->s));
+    FKM_CUDA_TRY(err, fkm_k_row_norms(x->mode, x->c.p, x->k, (int)x->d, x->ldc,
+                                      (float *)x->cnorm.p, (fkm_stream)x->s));
+    return FKM_OK;
+}
+
+/* Set the mode (and the compute-type centroid buffer that depends on it). */
+int set_mode(Ctx *x, fkm_kmode mode, fkm_error *err)
+{
+    if (x->mode_known && x->mode == mode) return FKM_OK;
+    x->mode = mode;
+    x->mode_known = 1;
+    x->ldc = fkm_k_ld(mode, (int)x->d);
+    int s = dev_alloc(x, &x->c, (size_t)x->k * x->ldc * fkm_k_elem_bytes(mode),
+                      "the centroids (compute type)", err);
+    if (s) return s;
+    return refresh_centroids(x, err);
+}
+
+/* Write the last step's times where the step was asked to (after a synchronisation). */
+void fill_times(Ctx *x)
+{
+    if (!x->pending) return;
+    double a = 0, u = 0;
+    for (int c = 0; c + 2 < x->ev_used; c += 3) {
+        float ta = 0, tu = 0;
+        if (cudaEventElapsedTime(&ta, x->ev[c], x->ev[c + 1]) == cudaSuccess &&
+            cudaEventElapsedTime(&tu, x->ev[c + 1], x->ev[c + 2]) == cudaSuccess) {
+            a += ta;
+            u += tu;
+        }
+    }
+    (void)cudaGetLastError();
+    x->pending->ms_assign = a;
+    x->pending->ms_update = u;
+    x->pending = nullptr;
+}
+
+int sync(Ctx *x, fkm_error *err)
+{
+    FKM_CUDA_TRY(err, cudaStreamSynchronize(x->s));
+    return FKM_OK;
+}
+
+#define CTX(vp) Ctx *x = static_cast<Ctx *>(vp)
+#define ON_DEVICE(x) FKM_CUDA_TRY(err, cudaSetDevice((x)->device))
+
+void free_rows(Ctx *x)
+{
+    x->have_data = 0;
+    x->pending = nullptr;
+    Buf *bufs[] = {&x->x, &x->xnorm, &x->labels, &x->mind, &x->stage, &x->part, &x->aws, &x->uws};
+    for (Buf *b : bufs) dev_free(x, b);
+    for (int i = 0; i < 2; i++) {
+        if (x->pin[i]) cudaFreeHost(x->pin[i]);
+        x->pin[i] = nullptr;
+    }
+    if (x->hshard) cudaFreeHost(x->hshard);
+    x->hshard = nullptr;
+    x->pin_bytes = 0;
+}
+
+/* Upload rows [r0, r0 + m) of the source (host type) from host memory `rows` into the
+ * compute-type buffer at dst (row r0 - base of it), through the device staging buffer. */
+int upload(Ctx *x, const void *rows, int64_t m, void *dst, void *stage, fkm_error *err)
+{
+    const size_t rb = fkm_rowsrc_row_bytes(&x->src);
+    FKM_CUDA_TRY(err, cudaMemcpyAsync(stage, rows, (size_t)m * rb, cudaMemcpyHostToDevice, x->s));
+    const int d = (int)x->d;
+    FKM_CUDA_TRY(err, x->src.dt == FKM_DT_F16
+                          ? fkm_k_convert_rows_f16(x->mode, (const uint16_t *)stage, m, d, dst,
+                                                   x->ldx, (fkm_stream)x->s)
+                          : fkm_k_convert_rows(x->mode, (const float *)stage, m, d, dst, x->ldx,
+                                               (fkm_stream)x->s));
+    return FKM_OK;
+}
+
+int cu_set_source(void *vp, const fkm_rowsrc *src, fkm_residency res, int64_t chunk_rows,
+                  fkm_error *err)
+{
+    CTX(vp);
+    ON_DEVICE(x);
+    const int64_t n = src->n, d = x->d;
+    if (src->d != d)
+        return fkm_fail(err, FKM_EINPUT, "cuda backend: rows have %lld columns, the backend was "
+                        "made for %lld", (long long)src->d, (long long)d);
+    if (n < 0 || (n > 0 && !src->resident && !src->read))
+        return fkm_fail(err, FKM_EINPUT, "cuda backend: bad row source (%lld rows)", (long long)n);
+    int s;
+    free_rows(x);
+    if ((s = set_mode(x, pick_mode(x->prec, src->dt), err))) return s;
+    const fkm_kmode m = x->mode;
+    x->n = n;
+    x->src = *src;
+    x->res = res == FKM_RES_HOST || res == FKM_RES_FILE ? res : FKM_RES_DEVICE;
+    x->chunk = chunk_rows < 1 ? 1 : chunk_rows;
+    if (x->chunk > n) x->chunk = n > 0 ? n : 1;
+    x->ldx = fkm_k_ld(m, (int)d);
+    const size_t eb = (size_t)fkm_k_elem_bytes(m), rb = fkm_rowsrc_row_bytes(src);
+    const int64_t nc = n > 0 ? (n + x->chunk - 1) / x->chunk : 0; /* statistics chunks */
+    const int64_t xrows = x->res == FKM_RES_DEVICE ? n : (n > 0 ? x->chunk : 0);
+    if ((s = dev_alloc(x, &x->x, (size_t)xrows * x->ldx * eb, "the rows (compute type)", err)) ||
+        (s = dev_alloc(x, &x->xnorm, (size_t)xrows * sizeof(float), "the row norms", err)) ||
+        (s = dev_alloc(x, &x->labels, (size_t)n * sizeof(int32_t), "the labels", err)) ||
+        (s = dev_alloc(x, &x->mind, (size_t)n * sizeof(float), "the min distances", err)))
+        return s;
+    const int64_t cm = n > 0 ? x->chunk : 0;
+    size_t ab = cm > 0 ? fkm_k_assign_workspace(m, cm, x->k, (int)d) : 0;
+    size_t ub = fkm_k_update_workspace(cm, x->k, (int)d);
+    if (ub == SIZE_MAX)
+        return fkm_fail(err, FKM_ERUNTIME, "%s:%d: sizing the update workspace failed (CUB)",
+                        __FILE__, __LINE__);
+    if ((s = dev_alloc(x, &x->aws, ab, "the assign workspace", err)) ||
+        (s = dev_alloc(x, &x->uws, ub, "the update workspace", err)) ||
+        (s = dev_alloc(x, &x->part, nc > 1 ? x->stats.bytes : 0, "a chunk's statistics", err)))
+        return s;
+    /* events: 3 per chunk */
+    while ((int64_t)x->ev.size() < 3 * (nc > 0 ? nc : 1)) {
+        cudaEvent_t e;
+        FKM_CUDA_TRY(err, cudaEventCreate(&e));
+        x->ev.push_back(e);
+    }
+    if (x->res != FKM_RES_DEVICE) {
+        /* streamed: a device staging chunk and two pinned host chunks, filled every step */
+        if ((s = dev_alloc(x, &x->stage, (size_t)cm * rb, "the upload staging buffer", err))) return s;
+        if (x->res == FKM_RES_HOST && n > 0) {
+            /* one pinned copy of the shard, filled in pieces; the source is not used again */
+            FKM_CUDA_TRY(err, cudaMallocHost(&x->hshard, (size_t)n * rb));
+            x->pin_bytes = (size_t)n * rb;
+            int64_t piece = (int64_t)(STAGE_BYTES / rb);
+            if (piece < 1) piece = 1;
+            for (int64_t r0 = 0; r0 < n; r0 += piece) {
+                const int64_t mm = n - r0 < piece ? n - r0 : piece;
+                char *dst = (char *)x->hshard + (size_t)r0 * rb;
+                if (src->resident) memcpy(dst, (const char *)src->resident + (size_t)r0 * rb, (size_t)mm * rb);
+                else if ((s = src->read(src->ctx, r0, mm, dst, err))) return s;
+            }
+            x->src.resident = nullptr;
+            x->src.read = nullptr;
+        } else {
+            x->pin_bytes = 2 * (size_t)cm * rb;
+            for (int i = 0; i < 2 && cm > 0; i++) {
+                FKM_CUDA_TRY(err, cudaMallocHost(&x->pin[i], (size_t)cm * rb));
+                if (!x->pin_ev[i])
+                    FKM_CUDA_TRY(err, cudaEventCreateWithFlags(&x->pin_ev[i], cudaEventDisableTiming));
+            }
+        }
+        x->have_data = 1;
+        return sync(x, err);
+    }
+    if (n > 0) {
+        /* DEVICE: convert once, in pieces of at most 64 MiB through a staging buffer, so that
+         * neither the host nor the device needs a second copy of the shard */
+        int64_t piece = (int64_t)(STAGE_BYTES / rb);
+        if (piece < 1) piece = 1;
+        if (piece > n) piece = n;
+        Buf stage;
+        if ((s = dev_alloc(x, &stage, (size_t)piece * rb, "the upload staging buffer", err)))
+            return s;
+        void *tmp = nullptr;
+        if (!src->resident && !(tmp = fkm_malloc((size_t)piece * rb, "a piece of rows", err)))
+            s = FKM_ENOMEM;
+        for (int64_t r0 = 0; r0 < n && !s; r0 += piece) {
+            const int64_t mm = n - r0 < piece ? n - r0 : piece;
+            const void *rows = (const char *)src->resident + (size_t)r0 * rb;
+            if (!src->resident) {
+                cudaError_t e = cudaStreamSynchronize(x->s); /* tmp is free again */
+                if (e != cudaSuccess) {
+                    s = fkm_cuda_fail(err, e, __FILE__, __LINE__, "cudaStreamSynchronize");
+                    break;
+                }
+                if ((s = src->read(src->ctx, r0, mm, tmp, err))) break;
+                rows = tmp;
+            }
+            s = upload(x, rows, mm, (char *)x->x.p + (size_t)r0 * x->ldx * eb, stage.p, err);
+        }
+        if (!s) {
+            cudaError_t e = cudaStreamSynchronize(x->s); /* before the staging buffers go */
+            if (e != cudaSuccess) s = fkm_cuda_fail(err, e, __FILE__, __LINE__, "cudaStreamSynchronize");
+        }
+        free(tmp);
+        dev_free(x, &stage);
+        if (s) return s;
+        FKM_CUDA_TRY(err, fkm_k_row_norms(m, x->x.p, n, (int)d, x->ldx, (float *)x->xnorm.p,
+                                          (fkm_stream)x->s));
+    }
+    x->src.resident = nullptr; /* DEVICE: the source is not used again */
+    x->src.read = nullptr;
+    if ((s = sync(x, err))) return s;
+    x->have_data = 1;
+    return FKM_OK;
+}
+
+/* set_data: a memory source, DEVICE residency, one chunk. */
+int mem_read(void *ctx, int64_t r0, int64_t m, void *dst, fkm_error *err)
+{
+    (void)ctx; (void)r0; (void)m; (void)dst;
+    return fkm_fail(err, FKM_ERUNTIME, "internal: memory source read");
+}
+
+int cu_set_data(void *vp, const void *host, fkm_dtype dt, int64_t n, int64_t d, fkm_error *err)
+{
+    if (n < 0 || (n > 0 && !host))
+        return fkm_fail(err, FKM_EINPUT, "set_data: bad row count %lld", (long long)n);
+    fkm_rowsrc src;
+    memset(&src, 0, sizeof src);
+    src.n = n;
+    src.d = d;
+    src.dt = dt;
+    src.resident = n > 0 ? host : (const void *)&src; /* non-NULL: no read needed */
+    src.read = mem_read;
+    return cu_set_source(vp, &src, FKM_RES_DEVICE, n, err);
+}
+
+int cu_set_centroids(void *vp, const float *c, int64_t k, fkm_error *err)
+{
+    CTX(vp);
+    ON_DEVICE(x);
+    if (k != x->k)
+        return fkm_fail(err, FKM_EINPUT, "set_centroids: %lld centroids, the backend was made for %lld",
+                        (long long)k, (long long)x->k);
+    FKM_CUDA_TRY(err, cudaMemcpyAsync(x->c32.p, c, (size_t)(x->k * x->d) * sizeof(float),
+                                      cudaMemcpyHostToDevice, x->s));
+    x->have_c = 1;
+    return refresh_centroids(x, err);
+}
+
+int cu_get_centroids(void *vp, float *c, fkm_error *err)
+{
+    CTX(vp);
+    ON_DEVICE(x);
+    FKM_CUDA_TRY(err, cudaMemcpyAsync(c, x->c32.p, (size_t)(x->k * x->d) * sizeof(float),
+                                      cudaMemcpyDeviceToHost, x->s));
+    return sync(x, err);
+}
+
+/* Host side of streaming: rows [r0, r0 + m) into pinned buffer i (after the copy that
+ * last read it finished). */
+int fetch(Ctx *x, int i, int64_t r0, int64_t m, fkm_error *err)
+{
+    FKM_CUDA_TRY(err, cudaEventSynchronize(x->pin_ev[i]));
+    const size_t rb = fkm_rowsrc_row_bytes(&x->src);
+    if (x->src.resident) {
+        memcpy(x->pin[i], (const char *)x->src.resident + (size_t)r0 * rb, (size_t)m * rb);
+        return FKM_OK;
+    }
+    return x->src.read(x->src.ctx, r0, m, x->pin[i], err);
+}
+
+__global__ void k_add_stats(double *__restrict__ acc, const double *__restrict__ part, int64_t len,
+                            int first)
+{
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < len) acc[i] = first ? part[i] : acc[i] + part[i];
+}
+
+int cu_step(void *vp, fkm_step_times *t, fkm_error *err)
+{
+    CTX(vp);
+    ON_DEVICE(x);
+    x->pending = nullptr;
+    x->ev_used = 0;
+    if (t) t->ms_assign = t->ms_update = 0;
+    if (!x->have_data || !x->have_c)
+        return fkm_fail(err, FKM_ERUNTIME, "cuda backend: step() before set_source() and set_centroids()");
+    const int d = (int)x->d;
+    const int64_t n = x->n, C = x->chunk, nc = n > 0 ? (n + C - 1) / C : 0;
+    const int64_t len = fkm_stats_len(x->k, x->d);
+    const size_t eb = (size_t)fkm_k_elem_bytes(x->mode);
+    const bool streamed = x->res != FKM_RES_DEVICE;
+    if (nc == 0) { /* no rows: zero statistics */
+        FKM_CUDA_TRY(err, cudaEventRecord(x->ev[0], x->s));
+        FKM_CUDA_TRY(err, cudaEventRecord(x->ev[1], x->s));
+        FKM_CUDA_TRY(err, fkm_k_update(x->mode, nullptr, 0, d, x->ldx, nullptr, nullptr, x->k,
+                                       (double *)x->stats.p, nullptr, 0, (fkm_stream)x->s));
+        FKM_CUDA_TRY(err, cudaEventRecord(x->ev[2], x->s));
+        x->ev_used = 3;
+        x->pending = t;
+        return FKM_OK;
+    }
+    int s;
+    const bool file = x->res == FKM_RES_FILE;
+    const size_t rb = fkm_rowsrc_row_bytes(&x->src);
+    if (file && (s = fetch(x, 0, 0, n < C ? n : C, err))) return s;
+    for (int64_t c = 0; c < nc; c++) {
+        const int64_t r0 = c * C, m = n - r0 < C ? n - r0 : C;
+        const void *xc;
+        const float *xn;
+        if (streamed) {
+            const int i = (int)(c & 1);
+            const void *from = file ? x->pin[i] : (const void *)((const char *)x->hshard + (size_t)r0 * rb);
+            FKM_CUDA_TRY(err, cudaMemcpyAsync(x->stage.p, from, (size_t)m * rb, cudaMemcpyHostToDevice, x->s));
+            if (file) FKM_CUDA_TRY(err, cudaEventRecord(x->pin_ev[i], x->s));
+            FKM_CUDA_TRY(err, x->src.dt == FKM_DT_F16
+                                  ? fkm_k_convert_rows_f16(x->mode, (const uint16_t *)x->stage.p, m, d,
+                                                           x->x.p, x->ldx, (fkm_stream)x->s)
+                                  : fkm_k_convert_rows(x->mode, (const float *)x->stage.p, m, d,
+                                                       x->x.p, x->ldx, (fkm_stream)x->s));
+            FKM_CUDA_TRY(err, fkm_k_row_norms(x->mode, x->x.p, m, d, x->ldx, (float *)x->xnorm.p,
+                                              (fkm_stream)x->s));
+            xc = x->x.p;
+            xn = (const float *)x->xnorm.p;
+        } else {
+            xc = (const char *)x->x.p + (size_t)r0 * x->ldx * eb;
+            xn = (const float *)x->xnorm.p + r0;
+        }
+        int32_t *lab = (int32_t *)x->labels.p + r0;
+        float *md = (float *)x->mind.p + r0;
+        cudaEvent_t *ev = &x->ev[3 * c];
+        FKM_CUDA_TRY(err, cudaEventRecord(ev[0], x->s));
+        fkm_assign_args a;
+        memset(&a, 0, sizeof a);
+        a.mode = x->mode;
+        a.x = xc;
+        a.n = m;
+        a.d = d;
+        a.ldx = x->ldx;
+        a.x_norm = xn;
+        a.c = x->c.p;
+        a.k = x->k;
+        a.ldc = x->ldc;
+        a.c_norm = (const float *)x->cnorm.p;
+        a.labels = lab;
+        a.min_dist = md;
+        a.workspace = x->aws.bytes ? x->aws.p : nullptr;
+        FKM_CUDA_TRY(err, fkm_k_assign(&a, (fkm_stream)x->s));
+        FKM_CUDA_TRY(err, cudaEventRecord(ev[1], x->s));
+        double *dst = nc > 1 ? (double *)x->part.p : (double *)x->stats.p;
+        FKM_CUDA_TRY(err, fkm_k_update(x->mode, xc, m, d, x->ldx, lab, md, x->k, dst, x->uws.p,
+                                       x->uws.bytes, (fkm_stream)x->s));
+        if (nc > 1) { /* chunk statistics added in chunk order */
+            k_add_stats<<<(unsigned)((len + 255) / 256), 256, 0, x->s>>>((double *)x->stats.p, dst, len,
+                                                                         c == 0);
+            FKM_CUDA_TRY(err, cudaGetLastError());
+        }
+        FKM_CUDA_TRY(err, cudaEventRecord(ev[2], x->s));
+        x->ev_used = (int)(3 * (c + 1));
+        /* the host reads the next chunk while the GPU works on this one */
+        if (file && c + 1 < nc) {
+            const int64_t r1 = r0 + C, m1 = n - r1 < C ? n - r1 : C;
+            if ((s = fetch(x, (int)((c + 1) & 1), r1, m1, err))) return s;
+        }
+    }
+    x->pending = t;
+    return FKM_OK;
+}
+
+double *cu_stats(void *vp) { return (double *)static_cast<Ctx *>(vp)->stats.p; }
+
+int cu_stats_to_host(void *vp, double *host, fkm_error *err)
+{
+    CTX(vp);
+    ON_DEVICE(x);
+    FKM_CUDA_TRY(err, cudaMemcpyAsync(host, x->stats.p, x->stats.bytes, cudaMemcpyDeviceToHost, x->s));
+    int s = sync(x, err);
+    if (!s) fill_times(x);
+    return s;
+}
+
+int cu_stats_tail_to_host(void *vp, double *host, int64_t count, fkm_error *err)
+{
+    CTX(vp);
+    ON_DEVICE(x);
+    const int64_t len = fkm_stats_len(x->k, x->d);
+    if (count < 0 || count > len)
+        return fkm_fail(err, FKM_ERUNTIME, "stats_tail_to_host: count %lld outside [0, %lld]",
+                        (long long)count, (long long)len);
+    if (count > 0)
+        FKM_CUDA_TRY(err, cudaMemcpyAsync(host + (len - count), (double *)x->stats.p + (len - count),
+                                          (size_t)count * sizeof(double), cudaMemcpyDeviceToHost,
+                                          x->s));
+    int s = sync(x, err);
+    if (!s) fill_times(x);
+    return s;
+}
+
+int cu_stats_from_host(void *vp, const double *host, fkm_error *err)
+{
+    CTX(vp);
+    ON_DEVICE(x);
+    FKM_CUDA_TRY(err, cudaMemcpyAsync(x->stats.p, host, x->stats.bytes, cudaMemcpyHostToDevice, x->s));
+    return FKM_OK;
+}
+
+int cu_finalize(void *vp, double *max_shift, int64_t *n_empty, fkm_error *err)
+{
+    CTX(vp);
+    ON_DEVICE(x);
+    if (!x->have_c) return fkm_fail(err, FKM_ERUNTIME, "cuda backend: finalize() before set_centroids()");
+    FKM_CUDA_TRY(err, fkm_k_finalize((const double *)x->stats.p, x->k, (int)x->d, (float *)x->c32.p,
+                                     (double *)x->out2.p, (fkm_stream)x->s));
+    int s = refresh_centroids(x, err);
+    if (s) return s;
+    FKM_CUDA_TRY(err, cudaMemcpyAsync(x->h_out2, x->out2.p, 2 * sizeof(double),
+                                      cudaMemcpyDeviceToHost, x->s));
+    if ((s = sync(x, err))) return s;
+    fill_times(x);
+    if (max_shift) *max_shift = x->h_out2[0];
+    if (n_empty) *n_empty = (int64_t)x->h_out2[1];
+    return FKM_OK;
+}
+
+int cu_labels(void *vp, int32_t *out, fkm_error *err)
+{
+    CTX(vp);
+    ON_DEVICE(x);
+    if (x->n > 0)
+        FKM_CUDA_TRY(err, cudaMemcpyAsync(out, x->labels.p, (size_t)x->n * sizeof(int32_t),
+                                          cudaMemcpyDeviceToHost, x->s));
+    return sync(x, err);
+}
+
+void *cu_stream(void *vp) { return (void *)static_cast<Ctx *>(vp)->s; }
+
+size_t cu_peak_bytes(void *vp) { return static_cast<Ctx *>(vp)->peak; }
+
+void cu_destroy(void *vp)
+{
+    Ctx *x = static_cast<Ctx *>(vp);
+    if (!x) return;
+    cudaSetDevice(x->device);
+    if (x->s) cudaStreamSynchronize(x->s);
+    free_rows(x);
+    Buf *bufs[] = {&x->c32, &x->c, &x->cnorm, &x->stats, &x->out2};
+    for (Buf *b : bufs) dev_free(x, b);
+    if (x->h_out2) cudaFreeHost(x->h_out2);
+    for (cudaEvent_t e : x->ev)
+        if (e) cudaEventDestroy(e);
+    for (cudaEvent_t e : x->pin_ev)
+        if (e) cudaEventDestroy(e);
+    if (x->s) cudaStreamDestroy(x->s);
+    (void)cudaGetLastError();
+    delete x;
+}
+
+int create(Ctx *x, fkm_error *err)
+{
+    ON_DEVICE(x);
+    FKM_CUDA_TRY(err, cudaStreamCreate(&x->s));
+    FKM_CUDA_TRY(err, cudaMallocHost((void **)&x->h_out2, 2 * sizeof(double)));
+    const size_t len = (size_t)fkm_stats_len(x->k, x->d);
+    int s;
+    if ((s = dev_alloc(x, &x->c32, (size_t)(x->k * x->d) * sizeof(float), "the centroids", err)) ||
+        (s = dev_alloc(x, &x->cnorm, (size_t)x->k * sizeof(float), "the centroid norms", err)) ||
+        (s = dev_alloc(x, &x->stats, len * sizeof(double), "the cluster statistics", err)) ||
+        (s = dev_alloc(x, &x->out2, 2 * sizeof(double), "the finalize scalars", err)))
+        return s;
+    FKM_CUDA_TRY(err, cudaMemsetAsync(x->stats.p, 0, len * sizeof(double), x->s));
+    if (x->prec != FKM_PREC_AUTO && (s = set_mode(x, pick_mode(x->prec, FKM_DT_F32), err))) return s;
+    return sync(x, err);
+}
+
+} // namespace
+
+extern "C" int fkm_cuda_device_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
+extern "C" int fkm_backend_cuda_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision prec,
+                                       int device, fkm_error *err)
+{
+    if (k < 1 || k > INT32_MAX || d < 1 || d > INT32_MAX)
+        return fkm_fail(err, FKM_EINPUT, "cuda backend: k = %lld and d = %lld must lie in [1, 2^31)",
+                        (long long)k, (long long)d);
+    if (prec < FKM_PREC_AUTO || prec > FKM_PREC_BF16)
+        return fkm_fail(err, FKM_EINPUT, "cuda backend: unknown precision %d", (int)prec);
+    const int ndev = fkm_cuda_device_count();
+    if (device < 0 || device >= ndev)
+        return fkm_fail(err, FKM_EINPUT, "cuda backend: device %d does not exist (%d visible)",
+                        device, ndev);
+    Ctx *x = new (std::nothrow) Ctx;
+    if (!x) return fkm_fail(err, FKM_ENOMEM, "out of host memory: the CUDA backend");
+    x->device = device;
+    x->k = k;
+    x->d = d;
+    x->prec = prec;
+    int s = create(x, err);
+    if (s) {
+        cu_destroy(x);
+        return s;
+    }
+    memset(b, 0, sizeof *b);
+    b->name = "cuda";
+    b->ctx = x;
+    b->stats_on_device = 1;
+    b->set_data = cu_set_data;
+    b->set_source = cu_set_source;
+    b->set_centroids = cu_set_centroids;
+    b->get_centroids = cu_get_centroids;
+    b->step = cu_step;
+    b->stats = cu_stats;
+    b->stats_to_host = cu_stats_to_host;
+    b->stats_from_host = cu_stats_from_host;
+    b->finalize = cu_finalize;
+    b->labels = cu_labels;
+    b->stats_tail_to_host = cu_stats_tail_to_host;
+    b->stream = cu_stream;
+    b->peak_bytes = cu_peak_bytes;
+    b->destroy = cu_destroy;
+    return FKM_OK;
+}
