@@ -336,7 +336,7 @@ int main(int argc, char **argv)
             vtable.push_back(vb);
         }
         /* the fastest real version (not the no-epilogue experiments) is used below */
-        int best_ver = 0;
+        int best_ver = v2able ? 2 : 0;
         for (int ver : versions)
             if (ver != 7 && ver != 8 && ver < 14 && t_v[ver] > 0 && t_v[ver] < t_v[best_ver]) best_ver = ver;
         if (v2able) printf("  fastest: v%d (%.3f ms); used for the iteration below\n", best_ver, t_v[best_ver]);
