@@ -12,6 +12,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <omp.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -94,6 +95,11 @@ static int make_backend(run *R, const fkm_params *p, fkm_error *err)
 #else
         return fkm_fail(err, FKM_EINPUT, "--backend cuda: this fkm was built without CUDA");
 #endif
+    }
+    if (!getenv("OMP_NUM_THREADS") && R->comm.local_size > 1) {
+        /* ranks of a node share its cores, unless the launcher already bound them apart */
+        int t = omp_get_num_procs() / R->comm.local_size;
+        omp_set_num_threads(t > 0 && t < omp_get_num_procs() ? t : 1);
     }
     return fkm_backend_cpu_create(&R->be, R->k, R->d, p->precision, err);
 }
@@ -342,6 +348,8 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
     memset(&info, 0, sizeof info);
     double t_start = fkm_now_ms();
 
+    /* handlers first: a stop signal during start-up must not kill the rank */
+    if (p->checkpoint) catch_stop_signals();
     int s = fkm_comm_init(&R.comm, err);
     if (s) return s; /* without a communicator there is nobody to agree with */
     fkm_params_check(p, err);
@@ -367,7 +375,6 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
     R.n = info.n;
     R.start_iter = 1;
     R.start_prev = NAN;
-    if (p->checkpoint) catch_stop_signals();
     if (p->resume) {
         fkm_out_meta m;
         float *c = NULL;

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The CPU suite under AddressSanitizer + UndefinedBehaviorSanitizer (CMake preset "sanitize":
+# Debug, CPU only). Leaks inside the MPI runtime are suppressed (tests/lsan.supp); any other
+# leak, memory error or undefined behaviour fails the test that hit it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+cmake --preset sanitize > build-sanitize.log 2>&1 || { cat build-sanitize.log; exit 1; }
+cmake --build build-sanitize -j"$(nproc)" >> build-sanitize.log 2>&1 || { tail -50 build-sanitize.log; exit 1; }
+export ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0:abort_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
+cd build-sanitize
+# not here: the install test (an unsanitized consumer cannot load the sanitized library),
+# slurm and fuzz (their own tools), the fault test (it kills ranks on purpose)
+ctest --output-on-failure -j2 -L "unit|io|cli|mpi" -E "test_install|test_fault|slurm|fuzz" "$@"
