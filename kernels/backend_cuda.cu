@@ -10,7 +10,10 @@
  * Residency (set_source): DEVICE keeps every row on the GPU, converted once. HOST and FILE
  * keep one chunk of chunk_rows rows on the GPU and stream the rows every step: HOST from a
  * pinned host copy of the shard made once, FILE through the source into two pinned chunk
- * buffers, the host's read of chunk c+1 overlapping the GPU's work on chunk c. In every residency
+ * buffers, the host's read of chunk c+1 overlapping the GPU's work on chunk c. The
+ * host-to-device copies run on a second stream into two device staging buffers, so the copy
+ * of chunk c+1 overlaps the conversion, assignment and update of chunk c (events order each
+ * staging buffer's reuse after its conversion, and each pinned buffer's after its copy). In every residency
  * each chunk's statistics are computed on their own and added in chunk order, so results
  * depend on chunk_rows but not on the residency. set_data(x) is set_source with the rows
  * of x, DEVICE, one chunk.
@@ -63,10 +66,13 @@ struct Ctx {
     int ev_used = 0;
     fkm_step_times *pending = nullptr; /* times to fill at the next synchronising call */
     Buf x, xnorm, labels, mind;        /* rows (all, or one chunk), labels and distances (all) */
-    Buf stage;                         /* HOST / FILE: one chunk as read (f32 or f16) */
+    Buf stage[2];                      /* HOST / FILE: chunks as read (f32 or f16), on the device */
     void *pin[2] = {nullptr, nullptr}; /* FILE: pinned chunk buffers */
     void *hshard = nullptr;            /* HOST: every row, pinned (as the source gave them) */
-    cudaEvent_t pin_ev[2] = {nullptr, nullptr};
+    const void *hview = nullptr;       /* HOST: the caller's pinned rows, or hshard */
+    cudaStream_t cs = nullptr;         /* HOST / FILE: the copy stream */
+    cudaEvent_t copied[2] = {nullptr, nullptr};   /* copy into stage[i] (from pin[i]) done */
+    cudaEvent_t converted[2] = {nullptr, nullptr}; /* stage[i] read by its conversion */
     size_t pin_bytes = 0;
     Buf c32, c, cnorm;                 /* centroids */
     Buf stats, part, out2;             /* device results; part: one chunk's stats */
@@ -166,7 +172,7 @@ void free_rows(Ctx *x)
 {
     x->have_data = 0;
     x->pending = nullptr;
-    Buf *bufs[] = {&x->x, &x->xnorm, &x->labels, &x->mind, &x->stage, &x->part, &x->aws, &x->uws};
+    Buf *bufs[] = {&x->x, &x->xnorm, &x->labels, &x->mind, &x->stage[0], &x->stage[1], &x->part, &x->aws, &x->uws};
     for (Buf *b : bufs) dev_free(x, b);
     for (int i = 0; i < 2; i++) {
         if (x->pin[i]) cudaFreeHost(x->pin[i]);
@@ -174,6 +180,7 @@ void free_rows(Ctx *x)
     }
     if (x->hshard) cudaFreeHost(x->hshard);
     x->hshard = nullptr;
+    x->hview = nullptr;
     x->pin_bytes = 0;
 }
 
@@ -238,9 +245,24 @@ int cu_set_source(void *vp, const fkm_rowsrc *src, fkm_residency res, int64_t ch
         x->ev.push_back(e);
     }
     if (x->res != FKM_RES_DEVICE) {
-        /* streamed: a device staging chunk and two pinned host chunks, filled every step */
-        if ((s = dev_alloc(x, &x->stage, (size_t)cm * rb, "the upload staging buffer", err))) return s;
-        if (x->res == FKM_RES_HOST && n > 0) {
+        /* streamed: two device staging chunks (and, for FILE, two pinned host chunks) */
+        for (int i = 0; i < 2; i++) {
+            if ((s = dev_alloc(x, &x->stage[i], (size_t)cm * rb, "the upload staging buffers", err)))
+                return s;
+            if (!x->copied[i]) {
+                FKM_CUDA_TRY(err, cudaEventCreateWithFlags(&x->copied[i], cudaEventDisableTiming));
+                FKM_CUDA_TRY(err, cudaEventCreateWithFlags(&x->converted[i], cudaEventDisableTiming));
+            }
+        }
+        if (!x->cs) FKM_CUDA_TRY(err, cudaStreamCreateWithFlags(&x->cs, cudaStreamNonBlocking));
+        cudaPointerAttributes pa;
+        const bool pinned = src->resident && cudaPointerGetAttributes(&pa, src->resident) == cudaSuccess &&
+                            pa.type == cudaMemoryTypeHost;
+        (void)cudaGetLastError();
+        if (x->res == FKM_RES_HOST && n > 0 && pinned) {
+            /* the caller's rows are pinned already: stream from them, no copy */
+            x->hview = src->resident;
+        } else if (x->res == FKM_RES_HOST && n > 0) {
             /* one pinned copy of the shard, filled in pieces; the source is not used again */
             FKM_CUDA_TRY(err, cudaMallocHost(&x->hshard, (size_t)n * rb));
             x->pin_bytes = (size_t)n * rb;
@@ -252,15 +274,13 @@ int cu_set_source(void *vp, const fkm_rowsrc *src, fkm_residency res, int64_t ch
                 if (src->resident) memcpy(dst, (const char *)src->resident + (size_t)r0 * rb, (size_t)mm * rb);
                 else if ((s = src->read(src->ctx, r0, mm, dst, err))) return s;
             }
+            x->hview = x->hshard;
             x->src.resident = nullptr;
             x->src.read = nullptr;
         } else {
             x->pin_bytes = 2 * (size_t)cm * rb;
-            for (int i = 0; i < 2 && cm > 0; i++) {
+            for (int i = 0; i < 2 && cm > 0; i++)
                 FKM_CUDA_TRY(err, cudaMallocHost(&x->pin[i], (size_t)cm * rb));
-                if (!x->pin_ev[i])
-                    FKM_CUDA_TRY(err, cudaEventCreateWithFlags(&x->pin_ev[i], cudaEventDisableTiming));
-            }
         }
         x->have_data = 1;
         return sync(x, err);
@@ -355,7 +375,7 @@ int cu_get_centroids(void *vp, float *c, fkm_error *err)
  * last read it finished). */
 int fetch(Ctx *x, int i, int64_t r0, int64_t m, fkm_error *err)
 {
-    FKM_CUDA_TRY(err, cudaEventSynchronize(x->pin_ev[i]));
+    FKM_CUDA_TRY(err, cudaEventSynchronize(x->copied[i])); /* its last copy is done */
     const size_t rb = fkm_rowsrc_row_bytes(&x->src);
     if (x->src.resident) {
         memcpy(x->pin[i], (const char *)x->src.resident + (size_t)r0 * rb, (size_t)m * rb);
@@ -398,6 +418,9 @@ int cu_step(void *vp, fkm_step_times *t, fkm_error *err)
     int s;
     const bool file = x->res == FKM_RES_FILE;
     const size_t rb = fkm_rowsrc_row_bytes(&x->src);
+    if (streamed) { /* both staging buffers start free */
+        for (int i = 0; i < 2; i++) FKM_CUDA_TRY(err, cudaEventRecord(x->converted[i], x->s));
+    }
     if (file && (s = fetch(x, 0, 0, n < C ? n : C, err))) return s;
     for (int64_t c = 0; c < nc; c++) {
         const int64_t r0 = c * C, m = n - r0 < C ? n - r0 : C;
@@ -405,14 +428,19 @@ int cu_step(void *vp, fkm_step_times *t, fkm_error *err)
         const float *xn;
         if (streamed) {
             const int i = (int)(c & 1);
-            const void *from = file ? x->pin[i] : (const void *)((const char *)x->hshard + (size_t)r0 * rb);
-            FKM_CUDA_TRY(err, cudaMemcpyAsync(x->stage.p, from, (size_t)m * rb, cudaMemcpyHostToDevice, x->s));
-            if (file) FKM_CUDA_TRY(err, cudaEventRecord(x->pin_ev[i], x->s));
+            const void *from = file ? x->pin[i] : (const void *)((const char *)x->hview + (size_t)r0 * rb);
+            /* copy stream: into stage[i] once its previous chunk is converted */
+            FKM_CUDA_TRY(err, cudaStreamWaitEvent(x->cs, x->converted[i], 0));
+            FKM_CUDA_TRY(err, cudaMemcpyAsync(x->stage[i].p, from, (size_t)m * rb, cudaMemcpyHostToDevice, x->cs));
+            FKM_CUDA_TRY(err, cudaEventRecord(x->copied[i], x->cs));
+            /* compute stream: convert when the copy is in */
+            FKM_CUDA_TRY(err, cudaStreamWaitEvent(x->s, x->copied[i], 0));
             FKM_CUDA_TRY(err, x->src.dt == FKM_DT_F16
-                                  ? fkm_k_convert_rows_f16(x->mode, (const uint16_t *)x->stage.p, m, d,
+                                  ? fkm_k_convert_rows_f16(x->mode, (const uint16_t *)x->stage[i].p, m, d,
                                                            x->x.p, x->ldx, (fkm_stream)x->s)
-                                  : fkm_k_convert_rows(x->mode, (const float *)x->stage.p, m, d,
+                                  : fkm_k_convert_rows(x->mode, (const float *)x->stage[i].p, m, d,
                                                        x->x.p, x->ldx, (fkm_stream)x->s));
+            FKM_CUDA_TRY(err, cudaEventRecord(x->converted[i], x->s));
             FKM_CUDA_TRY(err, fkm_k_row_norms(x->mode, x->x.p, m, d, x->ldx, (float *)x->xnorm.p,
                                               (fkm_stream)x->s));
             xc = x->x.p;
@@ -543,8 +571,14 @@ void cu_destroy(void *vp)
     if (x->h_out2) cudaFreeHost(x->h_out2);
     for (cudaEvent_t e : x->ev)
         if (e) cudaEventDestroy(e);
-    for (cudaEvent_t e : x->pin_ev)
-        if (e) cudaEventDestroy(e);
+    for (int i = 0; i < 2; i++) {
+        if (x->copied[i]) cudaEventDestroy(x->copied[i]);
+        if (x->converted[i]) cudaEventDestroy(x->converted[i]);
+    }
+    if (x->cs) {
+        cudaStreamSynchronize(x->cs);
+        cudaStreamDestroy(x->cs);
+    }
     if (x->s) cudaStreamDestroy(x->s);
     (void)cudaGetLastError();
     delete x;
