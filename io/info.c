@@ -1,5 +1,6 @@
-/* `fkm info`: list the 2-D datasets of a file, so that users can pick --dataset. */
-#include "io_internal.h"
+/* `fkm info`: list the 2-D datasets of an HDF5 file, so that users can pick --dataset, or
+ * describe the one array of a .npy/.fbin/.u8bin/.i8bin file. */
+#include "reader_impl.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -47,9 +48,14 @@ static int show_dataset(hid_t loc, const char *name, info_ctx *c)
                      c->file, name, fkm_h5_detail(detail, sizeof detail));
         goto done;
     }
-    int len =
-        snprintf(line, sizeof line, "/%s  shape %llu x %llu  %s", name, (unsigned long long)dims[0],
-                 (unsigned long long)dims[1], fkm_h5_type_name(type, tname, sizeof tname));
+    fkm_h5_type_name(type, tname, sizeof tname);
+    char attr[64];
+    if (H5Tget_class(type) == H5T_INTEGER && H5Tget_size(type) == 2 &&
+        H5Tget_sign(type) == H5T_SGN_NONE && fkm_h5_dtype_attr(dset, attr, sizeof attr) == 1 &&
+        strcmp(attr, "bfloat16") == 0)
+        snprintf(tname, sizeof tname, "bfloat16 (uint16 bits)");
+    int len = snprintf(line, sizeof line, "/%s  shape %llu x %llu  %s", name,
+                       (unsigned long long)dims[0], (unsigned long long)dims[1], tname);
     H5D_layout_t layout = H5Pget_layout(dcpl);
     if (layout == H5D_CHUNKED) {
         hsize_t ch[2];
@@ -94,9 +100,23 @@ static herr_t visit_cb(hid_t obj, const char *name, const info_obj_t *info, void
     return show_dataset(obj, name, data);
 }
 
+/* One line for a .npy or big-ann file: the reader's own checks, then shape and type. */
+static int info_raw(const char *file, fkm_error *err)
+{
+    fkm_reader *r = NULL;
+    int st = fkm_reader_open(file, NULL, &r, NULL, err);
+    if (st) return st;
+    printf("%s  shape %lld x %lld  %s  %s\n", file, (long long)r->n, (long long)r->d,
+           fkm_elem_name(r->elem), r->format);
+    fflush(stdout);
+    fkm_reader_close(r);
+    return FKM_OK;
+}
+
 int fkm_info(const char *file, fkm_error *err)
 {
     fkm_error_clear(err);
+    if (fkm_format_of(file, NULL) != FKM_FMT_HDF5) return info_raw(file, err);
     char detail[256];
     hid_t fid;
     int st = fkm_h5_open_ro("input", file, &fid, err);

@@ -10,29 +10,52 @@
 extern "C" {
 #endif
 
-typedef enum { FKM_IO_F32 = 0, FKM_IO_F16 = 1 } fkm_io_dtype;
+/* Element type on disk. fkm_reader_read_f32 converts every one to float32 (exactly, but
+ * float64, which is rounded); fkm_reader_read_native returns IEEE half bits for FKM_IO_F16
+ * and float32 for all the others. */
+typedef enum {
+    FKM_IO_F32 = 0,  /* float32, and float64 (converted on the fly) */
+    FKM_IO_F16 = 1,  /* IEEE binary16 */
+    FKM_IO_BF16 = 2, /* bfloat16 (HDF5 only: see fkm_reader_open) */
+    FKM_IO_U8 = 3,   /* uint8 (HDF5, .npy '|u1', .u8bin) */
+    FKM_IO_I8 = 4,   /* int8 (HDF5, .npy '|i1', .i8bin) */
+} fkm_io_dtype;
 
 typedef struct fkm_dsinfo {
     int64_t n, d;          /* rows, columns */
     fkm_io_dtype dtype;    /* element type on disk */
-    int chunked;           /* 1 when the dataset is chunked */
+    int chunked;           /* 1 when the dataset is chunked (HDF5 only) */
     int64_t chunk[2];      /* chunk shape when chunked */
 } fkm_dsinfo;
 
 typedef struct fkm_reader fkm_reader;
 
-/* Open FILE:DATASET for reading and check it: exists, 2-D, float32 or float16, N ≥ 1,
- * D ≥ 1. FKM_EINPUT with a message naming the file and dataset otherwise. dataset NULL or
- * "" means "/data". Other float types (float64, big-endian) are accepted and converted by
- * HDF5: info->dtype then says FKM_IO_F32 and both reads return float32. info may be NULL.
- * A reader is used by one thread at a time (HDF5 is not thread-safe). */
+/* Open an N×D matrix for reading and check it: N ≥ 1, D ≥ 1, a supported element type.
+ * FKM_EINPUT with a one-line message naming the file (and dataset) otherwise; *r is then
+ * NULL. The format follows the file's extension (case-insensitive):
+ *
+ *   .npy    NumPy format 1.0/2.0/3.0, 2-D, C order, dtype '<f4', '<f2', '<f8' (converted to
+ *           float32), '|u1' or '|i1'; the file must hold exactly the header's rows×columns.
+ *   .fbin   big-ann: uint32 LE rows, uint32 LE columns, then rows×columns float32 LE;
+ *   .u8bin  the same with uint8 elements, .i8bin with int8; the file size must be exactly
+ *           8 + rows×columns×element size.
+ *   other   HDF5, FILE:DATASET (dataset NULL or "" means "/data"): a 2-D dataset of
+ *           float32, float16, float64 or other HDF5 floats (converted to float32; info->dtype
+ *           then says FKM_IO_F32), int8, uint8, or bfloat16 stored as 16-bit unsigned
+ *           integers (any byte order) carrying a string attribute dtype = "bfloat16".
+ *
+ * `dataset` is ignored for the non-HDF5 formats. Every format reads only the rows asked for
+ * (.npy/.fbin/.u8bin/.i8bin with pread at 64-bit offsets), so ranks stream and shard them
+ * alike. info may be NULL. A reader is used by one thread at a time (HDF5 is not
+ * thread-safe). */
 int fkm_reader_open(const char *file, const char *dataset, fkm_reader **r, fkm_dsinfo *info,
                     fkm_error *err);
 /* Read rows [row0, row0+nrows) converted to float32 into dst (nrows×d). */
 int fkm_reader_read_f32(fkm_reader *r, int64_t row0, int64_t nrows, float *dst, fkm_error *err);
-/* Read rows [row0, row0+nrows) in the file's own element type: float32, or the IEEE half
- * bits (uint16_t) when info.dtype is FKM_IO_F16; float64 files give float32 here too.
- * Rows outside [0, N) are an FKM_ERUNTIME error; nrows == 0 reads nothing. */
+/* Read rows [row0, row0+nrows) in the native form: the IEEE half bits (uint16_t) when
+ * info.dtype is FKM_IO_F16, float32 for every other type (bfloat16, int8, uint8 and float64
+ * converted as by read_f32). Rows outside [0, N) are an FKM_ERUNTIME error; nrows == 0
+ * reads nothing. A short read (a file truncated after opening) is an FKM_ERUNTIME error. */
 int fkm_reader_read_native(fkm_reader *r, int64_t row0, int64_t nrows, void *dst, fkm_error *err);
 void fkm_reader_close(fkm_reader *r);
 
@@ -71,7 +94,8 @@ int fkm_out_check_path(const char *path, fkm_error *err);
 int fkm_ckpt_read(const char *file, int64_t want_k, int64_t want_d, int64_t want_n,
                   uint64_t want_seed, fkm_out_meta *m, float **centroids, fkm_error *err);
 
-/* Load a k×d float32 init matrix from FILE:DATASET (float32 or float16 on disk). *c is
+/* Load a k×d float32 init matrix from FILE:DATASET (any format and type fkm_reader_open
+ * reads; dataset NULL or "" means "/centroids" for HDF5, ignored otherwise). *c is
  * malloc'ed. Checks the shape against want_k (0 = any) and want_d (0 = any), and that every
  * value is finite; messages start "init 'FILE...'". With want_k == 0, learn the row count
  * first from fkm_reader_open's info. */
@@ -95,7 +119,8 @@ typedef struct fkm_gen_params {
 } fkm_gen_params;
 int fkm_gen(const fkm_gen_params *g, fkm_error *err);
 
-/* `fkm info`: print every 2-D dataset of a file (path, shape, dtype, chunking) to stdout. */
+/* `fkm info`: print every 2-D dataset of an HDF5 file (path, shape, dtype, chunking) to
+ * stdout; for .npy/.fbin/.u8bin/.i8bin files one line: file, shape, dtype, format. */
 int fkm_info(const char *file, fkm_error *err);
 
 #ifdef __cplusplus
