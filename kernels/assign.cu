@@ -1,7 +1,8 @@
 /* FlashAssign: distances fused with an online argmin (fkm_kernels.h), and its dispatch.
  *
- *   v1 (assign_v1.cuh): mma.sync kernel; every mode, any d.
- *   v2 (assign_v2.cuh): wgmma kernel; 16-bit rows with d <= 128 (the common, fast case).
+ *   v1 (assign_v1.cuh): mma.sync kernel; every mode, any d (tf32, exact, and 16-bit d > 128).
+ *   v2 (assign_v2.cuh): wgmma kernel; 16-bit rows with d <= 128 (the common, fast case), in the
+ *       configuration measured fastest for the shape (launch_v2 below; bench/NOTES.md).
  *
  * Exact mode (float32 rows, labels equal to an fp64 reference wherever the best and second
  * best distances differ by more than 1e-5 relative) runs in three launches:
@@ -232,19 +233,22 @@ static cudaError_t launch_v2_cfg(const AssignParams &p, cudaStream_t s)
 /* v2 configurations (version numbers of fkm_k_assign_force_version), as
  * (m64 halves per warpgroup MH, warpgroups NWG, centroid tile BN, epilogue EPI, accumulator
  * sets per warpgroup):
- *   2 = default (below)
- *   3 = (2, 2,  64, 1, 2)   4 = (1, 4,  64, 2, 2)   9 = (2, 2,  64, 2, 2)
+ *   2 = automatic (default): for 64 < d <= 128, by k (measured on an H100, bench/NOTES.md):
+ *       k <= 2048: 10;  k <= 16384: 11;  larger: 13.  For d <= 64: (1, 4, 64, 1, 2).
+ *   5 = (1, 4,  64, 1, 2)   3 = (2, 2,  64, 1, 2)   4 = (1, 4,  64, 2, 2)   9 = (2, 2,  64, 2, 2)
  *  10 = (1, 4, 128, 1, 1)  11 = (2, 2, 128, 1, 1)  12 = (1, 4, 128, 2, 1)  13 = (2, 2, 128, 2, 1)
  *   7 = (1, 4, 64, 0, 2), 8 = (2, 2, 64, 0, 2), 14 = (1, 4, 128, 0, 1), 15 = (2, 2, 128, 0, 1):
- *       no epilogue, timing experiments only.
+ *       no epilogue, timing experiments only (wrong outputs).
  * Versions 3..15 exist for 64 < d <= 128; elsewhere they fall back to the default. */
 template <bool BF16> static cudaError_t launch_v2(const AssignParams &p, int d, int variant, int *used, cudaStream_t s)
 {
     if (d > 64) {
+        if (variant == 2) variant = p.k <= 2048 ? 10 : p.k <= 16384 ? 11 : 13;
         *used = variant;
         switch (variant) {
         case 3: return launch_v2_cfg<BF16, 8, 2, 2, 64, 1>(p, s);
         case 4: return launch_v2_cfg<BF16, 8, 1, 4, 64, 2>(p, s);
+        case 5: return launch_v2_cfg<BF16, 8, 1, 4, 64, 1>(p, s);
         case 7: return launch_v2_cfg<BF16, 8, 1, 4, 64, 0>(p, s);
         case 8: return launch_v2_cfg<BF16, 8, 2, 2, 64, 0>(p, s);
         case 9: return launch_v2_cfg<BF16, 8, 2, 2, 64, 2>(p, s);
@@ -254,7 +258,7 @@ template <bool BF16> static cudaError_t launch_v2(const AssignParams &p, int d, 
         case 13: return launch_v2_cfg<BF16, 8, 2, 2, 128, 2, false>(p, s);
         case 14: return launch_v2_cfg<BF16, 8, 1, 4, 128, 0, false>(p, s);
         case 15: return launch_v2_cfg<BF16, 8, 2, 2, 128, 0, false>(p, s);
-        default: *used = 2; return launch_v2_cfg<BF16, 8, 1, 4, 64, 1>(p, s);
+        default: *used = 11; return launch_v2_cfg<BF16, 8, 2, 2, 128, 1, false>(p, s);
         }
     }
     if (variant == 3) {

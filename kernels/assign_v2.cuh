@@ -1,14 +1,17 @@
 /* FlashAssign v2: Hopper wgmma kernel for 16-bit rows with d <= 128 (sm_90a).
  *
  * Persistent grid, one block per SM, NWG warpgroups per block, each owning MH*64 rows of the
- * block's point tile (BM = 64*MH*NWG rows). The point tile's A fragments live in registers for
- * the whole centroid sweep (loaded once with ldmatrix from a 128-byte-swizzled shared copy,
- * which is then refilled with the block's next point tile in the background). Centroid tiles
- * of BN rows x d stream through an S-stage cp.async ring in the 128-byte-swizzled K-major
- * layout that wgmma reads through a matrix descriptor. Two accumulator sets per warpgroup:
- * while the tensor cores run tile s (wgmma.mma_async m64nBNk16, A from registers, B from
- * shared memory), the threads fold tile s-1 into the running (min, index) per row, so the
- * argmin epilogue overlaps the matrix work. Only labels and min distances are written.
+ * block's point tile (BM = 64*MH*NWG = 256 rows in every configuration used). The point tile's
+ * A fragments live in registers for the whole centroid sweep (loaded once with ldmatrix from a
+ * 128-byte-swizzled shared copy, which is then refilled with the block's next point tile in the
+ * background). Centroid tiles of BN rows x d stream through an S-stage cp.async ring in the
+ * 128-byte-swizzled K-major layout that wgmma reads through a matrix descriptor; each step
+ * issues the tile's wgmma.mma_async (m64nBNk16, A from registers, B from shared memory) before
+ * the block barrier, so the barrier never finds the tensor cores idle. The argmin epilogue
+ * overlaps the matrix work either inside a warpgroup (DB: two accumulator sets, the epilogue of
+ * tile s-1 runs while tile s is in flight) or across warpgroups (one set, BN = 128: while one
+ * warpgroup folds its tile, the others' wgmma are queued). Only labels and min distances are
+ * written.
  *
  * Epilogue variants (EPI): 1 = for every element d = ||c||^2 - 2 acc, (best, idx) updated by
  * compare+select (4 instructions); 2 = first the row minimum of the tile (fma + min, 2
