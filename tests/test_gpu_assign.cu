@@ -392,7 +392,7 @@ int main(int argc, char **argv)
         ks = {1, 7, 1000};
         ds = {1, 3, 64, 128, 130, 1024};
         kinds = {0, 1};
-        budget = 1.5e7;
+        budget = 1e7;
     }
     const int64_t POOL = 77777 + 1000;
     for (int kind : kinds)
@@ -413,7 +413,7 @@ int main(int argc, char **argv)
             const int64_t n = sh[0], k = sh[1];
             for (int kind : {0, 1}) {
                 const float *P = pool(d, kind, n + k);
-                for (const Variant &v : VARIANTS) run_case(v, n, k, d, kind, P, P + n * d, 6e7);
+                for (const Variant &v : VARIANTS) run_case(v, n, k, d, kind, P, P + n * d, 3e7);
             }
         }
     }
