@@ -423,7 +423,11 @@ static void put(hid_t file, const char *name, const tmat *m, hid_t ftype, hid_t 
     hid_t space = H5Screate_simple(2, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
-    if (chunk) H5Pset_chunk(dcpl, 2, chunk);
+    if (chunk) { /* a chunk may not exceed a fixed dimension */
+        hsize_t c[2] = {chunk[0] < dims[0] ? chunk[0] : dims[0],
+                        chunk[1] < dims[1] ? chunk[1] : dims[1]};
+        H5Pset_chunk(dcpl, 2, c);
+    }
     hid_t ds = H5Dcreate2(file, name, ftype, space, lcpl, dcpl, H5P_DEFAULT);
     CHECK(ds >= 0, "create %s", name);
     CHECK(H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0, "write %s", name);
