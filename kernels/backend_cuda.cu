@@ -613,6 +613,17 @@ extern "C" int fkm_cuda_device_count(void)
     return n;
 }
 
+extern "C" void fkm_cuda_mem_info(int device, size_t *free_bytes, size_t *total_bytes)
+{
+    *free_bytes = *total_bytes = 0;
+    int prev = 0;
+    if (cudaGetDevice(&prev) != cudaSuccess || cudaSetDevice(device) != cudaSuccess ||
+        cudaMemGetInfo(free_bytes, total_bytes) != cudaSuccess)
+        *free_bytes = *total_bytes = 0;
+    cudaSetDevice(prev);
+    (void)cudaGetLastError();
+}
+
 extern "C" int fkm_backend_cuda_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision prec,
                                        int device, fkm_error *err)
 {

@@ -83,6 +83,8 @@ int fkm_backend_cuda_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision 
                             fkm_error *err);
 /* Number of visible CUDA devices (0 when built without CUDA or none is present). */
 int fkm_cuda_device_count(void);
+/* Free and total memory of a CUDA device in bytes (both 0 without CUDA). */
+void fkm_cuda_mem_info(int device, size_t *free_bytes, size_t *total_bytes);
 
 /* The empty-cluster policy shared by every backend (host arrays): each empty cluster
  * takes the centroid of the currently largest cluster moved by a small seeded
