@@ -77,6 +77,9 @@ struct Ctx {
     Buf c32, c, cnorm;                 /* centroids */
     Buf stats, part, out2;             /* device results; part: one chunk's stats */
     double *h_out2 = nullptr;          /* pinned, 2 doubles */
+    double *h_tail = nullptr;          /* pinned, k + 1 doubles: counts and inertia */
+    double *tail_dst = nullptr;        /* where the pending tail copy goes at the next sync */
+    int64_t tail_count = 0;
     Buf aws, uws;                      /* assign / update workspaces (one chunk) */
     size_t cur = 0, peak = 0;
 };
@@ -162,6 +165,10 @@ void fill_times(Ctx *x)
 int sync(Ctx *x, fkm_error *err)
 {
     FKM_CUDA_TRY(err, cudaStreamSynchronize(x->s));
+    if (x->tail_dst) { /* a stats_tail_to_host copy has landed in the pinned buffer */
+        memcpy(x->tail_dst, x->h_tail, (size_t)x->tail_count * sizeof(double));
+        x->tail_dst = nullptr;
+    }
     return FKM_OK;
 }
 
@@ -510,13 +517,21 @@ int cu_stats_tail_to_host(void *vp, double *host, int64_t count, fkm_error *err)
     if (count < 0 || count > len)
         return fkm_fail(err, FKM_ERUNTIME, "stats_tail_to_host: count %lld outside [0, %lld]",
                         (long long)count, (long long)len);
-    if (count > 0)
+    if (count > x->k + 1) { /* more than the pinned buffer holds: copy now */
         FKM_CUDA_TRY(err, cudaMemcpyAsync(host + (len - count), (double *)x->stats.p + (len - count),
-                                          (size_t)count * sizeof(double), cudaMemcpyDeviceToHost,
-                                          x->s));
-    int s = sync(x, err);
-    if (!s) fill_times(x);
-    return s;
+                                          (size_t)count * sizeof(double), cudaMemcpyDeviceToHost, x->s));
+        int s = sync(x, err);
+        if (!s) fill_times(x);
+        return s;
+    }
+    /* Enqueue only: the values land at the next synchronising call (finalize, usually), so
+     * one Lloyd iteration waits for the GPU once. */
+    if (count > 0)
+        FKM_CUDA_TRY(err, cudaMemcpyAsync(x->h_tail, (double *)x->stats.p + (len - count),
+                                          (size_t)count * sizeof(double), cudaMemcpyDeviceToHost, x->s));
+    x->tail_dst = count > 0 ? host + (len - count) : nullptr;
+    x->tail_count = count;
+    return FKM_OK;
 }
 
 int cu_stats_from_host(void *vp, const double *host, fkm_error *err)
@@ -569,6 +584,7 @@ void cu_destroy(void *vp)
     Buf *bufs[] = {&x->c32, &x->c, &x->cnorm, &x->stats, &x->out2};
     for (Buf *b : bufs) dev_free(x, b);
     if (x->h_out2) cudaFreeHost(x->h_out2);
+    if (x->h_tail) cudaFreeHost(x->h_tail);
     for (cudaEvent_t e : x->ev)
         if (e) cudaEventDestroy(e);
     for (int i = 0; i < 2; i++) {
@@ -589,6 +605,7 @@ int create(Ctx *x, fkm_error *err)
     ON_DEVICE(x);
     FKM_CUDA_TRY(err, cudaStreamCreate(&x->s));
     FKM_CUDA_TRY(err, cudaMallocHost((void **)&x->h_out2, 2 * sizeof(double)));
+    FKM_CUDA_TRY(err, cudaMallocHost((void **)&x->h_tail, (size_t)(x->k + 1) * sizeof(double)));
     const size_t len = (size_t)fkm_stats_len(x->k, x->d);
     int s;
     if ((s = dev_alloc(x, &x->c32, (size_t)(x->k * x->d) * sizeof(float), "the centroids", err)) ||

@@ -67,7 +67,9 @@ typedef struct fkm_backend {
     /* Labels of the last step (n int32, host). */
     int (*labels)(void *ctx, int32_t *out, fkm_error *err);
     /* Optional (NULL when absent): copy only the last `count` doubles of the stats buffer
-     * (counts and inertia) to host[len-count .. len), when no host all-reduce is needed. */
+     * (counts and inertia) to host[len-count .. len), when no host all-reduce is needed. The
+     * copy may land only at the next call that waits for the backend (finalize,
+     * get_centroids, labels, stats_to_host), so that an iteration waits once. */
     int (*stats_tail_to_host)(void *ctx, double *host, int64_t count, fkm_error *err);
     /* Optional: the CUDA stream the backend works on (for NCCL), NULL on the CPU. */
     void *(*stream)(void *ctx);

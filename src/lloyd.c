@@ -154,8 +154,7 @@ static int pass(run *R, fkm_iter_stats *st, fkm_error *err)
     if (st) {
         st->ms_assign = t.ms_assign;
         st->ms_update = t.ms_update;
-        st->ms_comm = fkm_now_ms() - t0;
-        st->inertia = R->host_stats[len - 1];
+        st->ms_comm = fkm_now_ms() - t0; /* the inertia is read after finalize */
     }
     return fkm_comm_agree(&R->comm, err);
 }
@@ -332,6 +331,7 @@ static int iterate(run *R, const fkm_params *p, fkm_result *res, fkm_error *err)
             free(c);
         }
         if ((s = fkm_comm_agree(&R->comm, err))) return s;
+        st.inertia = R->host_stats[fkm_stats_len(k, d) - 1]; /* in place after finalize */
         st.ms_update += fkm_now_ms() - t1;
         st.ms_total = fkm_now_ms() - t0;
         st.rel_change = isnan(prev) ? NAN : fabs(prev - st.inertia) / (prev > 0 ? prev : 1.0);
@@ -447,9 +447,9 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
     if ((s = pass(&R, NULL, err))) goto done;
     {
         const int64_t kd = R.k * R.d;
+        R.be.get_centroids(R.be.ctx, res->centroids, err); /* waits: the tail is in place */
         res->inertia = R.host_stats[kd + R.k];
         for (int64_t j = 0; j < R.k; j++) res->counts[j] = (int64_t)R.host_stats[kd + j];
-        R.be.get_centroids(R.be.ctx, res->centroids, err);
         if (!err->status) R.be.labels(R.be.ctx, res->labels, err);
         if (!err->status && R.nbad) {
             /* back to the input's row numbering: left-out rows get label -1 */
