@@ -36,7 +36,14 @@ typedef struct fkm_error {
     char msg[1024]; /* one line, no trailing newline; empty when status == FKM_OK */
 } fkm_error;
 
-typedef enum { FKM_INIT_RANDOM = 0, FKM_INIT_FILE = 1 } fkm_init;
+/* RANDOM: k distinct rows. FILE: a given matrix. KMEANSPP: greedy k-means++ on a uniform
+ * sample of the rows (init_sample). KMEANS_PAR: k-means|| (Bahmani et al.) over all rows. */
+typedef enum {
+    FKM_INIT_RANDOM = 0,
+    FKM_INIT_FILE = 1,
+    FKM_INIT_KMEANSPP = 2,
+    FKM_INIT_KMEANS_PAR = 3
+} fkm_init;
 typedef enum { FKM_BACKEND_AUTO = 0, FKM_BACKEND_CPU = 1, FKM_BACKEND_CUDA = 2 } fkm_backend_kind;
 typedef enum { FKM_EMPTY_SPLIT = 0, FKM_EMPTY_KEEP = 1 } fkm_empty;
 /* Where a rank's rows live between iterations: DEVICE (the backend's memory: the GPU, or host
@@ -90,6 +97,14 @@ typedef struct fkm_params {
                                 iteration, write it, and return FKM_EINTERRUPTED */
     int checkpoint_every;    /* write the checkpoint every this many iterations; 10 */
     const char *resume;      /* continue from this checkpoint; NULL = start afresh */
+    /* init and stop rules (issue #7) */
+    int64_t init_sample;     /* FKM_INIT_KMEANSPP: rows of the uniform sample it runs on;
+                                0 (default) = all rows when N ≤ 100000, else
+                                min(N, max(16·k, 100000)) */
+    double shift_tol;        /* stop when the largest centroid shift ≤ shift_tol × the RMS norm
+                                of the starting centroids; < 0 (default −1) = off */
+    double reassign_tol;     /* stop when the fraction of rows whose label changed since the
+                                previous iteration ≤ reassign_tol; < 0 (default −1) = off */
 } fkm_params;
 
 /* Per-iteration statistics, kept for the caller (as FAISS's ClusteringIterationStats). */
@@ -99,6 +114,8 @@ typedef struct fkm_iter_stats {
     double rel_change;   /* |I_prev − I| / I_prev; NaN on the first iteration */
     double max_shift;    /* largest ‖c_new − c_old‖ */
     int64_t empty;       /* clusters that received no row */
+    double reassigned;   /* fraction of rows whose label changed since the previous iteration;
+                            NaN when not computed (needs reassign_tol ≥ 0; not on the first) */
     double ms_total, ms_assign, ms_update, ms_comm;
 } fkm_iter_stats;
 

@@ -81,6 +81,8 @@ struct Ctx {
     double *tail_dst = nullptr;        /* where the pending tail copy goes at the next sync */
     int64_t tail_count = 0;
     Buf aws, uws;                      /* assign / update workspaces (one chunk) */
+    Buf prev, cnt;                     /* changed(): labels at its last call (n), a counter */
+    int have_prev = 0;
     size_t cur = 0, peak = 0;
 };
 
@@ -179,7 +181,8 @@ void free_rows(Ctx *x)
 {
     x->have_data = 0;
     x->pending = nullptr;
-    Buf *bufs[] = {&x->x, &x->xnorm, &x->labels, &x->mind, &x->stage[0], &x->stage[1], &x->part, &x->aws, &x->uws};
+    Buf *bufs[] = {&x->x, &x->xnorm, &x->labels, &x->mind, &x->stage[0], &x->stage[1], &x->part, &x->aws, &x->uws, &x->prev};
+    x->have_prev = 0;
     for (Buf *b : bufs) dev_free(x, b);
     for (int i = 0; i < 2; i++) {
         if (x->pin[i]) cudaFreeHost(x->pin[i]);
@@ -570,6 +573,149 @@ int cu_labels(void *vp, int32_t *out, fkm_error *err)
     return sync(x, err);
 }
 
+/* nearest(): rows [r0, r0 + m) of a streamed shard into x->x (compute type) and their norms
+ * into x->xnorm, synchronously through pin[0] and stage[0] (no overlap: k-means|| runs it a
+ * few times only). */
+int load_chunk_sync(Ctx *x, int64_t r0, int64_t m, fkm_error *err)
+{
+    const size_t rb = fkm_rowsrc_row_bytes(&x->src);
+    const void *from = (const char *)x->hview + (size_t)r0 * rb;
+    if (x->res == FKM_RES_FILE) {
+        int s = fetch(x, 0, r0, m, err);
+        if (s) return s;
+        from = x->pin[0];
+    }
+    const int d = (int)x->d;
+    FKM_CUDA_TRY(err, cudaMemcpyAsync(x->stage[0].p, from, (size_t)m * rb, cudaMemcpyHostToDevice, x->s));
+    FKM_CUDA_TRY(err, x->src.dt == FKM_DT_F16
+                          ? fkm_k_convert_rows_f16(x->mode, (const uint16_t *)x->stage[0].p, m, d,
+                                                   x->x.p, x->ldx, (fkm_stream)x->s)
+                          : fkm_k_convert_rows(x->mode, (const float *)x->stage[0].p, m, d, x->x.p,
+                                               x->ldx, (fkm_stream)x->s));
+    FKM_CUDA_TRY(err, fkm_k_row_norms(x->mode, x->x.p, m, d, x->ldx, (float *)x->xnorm.p,
+                                      (fkm_stream)x->s));
+    return sync(x, err); /* pin[0] and stage[0] are free again */
+}
+
+/* nearest() with its temporary device buffers t[0..5]: the m centroids as float32, in the
+ * compute type, their norms, one chunk's labels and distances, the assign workspace. */
+int nearest_body(Ctx *x, const float *c, int64_t m, float *dist, int32_t *labels, Buf *t,
+                 fkm_error *err)
+{
+    const int d = (int)x->d;
+    const int64_t n = x->n, C = x->chunk, cm = n < C ? n : C;
+    const size_t eb = (size_t)fkm_k_elem_bytes(x->mode);
+    int s;
+    if ((s = dev_alloc(x, &t[0], (size_t)(m * d) * sizeof(float), "k-means|| centroids", err)) ||
+        (s = dev_alloc(x, &t[1], (size_t)m * x->ldc * eb, "k-means|| centroids (compute type)", err)) ||
+        (s = dev_alloc(x, &t[2], (size_t)m * sizeof(float), "k-means|| centroid norms", err)) ||
+        (s = dev_alloc(x, &t[3], (size_t)cm * sizeof(int32_t), "k-means|| labels", err)) ||
+        (s = dev_alloc(x, &t[4], (size_t)cm * sizeof(float), "k-means|| distances", err)) ||
+        (s = dev_alloc(x, &t[5], fkm_k_assign_workspace(x->mode, cm, m, d), "the assign workspace", err)))
+        return s;
+    FKM_CUDA_TRY(err, cudaMemcpyAsync(t[0].p, c, (size_t)(m * d) * sizeof(float), cudaMemcpyHostToDevice, x->s));
+    FKM_CUDA_TRY(err, fkm_k_convert_rows(x->mode, (const float *)t[0].p, m, d, t[1].p, x->ldc, (fkm_stream)x->s));
+    FKM_CUDA_TRY(err, fkm_k_row_norms(x->mode, t[1].p, m, d, x->ldc, (float *)t[2].p, (fkm_stream)x->s));
+    for (int64_t r0 = 0; r0 < n; r0 += C) {
+        const int64_t mm = n - r0 < C ? n - r0 : C;
+        const void *xc = (const char *)x->x.p + (size_t)r0 * x->ldx * eb;
+        const float *xn = (const float *)x->xnorm.p + r0;
+        if (x->res != FKM_RES_DEVICE) {
+            if ((s = load_chunk_sync(x, r0, mm, err))) return s;
+            xc = x->x.p;
+            xn = (const float *)x->xnorm.p;
+        }
+        fkm_assign_args a;
+        memset(&a, 0, sizeof a);
+        a.mode = x->mode;
+        a.x = xc;
+        a.n = mm;
+        a.d = d;
+        a.ldx = x->ldx;
+        a.x_norm = xn;
+        a.c = t[1].p;
+        a.k = m;
+        a.ldc = x->ldc;
+        a.c_norm = (const float *)t[2].p;
+        a.labels = (int32_t *)t[3].p;
+        a.min_dist = (float *)t[4].p;
+        a.workspace = t[5].bytes ? t[5].p : nullptr;
+        FKM_CUDA_TRY(err, fkm_k_assign(&a, (fkm_stream)x->s));
+        FKM_CUDA_TRY(err, cudaMemcpyAsync(dist + r0, t[4].p, (size_t)mm * sizeof(float), cudaMemcpyDeviceToHost, x->s));
+        if (labels)
+            FKM_CUDA_TRY(err, cudaMemcpyAsync(labels + r0, t[3].p, (size_t)mm * sizeof(int32_t),
+                                              cudaMemcpyDeviceToHost, x->s));
+        if ((s = sync(x, err))) return s;
+    }
+    return sync(x, err);
+}
+
+int cu_nearest(void *vp, const float *c, int64_t m, float *dist, int32_t *labels, fkm_error *err)
+{
+    CTX(vp);
+    ON_DEVICE(x);
+    if (!x->have_data)
+        return fkm_fail(err, FKM_ERUNTIME, "cuda backend: nearest() before set_source()");
+    if (m < 1 || m > INT32_MAX)
+        return fkm_fail(err, FKM_ERUNTIME, "cuda backend: nearest() of %lld centroids", (long long)m);
+    if (x->n == 0) return FKM_OK;
+    Buf t[6];
+    int s = nearest_body(x, c, m, dist, labels, t, err);
+    cudaStreamSynchronize(x->s); /* before the buffers go, also after a failure */
+    for (Buf &b : t) dev_free(x, &b);
+    return s;
+}
+
+__global__ void k_changed(const int32_t *__restrict__ lab, int32_t *__restrict__ prev, int64_t n,
+                          unsigned long long *count)
+{
+    unsigned long long c = 0;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const int32_t l = lab[i];
+        c += l != prev[i];
+        prev[i] = l;
+    }
+    if (c) atomicAdd(count, c); /* integer: the total does not depend on the order */
+}
+
+int cu_changed(void *vp, int64_t *count, fkm_error *err)
+{
+    CTX(vp);
+    ON_DEVICE(x);
+    int s;
+    const int64_t n = x->n;
+    if (!x->prev.p || !x->cnt.p) {
+        if ((s = dev_alloc(x, &x->prev, (size_t)(n > 0 ? n : 1) * sizeof(int32_t), "the previous labels", err)) ||
+            (s = dev_alloc(x, &x->cnt, sizeof(unsigned long long), "a counter", err)))
+            return s;
+        x->have_prev = 0;
+    }
+    if (!x->have_prev) {
+        if (n > 0)
+            FKM_CUDA_TRY(err, cudaMemcpyAsync(x->prev.p, x->labels.p, (size_t)n * sizeof(int32_t),
+                                              cudaMemcpyDeviceToDevice, x->s));
+        x->have_prev = 1;
+        *count = -1;
+        return sync(x, err);
+    }
+    FKM_CUDA_TRY(err, cudaMemsetAsync(x->cnt.p, 0, sizeof(unsigned long long), x->s));
+    if (n > 0) {
+        int64_t blocks = (n + 255) / 256;
+        if (blocks > 4096) blocks = 4096;
+        k_changed<<<(unsigned)blocks, 256, 0, x->s>>>((const int32_t *)x->labels.p, (int32_t *)x->prev.p, n,
+                                                    (unsigned long long *)x->cnt.p);
+        FKM_CUDA_TRY(err, cudaGetLastError());
+    }
+    FKM_CUDA_TRY(err, cudaMemcpyAsync(x->h_out2, x->cnt.p, sizeof(unsigned long long),
+                                      cudaMemcpyDeviceToHost, x->s));
+    if ((s = sync(x, err))) return s;
+    unsigned long long c;
+    memcpy(&c, x->h_out2, sizeof c);
+    *count = (int64_t)c;
+    return FKM_OK;
+}
+
 void *cu_stream(void *vp) { return (void *)static_cast<Ctx *>(vp)->s; }
 
 size_t cu_peak_bytes(void *vp) { return static_cast<Ctx *>(vp)->peak; }
@@ -581,7 +727,7 @@ void cu_destroy(void *vp)
     cudaSetDevice(x->device);
     if (x->s) cudaStreamSynchronize(x->s);
     free_rows(x);
-    Buf *bufs[] = {&x->c32, &x->c, &x->cnorm, &x->stats, &x->out2};
+    Buf *bufs[] = {&x->c32, &x->c, &x->cnorm, &x->stats, &x->out2, &x->cnt};
     for (Buf *b : bufs) dev_free(x, b);
     if (x->h_out2) cudaFreeHost(x->h_out2);
     if (x->h_tail) cudaFreeHost(x->h_tail);
@@ -680,6 +826,8 @@ extern "C" int fkm_backend_cuda_create(fkm_backend *b, int64_t k, int64_t d, fkm
     b->labels = cu_labels;
     b->stats_tail_to_host = cu_stats_tail_to_host;
     b->stream = cu_stream;
+    b->nearest = cu_nearest;
+    b->changed = cu_changed;
     b->peak_bytes = cu_peak_bytes;
     b->destroy = cu_destroy;
     return FKM_OK;

@@ -73,6 +73,17 @@ typedef struct fkm_backend {
     int (*stats_tail_to_host)(void *ctx, double *host, int64_t count, fkm_error *err);
     /* Optional: the CUDA stream the backend works on (for NCCL), NULL on the CPU. */
     void *(*stream)(void *ctx);
+    /* Optional (NULL when absent): the squared distance of every local row to the nearest of
+     * the m host centroids c (m×d float32, row-major) into dist (n floats, host), and that
+     * centroid's index (ties to the lowest) into labels (n int32, host; may be NULL).
+     * Synchronous. Leaves the fit's centroids, labels and statistics alone (k-means|| calls
+     * it before the fit). The CPU backend's distances are exact (fp64, rounded once). */
+    int (*nearest)(void *ctx, const float *c, int64_t m, float *dist, int32_t *labels,
+                   fkm_error *err);
+    /* Optional: *count = how many local labels of the last step differ from the labels of the
+     * step at the previous call (−1 at the first call), then remember the current labels.
+     * Synchronous; the stop rule --reassign-tol calls it once per iteration. */
+    int (*changed)(void *ctx, int64_t *count, fkm_error *err);
     /* Peak device (or host working) memory in bytes, for the log; 0 if unknown. */
     size_t (*peak_bytes)(void *ctx);
     void (*destroy)(void *ctx);

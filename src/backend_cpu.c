@@ -32,11 +32,13 @@ typedef struct cpu_ctx {
     float *cnorm;     /* k: ‖c‖² (fp32 of the fp64 value) */
     double cmax;      /* max ‖c‖ */
     int32_t *labels;  /* n */
+    int32_t *prev;    /* n: the labels at the last changed() call, or NULL */
     double *stats;    /* k×d + k + 1: the sum over chunks */
     double *part;     /* k×d + k + 1: one chunk's */
     int64_t *order;   /* chunk: rows sorted by label */
     int64_t *offsets; /* k + 1 */
-    float *tiles;     /* per thread TILE_M × TILE_K */
+    float *tiles;     /* per thread tile_stride floats */
+    size_t tile_stride; /* ≥ TILE_M × TILE_K, and ≥ k for recheck's dots */
     int nthreads;
     size_t bytes;
 } cpu_ctx;
@@ -148,9 +150,25 @@ static int cpu_get_centroids(void *vp, float *c, fkm_error *err)
     return FKM_OK;
 }
 
+/* A set of centroids to assign to: the fit's, or nearest()'s. */
+typedef struct cset {
+    const float *c;     /* k×d */
+    const float *cnorm; /* k: ‖c‖² */
+    double cmax;        /* max ‖c‖ */
+    int64_t k, d;
+    float *tiles;       /* per thread `stride` floats (≥ TILE_M × TILE_K and ≥ k) */
+    size_t stride;
+} cset;
+
+static cset fit_set(const cpu_ctx *s)
+{
+    cset cs = {s->c, s->cnorm, s->cmax, s->k, s->d, s->tiles, s->tile_stride};
+    return cs;
+}
+
 /* Rows whose fp32 best and second-best are within 2·bound of each other: recompute every
  * candidate that could be the best in fp64 (ties to the lowest index). */
-static int32_t recheck(const cpu_ctx *s, const float *xi, double xnorm, float best32, double bound,
+static int32_t recheck(const cset *s, const float *xi, double xnorm, float best32, double bound,
                        float *dots)
 {
     cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)s->k, (int)s->d, 1.0f, s->c, (int)s->d, xi, 1,
@@ -198,7 +216,7 @@ static void tile_argmin(float *row, const float *cn, int64_t kk, int64_t j0, flo
 }
 
 /* Labels of m rows x (norms xnorm) into labels. */
-static void assign(cpu_ctx *s, const float *x, const double *xnorm, int64_t n, int32_t *labels)
+static void assign(const cset *s, const float *x, const double *xnorm, int64_t n, int32_t *labels)
 {
     const int64_t k = s->k, d = s->d;
     /* Worst-case rounding of ‖x‖² + ‖c‖² − 2x·c in fp32 with d-term sums (Higham's γ). */
@@ -206,7 +224,7 @@ static void assign(cpu_ctx *s, const float *x, const double *xnorm, int64_t n, i
     const int64_t ntiles = (n + TILE_M - 1) / TILE_M;
 #pragma omp parallel
     {
-        float *tile = s->tiles + (size_t)omp_get_thread_num() * TILE_M * TILE_K;
+        float *tile = s->tiles + (size_t)omp_get_thread_num() * s->stride;
         float best[TILE_M], second[TILE_M];
         int32_t bidx[TILE_M];
 #pragma omp for schedule(dynamic, 1)
@@ -315,7 +333,8 @@ static int cpu_step(void *vp, fkm_step_times *t, fkm_error *err)
             x = s->cx;
         }
         double t0 = fkm_now_ms();
-        assign(s, x, xn, m, s->labels + r0);
+        cset cs = fit_set(s);
+        assign(&cs, x, xn, m, s->labels + r0);
         double t1 = fkm_now_ms();
         update(s, x, m, s->labels + r0);
         add_part(s);
@@ -387,6 +406,107 @@ static int cpu_labels(void *vp, int32_t *out, fkm_error *err)
     return FKM_OK;
 }
 
+/* The rows of the shard chunk by chunk, as float32 with fp64 norms: f(x, xnorm, m, r0, arg)
+ * for each chunk [r0, r0 + m). *tio gets the time spent waiting for rows. */
+static int for_each_chunk(cpu_ctx *s, int (*f)(const float *, const double *, int64_t, int64_t, void *),
+                          void *arg, double *tio, fkm_error *err)
+{
+    const int64_t d = s->d;
+    if (s->pf) fkm_prefetch_begin(s->pf);
+    for (int64_t r0 = 0; r0 < s->n; r0 += s->chunk) {
+        int64_t m = s->n - r0 < s->chunk ? s->n - r0 : s->chunk;
+        const float *x = s->x ? s->x + r0 * d : NULL;
+        const double *xn = s->x ? s->xnorm + r0 : s->xnorm;
+        if (s->pf) {
+            const void *rows;
+            int64_t pr0, pm;
+            double w;
+            int st = fkm_prefetch_next(s->pf, &rows, &pr0, &pm, &w, err);
+            if (st) return st;
+            double t0 = fkm_now_ms();
+            to_f32(rows, s->src_dt, pm, d, s->cx, s->xnorm);
+            fkm_prefetch_release(s->pf);
+            if (tio) *tio += w + fkm_now_ms() - t0;
+            x = s->cx;
+        }
+        int st = f(x, xn, m, r0, arg);
+        if (st) return st;
+    }
+    return FKM_OK;
+}
+
+typedef struct nearest_arg {
+    cset cs;
+    float *dist;
+    int32_t *labels; /* n, or NULL: then lab (one chunk) */
+    int32_t *lab;
+} nearest_arg;
+
+static int nearest_chunk(const float *x, const double *xn, int64_t m, int64_t r0, void *vp)
+{
+    nearest_arg *a = vp;
+    int32_t *lab = a->labels ? a->labels + r0 : a->lab;
+    assign(&a->cs, x, xn, m, lab);
+    const int64_t d = a->cs.d;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < m; i++) a->dist[r0 + i] = (float)dist64(x + i * d, a->cs.c + lab[i] * d, d);
+    return FKM_OK;
+}
+
+static int cpu_nearest(void *vp, const float *c, int64_t m, float *dist, int32_t *labels,
+                       fkm_error *err)
+{
+    cpu_ctx *s = vp;
+    const int64_t d = s->d;
+    if (m < 1 || m > INT32_MAX)
+        return fkm_fail(err, FKM_ERUNTIME, "cpu backend: nearest() of %lld centroids", (long long)m);
+    nearest_arg a;
+    memset(&a, 0, sizeof a);
+    size_t stride = (size_t)TILE_M * TILE_K;
+    if (stride < (size_t)m) stride = (size_t)m;
+    float *cn = fkm_malloc((size_t)m * sizeof(float), "centroid norms", err);
+    float *tiles = cn ? fkm_malloc(stride * (size_t)s->nthreads * sizeof(float), "distance tiles", err) : NULL;
+    int32_t *lab = tiles && !labels ? fkm_malloc((size_t)(s->chunk > 0 ? s->chunk : 1) * sizeof(int32_t), "labels", err)
+                                    : NULL;
+    if (!tiles || (!labels && !lab)) {
+        free(cn), free(tiles);
+        return FKM_ENOMEM;
+    }
+    double cmax = 0;
+    for (int64_t j = 0; j < m; j++) {
+        double acc = 0;
+        for (int64_t t = 0; t < d; t++) acc += (double)c[j * d + t] * c[j * d + t];
+        cn[j] = (float)acc;
+        if (sqrt(acc) > cmax) cmax = sqrt(acc);
+    }
+    cset cs = {c, cn, cmax, m, d, tiles, stride};
+    a.cs = cs;
+    a.dist = dist;
+    a.labels = labels;
+    a.lab = lab;
+    int st = for_each_chunk(s, nearest_chunk, &a, NULL, err);
+    free(cn), free(tiles), free(lab);
+    return st;
+}
+
+static int cpu_changed(void *vp, int64_t *count, fkm_error *err)
+{
+    cpu_ctx *s = vp;
+    if (!s->prev) {
+        s->prev = fkm_malloc((size_t)(s->n > 0 ? s->n : 1) * sizeof(int32_t), "previous labels", err);
+        if (!s->prev) return FKM_ENOMEM;
+        s->bytes += (size_t)s->n * sizeof(int32_t);
+        *count = -1;
+    } else {
+        int64_t c = 0;
+#pragma omp parallel for schedule(static) reduction(+ : c)
+        for (int64_t i = 0; i < s->n; i++) c += s->labels[i] != s->prev[i];
+        *count = c;
+    }
+    memcpy(s->prev, s->labels, (size_t)s->n * sizeof(int32_t));
+    return FKM_OK;
+}
+
 static size_t cpu_peak_bytes(void *vp) { return ((cpu_ctx *)vp)->bytes; }
 
 static void cpu_destroy(void *vp)
@@ -401,6 +521,7 @@ static void cpu_destroy(void *vp)
     free(s->c);
     free(s->cnorm);
     free(s->labels);
+    free(s->prev);
     free(s->stats);
     free(s->order);
     free(s->offsets);
@@ -422,6 +543,7 @@ int fkm_backend_cpu_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision p
     size_t tile_floats = (size_t)TILE_M * TILE_K;
     if (tile_floats * sizeof(float) < (size_t)k * sizeof(double)) tile_floats = (size_t)k * 2;
     if (tile_floats < (size_t)k) tile_floats = (size_t)k; /* recheck's k dots */
+    s->tile_stride = tile_floats;
     s->c = fkm_malloc((size_t)(k * d) * sizeof(float), "centroids", err);
     s->cnorm = fkm_malloc((size_t)k * sizeof(float), "centroid norms", err);
     s->stats = fkm_calloc((size_t)fkm_stats_len(k, d), sizeof(double), "cluster sums", err);
@@ -448,6 +570,8 @@ int fkm_backend_cpu_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision p
     b->finalize = cpu_finalize;
     b->labels = cpu_labels;
     b->peak_bytes = cpu_peak_bytes;
+    b->nearest = cpu_nearest;
+    b->changed = cpu_changed;
     b->destroy = cpu_destroy;
     return FKM_OK;
 }

@@ -1,6 +1,7 @@
 /* Initial centroids. `random` draws k distinct global row ids from the seed alone, so the
  * start does not depend on how many ranks share the rows. */
 #include "init.h"
+#include "comm.h"
 #include "half.h"
 #include "rng.h"
 #include "util.h"
@@ -27,6 +28,12 @@ static int set_insert(idset *s, int64_t v)
 
 int fkm_sample_rows(int64_t n, int64_t k, uint64_t seed, int64_t *ids, fkm_error *err)
 {
+    return fkm_sample_rows_stream(n, k, seed, FKM_STREAM_INIT, ids, err);
+}
+
+int fkm_sample_rows_stream(int64_t n, int64_t k, uint64_t seed, uint64_t stream, int64_t *ids,
+                           fkm_error *err)
+{
     uint64_t cap = 16;
     while (cap < (uint64_t)k * 2) cap <<= 1;
     idset s = {fkm_malloc(cap * sizeof(int64_t), "the init sample", err), cap - 1};
@@ -35,7 +42,7 @@ int fkm_sample_rows(int64_t n, int64_t k, uint64_t seed, int64_t *ids, fkm_error
     /* Floyd: for j in [n-k, n), take t uniform in [0, j]; t if new, else j. */
     int64_t m = 0;
     for (int64_t j = n - k; j < n; j++) {
-        int64_t t = (int64_t)fkm_rand_below(seed, FKM_STREAM_INIT, (uint64_t)j, (uint64_t)j + 1);
+        int64_t t = (int64_t)fkm_rand_below(seed, stream, (uint64_t)j, (uint64_t)j + 1);
         ids[m++] = set_insert(&s, t) ? t : (set_insert(&s, j), j);
     }
     free(s.slot);
@@ -63,4 +70,24 @@ int fkm_init_from_rows(const int64_t *ids, int64_t k, const fkm_rowsrc *src, int
     }
     free(row);
     return FKM_OK;
+}
+
+int fkm_gather_rows(struct fkm_comm *c, const fkm_rowsrc *src, int64_t row0, const int64_t *ids,
+                    int64_t m, float *out, fkm_error *err)
+{
+    const int64_t d = src->d;
+    int64_t block = (int64_t)((32u << 20) / ((size_t)d * sizeof(double)));
+    if (block < 1) block = 1;
+    if (block > m) block = m > 0 ? m : 1;
+    double *acc = fkm_malloc((size_t)(block * d) * sizeof(double), "the gathered rows", err);
+    int s = fkm_comm_agree(c, err);
+    for (int64_t b0 = 0; b0 < m && !s; b0 += block) {
+        const int64_t mb = m - b0 < block ? m - b0 : block;
+        fkm_init_from_rows(ids + b0, mb, src, row0, acc, err);
+        if ((s = fkm_comm_agree(c, err))) break;
+        if ((s = fkm_comm_allreduce_sum_f64(c, acc, mb * d, err))) break;
+        for (int64_t i = 0; i < mb * d; i++) out[b0 * d + i] = (float)acc[i];
+    }
+    free(acc);
+    return fkm_comm_agree(c, err);
 }

@@ -4,6 +4,8 @@
 #include "backend.h"
 #include "comm.h"
 #include "init.h"
+#include "kmeanspp.h"
+#include "rng.h"
 #include "io.h"
 #include "log.h"
 #include "output.h"
@@ -75,6 +77,16 @@ static int write_checkpoint(run *R, const fkm_params *p, int it, double inertia,
     return s;
 }
 
+/* Ranks of a node share its cores (OpenMP threads of the CPU backend and of the host init),
+ * unless the launcher already bound them apart. */
+static void share_cores(run *R)
+{
+    if (!getenv("OMP_NUM_THREADS") && R->comm.local_size > 1) {
+        int t = omp_get_num_procs() / R->comm.local_size;
+        omp_set_num_threads(t > 0 && t < omp_get_num_procs() ? t : 1);
+    }
+}
+
 /* Pick and create the backend: cuda when built with it and a GPU is visible (auto), with
  * ranks of a node spread over its GPUs. */
 static int make_backend(run *R, const fkm_params *p, fkm_error *err)
@@ -95,11 +107,6 @@ static int make_backend(run *R, const fkm_params *p, fkm_error *err)
 #else
         return fkm_fail(err, FKM_EINPUT, "--backend cuda: this fkm was built without CUDA");
 #endif
-    }
-    if (!getenv("OMP_NUM_THREADS") && R->comm.local_size > 1) {
-        /* ranks of a node share its cores, unless the launcher already bound them apart */
-        int t = omp_get_num_procs() / R->comm.local_size;
-        omp_set_num_threads(t > 0 && t < omp_get_num_procs() ? t : 1);
     }
     return fkm_backend_cpu_create(&R->be, R->k, R->d, p->precision, err);
 }
@@ -219,6 +226,15 @@ static int open_input(run *R, const fkm_params *p, fkm_dsinfo *info, fkm_error *
     return fkm_comm_agree(&R->comm, err);
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+enum { KMPAR_ROUNDS = 5 }; /* k-means|| rounds; oversampling ell = 2k per round */
+
+/* The starting centroids (every rank the same), for every init but a resume. */
 static int initial_centroids(run *R, const fkm_params *p, float *c, fkm_error *err)
 {
     const int64_t k = R->k, d = R->d;
@@ -230,18 +246,35 @@ static int initial_centroids(run *R, const fkm_params *p, float *c, fkm_error *e
         free(m);
         return s;
     }
-    int64_t *ids = fkm_malloc((size_t)k * sizeof(int64_t), "the init sample", err);
-    double *acc = ids ? fkm_malloc((size_t)(k * d) * sizeof(double), "the initial centroids", err) : NULL;
-    if (acc && fkm_sample_rows(R->n_used, k, p->seed, ids, err) == FKM_OK)
-        fkm_init_from_rows(ids, k, R->use, R->row0_used, acc, err);
+    if (p->init == FKM_INIT_KMEANS_PAR) /* needs the backend: after it is made */
+        return fkm_kmeans_par(&R->comm, &R->be, R->use, R->row0_used, R->n_used, k, p->seed,
+                              KMPAR_ROUNDS, 2.0 * (double)k, p->verbose, c, err);
+    /* random: k rows drawn from the seed; kmeans++: a uniform sample of m rows */
+    int64_t m = k;
+    if (p->init == FKM_INIT_KMEANSPP) {
+        m = p->init_sample > 0 ? p->init_sample
+            : R->n_used <= 100000 ? R->n_used : (16 * k > 100000 ? 16 * k : 100000);
+        if (m > R->n_used) m = R->n_used;
+    }
+    int64_t *ids = fkm_malloc((size_t)m * sizeof(int64_t), "the init sample", err);
+    float *x = ids && p->init != FKM_INIT_RANDOM ? fkm_malloc((size_t)(m * d) * sizeof(float), "the init sample", err) : c;
+    if (ids && x) {
+        if (p->init == FKM_INIT_RANDOM) {
+            fkm_sample_rows(R->n_used, k, p->seed, ids, err);
+        } else if (fkm_sample_rows_stream(R->n_used, m, p->seed, FKM_STREAM_INIT_SAMPLE, ids, err) == FKM_OK) {
+            qsort(ids, (size_t)m, sizeof(int64_t), cmp_i64); /* read in row order */
+        }
+    }
     int s = fkm_comm_agree(&R->comm, err);
-    /* Each sampled row is non-zero on exactly one rank: the sum gathers them exactly. */
-    if (!s) s = fkm_comm_allreduce_sum_f64(&R->comm, acc, k * d, err);
-    if (!s)
-        for (int64_t i = 0; i < k * d; i++) c[i] = (float)acc[i];
+    if (!s) s = fkm_gather_rows(&R->comm, R->use, R->row0_used, ids, m, x, err);
+    if (!s && p->init == FKM_INIT_KMEANSPP) {
+        /* the same rows on every rank: every rank computes the same centroids */
+        fkm_kmeanspp(x, NULL, m, d, k, p->seed, 0, c, NULL, err);
+        s = fkm_comm_agree(&R->comm, err);
+    }
     free(ids);
-    free(acc);
-    return fkm_comm_agree(&R->comm, err);
+    if (x && x != c) free(x);
+    return s;
 }
 
 /* Where this rank's rows live (see fkm_residency), and the chunk size. AUTO: in the
@@ -301,7 +334,8 @@ static void init_names(const fkm_params *p, char *buf, size_t len)
     if (p->init == FKM_INIT_FILE)
         snprintf(buf, len, "%s:%s", p->init_file, p->init_dataset);
     else
-        snprintf(buf, len, "random");
+        snprintf(buf, len, "%s", p->init == FKM_INIT_KMEANSPP ? "kmeans++" :
+                                 p->init == FKM_INIT_KMEANS_PAR ? "kmeans||" : "random");
 }
 
 /* The Lloyd iterations. On return the backend holds the final centroids. */
@@ -312,13 +346,40 @@ static int iterate(run *R, const fkm_params *p, fkm_result *res, fkm_error *err)
     FILE *human = (R->comm.rank == 0 && p->verbose > 0) ? stdout : NULL;
     snprintf(res->stop_reason, sizeof res->stop_reason, "iteration cap %d reached", p->max_iter);
     res->iterations = R->start_iter - 1;
+    /* --shift-tol's scale: the RMS norm of the starting centroids (the same on every rank) */
+    double scale = 0;
+    if (p->shift_tol >= 0) {
+        float *c = fkm_malloc((size_t)(k * d) * sizeof(float), "centroids", err);
+        if (c) R->be.get_centroids(R->be.ctx, c, err);
+        int s = fkm_comm_agree(&R->comm, err);
+        if (!s) {
+            double acc = 0;
+            for (int64_t i = 0; i < k * d; i++) acc += (double)c[i] * c[i];
+            scale = sqrt(acc / (double)k);
+        }
+        free(c);
+        if (s) return s;
+    }
+    if (p->reassign_tol >= 0 && !R->be.changed)
+        return fkm_fail(err, FKM_EINPUT, "--reassign-tol: the %s backend does not track label changes",
+                        R->be.name);
     for (int it = R->start_iter; it <= p->max_iter; it++) {
         fkm_iter_stats st;
         memset(&st, 0, sizeof st);
         st.iter = it;
         double t0 = fkm_now_ms();
+        st.reassigned = NAN;
         int s = pass(R, &st, err);
         if (s) return s;
+        if (p->reassign_tol >= 0) {
+            /* labels that changed since the last iteration, summed over ranks (−1: no last) */
+            int64_t cnt = 0;
+            R->be.changed(R->be.ctx, &cnt, err);
+            if ((s = fkm_comm_agree(&R->comm, err))) return s;
+            double v[2] = {cnt < 0 ? 1.0 : 0.0, cnt < 0 ? 0.0 : (double)cnt};
+            if ((s = fkm_comm_allreduce_sum_f64(&R->comm, v, 2, err))) return s;
+            if (v[0] == 0 && R->n_used > 0) st.reassigned = v[1] / (double)R->n_used;
+        }
         double t1 = fkm_now_ms();
         s = R->be.finalize(R->be.ctx, &st.max_shift, &st.empty, err);
         if (!s && st.empty > 0 && p->empty == FKM_EMPTY_SPLIT) {
@@ -343,6 +404,20 @@ static int iterate(run *R, const fkm_params *p, fkm_result *res, fkm_error *err)
             res->converged = 1;
             snprintf(res->stop_reason, sizeof res->stop_reason,
                      "converged: relative inertia change %.3e <= tol %.3e", st.rel_change, p->tol);
+            break;
+        }
+        if (p->shift_tol >= 0 && st.max_shift <= p->shift_tol * scale) {
+            res->converged = 1;
+            snprintf(res->stop_reason, sizeof res->stop_reason,
+                     "converged: max centroid shift %.3e <= shift-tol %.3e x scale %.3e",
+                     st.max_shift, p->shift_tol, scale);
+            break;
+        }
+        if (p->reassign_tol >= 0 && !isnan(st.reassigned) && st.reassigned <= p->reassign_tol) {
+            res->converged = 1;
+            snprintf(res->stop_reason, sizeof res->stop_reason,
+                     "converged: reassigned fraction %.3e <= reassign-tol %.3e", st.reassigned,
+                     p->reassign_tol);
             break;
         }
         if (!p->checkpoint || it == p->max_iter) continue;
@@ -375,6 +450,7 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
     if (p->checkpoint) catch_stop_signals();
     int s = fkm_comm_init(&R.comm, err);
     if (s) return s; /* without a communicator there is nobody to agree with */
+    share_cores(&R);
     fkm_params_check(p, err);
     if ((s = fkm_comm_agree(&R.comm, err))) goto done;
     if ((s = open_input(&R, p, &info, err))) goto done;
@@ -413,18 +489,25 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
         }
         free(c);
         if (s) goto done;
-    } else if ((s = initial_centroids(&R, p, res->centroids, err))) {
+    } else if (p->init != FKM_INIT_KMEANS_PAR && (s = initial_centroids(&R, p, res->centroids, err))) {
         goto done;
     }
+    /* k-means|| needs the backend (distances of every row to the candidates) */
+    const int late_init = p->init == FKM_INIT_KMEANS_PAR && !p->resume;
     fkm_residency residency = FKM_RES_DEVICE;
     int64_t chunk = 1;
     if (make_backend(&R, p, err) == FKM_OK) {
         R.have_be = 1;
         if (choose_residency(&R, p, &residency, &chunk, err) == FKM_OK &&
-            R.be.set_source(R.be.ctx, R.use, residency, chunk, err) == FKM_OK)
+            R.be.set_source(R.be.ctx, R.use, residency, chunk, err) == FKM_OK && !late_init)
             R.be.set_centroids(R.be.ctx, res->centroids, R.k, err);
     }
     if ((s = fkm_comm_agree(&R.comm, err))) goto done;
+    if (late_init) {
+        if ((s = initial_centroids(&R, p, res->centroids, err))) goto done;
+        R.be.set_centroids(R.be.ctx, res->centroids, R.k, err);
+        if ((s = fkm_comm_agree(&R.comm, err))) goto done;
+    }
     choose_comm(&R, p, err);
     if ((s = fkm_comm_agree(&R.comm, err))) goto done;
     res->backend = R.be.name;

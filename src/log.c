@@ -14,10 +14,11 @@ void fkm_log_iter(FILE *human, FILE *json, const fkm_iter_stats *s)
 {
     if (human) {
         fprintf(human,
-                "iter %4d  inertia %.9e  rel_change %-10.3e  max_shift %-10.3e  empty %lld  "
-                "ms %.2f (assign %.2f update %.2f comm %.2f)\n",
-                s->iter, s->inertia, s->rel_change, s->max_shift, (long long)s->empty, s->ms_total,
-                s->ms_assign, s->ms_update, s->ms_comm);
+                "iter %4d  inertia %.9e  rel_change %-10.3e  max_shift %-10.3e  empty %lld  ",
+                s->iter, s->inertia, s->rel_change, s->max_shift, (long long)s->empty);
+        if (isfinite(s->reassigned)) fprintf(human, "reassigned %-10.3e  ", s->reassigned);
+        fprintf(human, "ms %.2f (assign %.2f update %.2f comm %.2f)\n", s->ms_total, s->ms_assign,
+                s->ms_update, s->ms_comm);
         fflush(human);
     }
     if (json) {
@@ -26,6 +27,7 @@ void fkm_log_iter(FILE *human, FILE *json, const fkm_iter_stats *s)
         json_num(json, "rel_change", s->rel_change);
         json_num(json, "max_shift", s->max_shift);
         fprintf(json, ",\"empty\":%lld", (long long)s->empty);
+        if (isfinite(s->reassigned)) json_num(json, "reassigned", s->reassigned);
         json_num(json, "ms", s->ms_total);
         json_num(json, "ms_assign", s->ms_assign);
         json_num(json, "ms_update", s->ms_update);

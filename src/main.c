@@ -25,7 +25,9 @@ static const char *USAGE =
     "  info  FILE\n"
     "        list every 2-D dataset of FILE with shape, dtype and chunking\n"
     "  fit   --input FILE --k K [--dataset /data] [--iters 25] [--tol 1e-4]\n"
-    "        [--init random|FILE.h5:/dataset] [--seed 1234] [--backend auto|cpu|cuda]\n"
+    "        [--init random|kmeans++|kmeans|||FILE.h5:/dataset] [--init-sample M]\n"
+    "        [--seed 1234] [--backend auto|cpu|cuda]\n"
+    "        [--shift-tol S] [--reassign-tol R]\n"
     "        [--precision auto|exact|tf32|fp16|bf16] [--empty split|keep]\n"
     "        [--comm auto|nccl|mpi] [--device N]\n"
     "        [--checkpoint FILE [--checkpoint-every 10]] [--resume FILE]\n"
@@ -195,7 +197,8 @@ static int cmd_fit(int argc, char **argv)
                 {"--precision", 1}, {"--empty", 1}, {"--chunk-rows", 1}, {"--output", 1},
                 {"--labels", 0},  {"--log-json", 1}, {"-q", 0},          {"-v", 0},
                 {"--comm", 1},    {"--device", 1},  {"--checkpoint", 1}, {"--checkpoint-every", 1},
-                {"--resume", 1},  {"--residency", 1}, {"--skip-nonfinite", 0}};
+                {"--resume", 1},  {"--residency", 1}, {"--skip-nonfinite", 0},
+                {"--init-sample", 1}, {"--shift-tol", 1}, {"--reassign-tol", 1}};
     const int nf = sizeof f / sizeof f[0];
     if (parse_flags(argc, argv, f, nf, NULL)) return 2;
     fkm_params p;
@@ -214,7 +217,11 @@ static int cmd_fit(int argc, char **argv)
     if ((v = get(f, nf, "--tol")) && parse_f64("--tol", v->value, &p.tol)) return 2;
     if ((v = get(f, nf, "--seed")) && parse_u64("--seed", v->value, &p.seed)) return 2;
     char *initbuf = NULL;
-    if ((v = get(f, nf, "--init")) && strcmp(v->value, "random") != 0) {
+    if ((v = get(f, nf, "--init")) && strcmp(v->value, "kmeans++") == 0) {
+        p.init = FKM_INIT_KMEANSPP;
+    } else if (v && strcmp(v->value, "kmeans||") == 0) {
+        p.init = FKM_INIT_KMEANS_PAR;
+    } else if (v && strcmp(v->value, "random") != 0) {
         /* FILE.h5:/dataset — the dataset starts at the last ":/"; without one, /centroids. */
         initbuf = strdup(v->value);
         char *colon = strstr(initbuf, ":/"), *next;
@@ -270,6 +277,21 @@ static int cmd_fit(int argc, char **argv)
         if (parse_i64("--checkpoint-every", v->value, &i64)) return free(initbuf), 2;
         if (i64 < 1 || i64 > 1000000000) return free(initbuf), usage_error("--checkpoint-every '%s' must be ≥ 1%s", v->value, ""), 2;
         p.checkpoint_every = (int)i64;
+    }
+    if ((v = get(f, nf, "--init-sample"))) {
+        if (parse_i64("--init-sample", v->value, &p.init_sample)) return free(initbuf), 2;
+        if (p.init_sample < 1) return free(initbuf), usage_error("--init-sample '%s' must be ≥ 1%s", v->value, ""), 2;
+        if (p.init != FKM_INIT_KMEANSPP)
+            return free(initbuf), usage_error("--init-sample needs --init kmeans++%s%s", "", ""), 2;
+    }
+    if ((v = get(f, nf, "--shift-tol"))) {
+        if (parse_f64("--shift-tol", v->value, &p.shift_tol)) return free(initbuf), 2;
+        if (p.shift_tol < 0) return free(initbuf), usage_error("--shift-tol '%s' must be ≥ 0%s", v->value, ""), 2;
+    }
+    if ((v = get(f, nf, "--reassign-tol"))) {
+        if (parse_f64("--reassign-tol", v->value, &p.reassign_tol)) return free(initbuf), 2;
+        if (p.reassign_tol < 0 || p.reassign_tol > 1)
+            return free(initbuf), usage_error("--reassign-tol '%s' must lie in [0, 1]%s", v->value, ""), 2;
     }
     if ((v = get(f, nf, "--log-json"))) p.log_json = v->value;
     if (get(f, nf, "-q") && get(f, nf, "-v")) return free(initbuf), usage_error("-q and -v exclude each other%s%s", "", ""), 2;

@@ -23,6 +23,9 @@ void fkm_params_default(fkm_params *p)
     p->chunk_rows = 0;
     p->verbose = 1;
     p->checkpoint_every = 10;
+    p->init_sample = 0;
+    p->shift_tol = -1;
+    p->reassign_tol = -1;
 }
 
 int fkm_params_check(const fkm_params *p, fkm_error *err)
@@ -49,6 +52,15 @@ int fkm_params_check(const fkm_params *p, fkm_error *err)
         return fkm_fail(err, FKM_EINPUT, "--checkpoint '%s' is the input file", p->checkpoint);
     if (p->checkpoint && p->output && strcmp(p->checkpoint, p->output) == 0)
         return fkm_fail(err, FKM_EINPUT, "--checkpoint '%s' is also the --output file", p->checkpoint);
+    if (p->init_sample < 0)
+        return fkm_fail(err, FKM_EINPUT, "--init-sample must be ≥ 1 (got %lld)", (long long)p->init_sample);
+    if (p->init_sample > 0 && p->init_sample < p->k)
+        return fkm_fail(err, FKM_EINPUT, "--init-sample %lld is smaller than --k %lld",
+                        (long long)p->init_sample, (long long)p->k);
+    if (isnan(p->shift_tol) || isinf(p->shift_tol))
+        return fkm_fail(err, FKM_EINPUT, "--shift-tol must be a finite number ≥ 0 (got %g)", p->shift_tol);
+    if (isnan(p->reassign_tol) || p->reassign_tol > 1)
+        return fkm_fail(err, FKM_EINPUT, "--reassign-tol must lie in [0, 1] (got %g)", p->reassign_tol);
     if (p->write_labels && !p->output)
         return fkm_fail(err, FKM_EINPUT, "--labels needs --output");
     return FKM_OK;

@@ -48,6 +48,9 @@ enum {
     FKM_STREAM_GEN_CENTER = 3,
     FKM_STREAM_GEN_LABEL = 4,
     FKM_STREAM_GEN_NOISE = 5,
+    FKM_STREAM_INIT_SAMPLE = 6, /* the rows k-means++ runs on (--init-sample) */
+    FKM_STREAM_KMPP = 7,        /* k-means++ draws */
+    FKM_STREAM_KMPAR = 8,       /* k-means|| draws (one per global row and round) */
 };
 
 #endif
