@@ -105,6 +105,9 @@ typedef struct fkm_params {
                                 of the starting centroids; < 0 (default −1) = off */
     double reassign_tol;     /* stop when the fraction of rows whose label changed since the
                                 previous iteration ≤ reassign_tol; < 0 (default −1) = off */
+    int write_distances;     /* also write /distances (N float32: each row's squared L2 distance
+                                to its output centroid; NaN for left-out rows) and keep them in
+                                the result; needs write_labels; 0 */
 } fkm_params;
 
 /* Per-iteration statistics, kept for the caller (as FAISS's ClusteringIterationStats). */
@@ -129,6 +132,8 @@ typedef struct fkm_result {
     char stop_reason[128];  /* why the loop ended, in words */
     int64_t row0, nlocal;   /* this rank's shard: rows [row0, row0 + nlocal) */
     int32_t *labels;        /* nlocal labels of this rank's shard (output centroids) */
+    float *distances;       /* nlocal squared distances to the output centroids when
+                               write_distances, else NULL */
     fkm_iter_stats *stats;  /* one per iteration */
     int nstats;
     const char *backend;    /* "cpu" or "cuda" */
@@ -137,6 +142,8 @@ typedef struct fkm_result {
 void fkm_params_default(fkm_params *p);
 /* Validate p on its own (no file access). FKM_EINPUT with a message naming the field. */
 int fkm_params_check(const fkm_params *p, fkm_error *err);
+/* `fkm assign` is fkm_fit with init = FKM_INIT_FILE (the trained centroids), k = their count,
+ * max_iter = 0 and write_labels = 1: one assignment pass, no iteration. */
 /* Run the whole fit on every rank of MPI_COMM_WORLD. Collective: every rank returns
  * the same status and message. */
 int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err);

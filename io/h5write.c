@@ -218,3 +218,51 @@ done:
                       tmp_path, fkm_h5_detail(detail, sizeof detail));
     return st;
 }
+
+int fkm_out_write_f32(const char *tmp_path, const char *name, int64_t n_total, int64_t row0,
+                      int64_t n, const float *values, fkm_error *err)
+{
+    fkm_error_clear(err);
+    char detail[256];
+    int st = FKM_OK;
+    if (n == 0) return FKM_OK;
+    fkm_h5_quiet();
+    if (!tmp_path || !name || !values || row0 < 0 || n < 0 || row0 + n > n_total)
+        return fkm_fail(err, FKM_ERUNTIME, "fkm_out_write_f32: bad arguments (row0=%lld n=%lld of %lld)",
+                        (long long)row0, (long long)n, (long long)n_total);
+    hid_t file = H5Fopen(tmp_path, H5F_ACC_RDWR, H5P_DEFAULT), dset = H5I_INVALID_HID,
+          fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID, dcpl = H5I_INVALID_HID;
+    hsize_t dims[1] = {(hsize_t)n_total}, start[1] = {(hsize_t)row0}, count[1] = {(hsize_t)n};
+    hsize_t chunk[1] = {(hsize_t)(n_total < (1 << 20) ? n_total : (1 << 20))};
+    if (file < 0) {
+        st = fkm_fail(err, FKM_ERUNTIME, "output '%s': cannot open it to write '%s' (HDF5: %s)",
+                      tmp_path, name, fkm_h5_detail(detail, sizeof detail));
+        goto done;
+    }
+    if (H5Lexists(file, name, H5P_DEFAULT) > 0) {
+        dset = H5Dopen2(file, name, H5P_DEFAULT);
+        fspace = dset >= 0 ? H5Dget_space(dset) : H5I_INVALID_HID;
+    } else {
+        fspace = H5Screate_simple(1, dims, NULL);
+        dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        if (fspace >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, 1, chunk) >= 0 &&
+            H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) >= 0)
+            dset = H5Dcreate2(file, name, H5T_IEEE_F32LE, fspace, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    }
+    mspace = H5Screate_simple(1, count, NULL);
+    if (dset < 0 || fspace < 0 || mspace < 0 ||
+        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+        H5Dwrite(dset, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, values) < 0)
+        st = fkm_fail(err, FKM_ERUNTIME, "output '%s': writing '%s' rows [%lld, %lld) failed (HDF5: %s)",
+                      tmp_path, name, (long long)row0, (long long)(row0 + n),
+                      fkm_h5_detail(detail, sizeof detail));
+done:
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (mspace >= 0) H5Sclose(mspace);
+    if (fspace >= 0) H5Sclose(fspace);
+    if (dset >= 0) H5Dclose(dset);
+    if (file >= 0 && H5Fclose(file) < 0 && !st)
+        st = fkm_fail(err, FKM_ERUNTIME, "output '%s': closing after '%s' failed (HDF5: %s)", tmp_path,
+                      name, fkm_h5_detail(detail, sizeof detail));
+    return st;
+}

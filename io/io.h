@@ -84,6 +84,11 @@ int fkm_out_create(const char *tmp_path, const fkm_out_meta *m, const float *cen
  * n == 0 does nothing (a rank without rows). */
 int fkm_out_write_labels(const char *tmp_path, int64_t row0, int64_t n, const int32_t *labels,
                          fkm_error *err);
+/* Write rows [row0, row0+n) of the 1-D float32 dataset `name` (e.g. "/distances") of an
+ * existing file, creating it with n_total rows (chunked, like /labels) when it is absent (one
+ * rank at a time: the first writer creates it). n == 0 does nothing. */
+int fkm_out_write_f32(const char *tmp_path, const char *name, int64_t n_total, int64_t row0,
+                      int64_t n, const float *values, fkm_error *err);
 /* Check that `path` can be written (its directory exists and is writable, it is not a
  * directory): FKM_EINPUT naming the path otherwise. */
 int fkm_out_check_path(const char *path, fkm_error *err);

@@ -70,7 +70,7 @@ static int write_checkpoint(run *R, const fkm_params *p, int it, double inertia,
     int s = fkm_comm_agree(&R->comm, err);
     if (!s) {
         fkm_out_meta m = {k, d, R->n, it, inertia, 0, p->seed, "l2", "checkpoint", R->comm.size};
-        s = fkm_output_write(&R->comm, p->checkpoint, &m, c, counts, NULL, 0, 0, err);
+        s = fkm_output_write(&R->comm, p->checkpoint, &m, c, counts, NULL, NULL, 0, 0, err);
     }
     free(c);
     free(counts);
@@ -344,7 +344,8 @@ static int iterate(run *R, const fkm_params *p, fkm_result *res, fkm_error *err)
     const int64_t k = R->k, d = R->d;
     double prev = R->start_prev;
     FILE *human = (R->comm.rank == 0 && p->verbose > 0) ? stdout : NULL;
-    snprintf(res->stop_reason, sizeof res->stop_reason, "iteration cap %d reached", p->max_iter);
+    snprintf(res->stop_reason, sizeof res->stop_reason, p->max_iter == 0 ? "no iterations: one "
+             "assignment pass to the initial centroids" : "iteration cap %d reached", p->max_iter);
     res->iterations = R->start_iter - 1;
     /* --shift-tol's scale: the RMS norm of the starting centroids (the same on every rank) */
     double scale = 0;
@@ -542,6 +543,20 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
         }
         if ((s = fkm_comm_agree(&R.comm, err))) goto done;
     }
+    if (p->write_distances) {
+        /* squared distances to the output centroids (the backend's nearest(), exact on the CPU) */
+        res->distances = fkm_malloc((size_t)(res->nlocal > 0 ? res->nlocal : 1) * sizeof(float), "distances", err);
+        if (res->distances && !R.be.nearest)
+            fkm_fail(err, FKM_EINPUT, "--distances: the %s backend cannot compute them", R.be.name);
+        else if (res->distances && R.use->n > 0)
+            R.be.nearest(R.be.ctx, res->centroids, R.k, res->distances, NULL, err);
+        if (!err->status && R.nbad) {
+            for (int64_t i = R.use->n - 1; i >= 0; i--)
+                res->distances[fkm_skipsrc_base_row(&R.skip, i)] = res->distances[i];
+            for (int64_t j = 0; j < R.nbad; j++) res->distances[R.bad[j]] = NAN;
+        }
+        if ((s = fkm_comm_agree(&R.comm, err))) goto done;
+    }
     if (R.comm.rank == 0 && p->verbose > 0 && R.be.peak_bytes)
         printf("memory: %.1f MiB peak in the %s backend on rank 0\n",
                (double)R.be.peak_bytes(R.be.ctx) / (1 << 20), R.be.name);
@@ -552,7 +567,8 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
         fkm_out_meta m = {R.k, R.d, info.n, res->iterations, res->inertia, res->converged, p->seed,
                           "l2", initname, 0};
         if ((s = fkm_output_write(&R.comm, p->output, &m, res->centroids, res->counts,
-                                  p->write_labels ? res->labels : NULL, res->row0, res->nlocal, err)))
+                                  p->write_labels ? res->labels : NULL, res->distances, res->row0,
+                                  res->nlocal, err)))
             goto done;
     }
     if (R.comm.rank == 0) fkm_log_summary(p->verbose > 0 ? stdout : NULL, R.json, res, fkm_now_ms() - t_start);
@@ -577,6 +593,7 @@ void fkm_result_free(fkm_result *r)
     free(r->centroids);
     free(r->counts);
     free(r->labels);
+    free(r->distances);
     free(r->stats);
     memset(r, 0, sizeof *r);
 }

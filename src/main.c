@@ -2,6 +2,7 @@
  *   fkm gen  --output FILE --n N --d D [...]
  *   fkm info FILE
  *   fkm fit  --input FILE --k K [...]
+ *   fkm assign --centroids FILE --input FILE --output FILE [...]
  * Exit status: 0 success, 2 usage error or bad input, 1 runtime failure. */
 #include "fkm.h"
 #include "io.h"
@@ -33,7 +34,14 @@ static const char *USAGE =
     "        [--checkpoint FILE [--checkpoint-every 10]] [--resume FILE]\n"
     "        [--residency auto|device|host|file] [--chunk-rows R]\n"
     "        [--output out.h5] [--labels] [--skip-nonfinite] [--log-json FILE] [-q|-v]\n"
+    "        [--distances]\n"
     "        k-means of the rows of FILE:DATASET; run under mpirun for several ranks\n"
+    "  assign --centroids FILE.h5[:/centroids] --input FILE --output labels.h5\n"
+    "        [--dataset /data] [--distances] [--backend auto|cpu|cuda]\n"
+    "        [--precision auto|exact|tf32|fp16|bf16] [--comm auto|nccl|mpi] [--device N]\n"
+    "        [--residency auto|device|host|file] [--chunk-rows R] [--skip-nonfinite] [-q|-v]\n"
+    "        label every row of FILE:DATASET with its nearest centroid (/labels, /counts,\n"
+    "        and /distances with --distances); run under mpirun for several ranks\n"
     "\n"
     "exit status: 0 success, 2 usage error or bad input, 1 runtime failure,\n"
     "             75 stopped by SIGTERM/SIGUSR1 after writing the --checkpoint\n";
@@ -198,7 +206,8 @@ static int cmd_fit(int argc, char **argv)
                 {"--labels", 0},  {"--log-json", 1}, {"-q", 0},          {"-v", 0},
                 {"--comm", 1},    {"--device", 1},  {"--checkpoint", 1}, {"--checkpoint-every", 1},
                 {"--resume", 1},  {"--residency", 1}, {"--skip-nonfinite", 0},
-                {"--init-sample", 1}, {"--shift-tol", 1}, {"--reassign-tol", 1}};
+                {"--init-sample", 1}, {"--shift-tol", 1}, {"--reassign-tol", 1},
+                {"--distances", 0}};
     const int nf = sizeof f / sizeof f[0];
     if (parse_flags(argc, argv, f, nf, NULL)) return 2;
     fkm_params p;
@@ -271,6 +280,10 @@ static int cmd_fit(int argc, char **argv)
     if ((v = get(f, nf, "--output"))) p.output = v->value;
     if (get(f, nf, "--labels")) p.write_labels = 1;
     if (get(f, nf, "--skip-nonfinite")) p.skip_nonfinite = 1;
+    if (get(f, nf, "--distances")) {
+        if (!p.write_labels) return free(initbuf), usage_error("--distances needs --labels%s%s", "", ""), 2;
+        p.write_distances = 1;
+    }
     if ((v = get(f, nf, "--checkpoint"))) p.checkpoint = v->value;
     if ((v = get(f, nf, "--resume"))) p.resume = v->value;
     if ((v = get(f, nf, "--checkpoint-every"))) {
@@ -307,6 +320,96 @@ static int cmd_fit(int argc, char **argv)
     return 0;
 }
 
+/* fkm assign: one assignment pass of the rows to trained centroids (fkm_fit with the
+ * centroids as a FILE init, k their count, no iteration), /labels always written. */
+static int cmd_assign(int argc, char **argv)
+{
+    flag f[] = {{"--centroids", 1}, {"--input", 1},     {"--dataset", 1},   {"--output", 1},
+                {"--distances", 0}, {"--backend", 1},   {"--precision", 1}, {"--comm", 1},
+                {"--device", 1},    {"--residency", 1}, {"--chunk-rows", 1}, {"--skip-nonfinite", 0},
+                {"-q", 0},          {"-v", 0}};
+    const int nf = sizeof f / sizeof f[0];
+    if (parse_flags(argc, argv, f, nf, NULL)) return 2;
+    fkm_params p;
+    fkm_params_default(&p);
+    flag *v;
+    int64_t i64;
+    int choice;
+    if (!(v = get(f, nf, "--centroids"))) return usage_error("assign: --centroids is required%s%s", "", ""), 2;
+    if (!get(f, nf, "--output")) return usage_error("assign: --output is required%s%s", "", ""), 2;
+    char *cbuf = strdup(v->value);
+    {   /* FILE[:/dataset]: the dataset starts at the last ":/"; without one, /centroids */
+        char *colon = strstr(cbuf, ":/"), *next;
+        while (colon && (next = strstr(colon + 1, ":/"))) colon = next;
+        if (colon) {
+            *colon = '\0';
+            p.init_dataset = colon + 1;
+        }
+    }
+    p.init = FKM_INIT_FILE;
+    p.init_file = cbuf;
+    p.max_iter = 0;
+    p.empty = FKM_EMPTY_KEEP;
+    p.write_labels = 1;
+    p.output = get(f, nf, "--output")->value;
+    if ((v = get(f, nf, "--input"))) p.input = v->value;
+    if ((v = get(f, nf, "--dataset"))) p.dataset = v->value;
+    if (get(f, nf, "--distances")) p.write_distances = 1;
+    if (get(f, nf, "--skip-nonfinite")) p.skip_nonfinite = 1;
+    if ((v = get(f, nf, "--backend"))) {
+        static const char *const names[] = {"auto", "cpu", "cuda"};
+        if (pick("--backend", v->value, names, 3, &choice)) return free(cbuf), 2;
+        p.backend = (fkm_backend_kind)choice;
+    }
+    if ((v = get(f, nf, "--precision"))) {
+        static const char *const names[] = {"auto", "exact", "tf32", "fp16", "bf16"};
+        if (pick("--precision", v->value, names, 5, &choice)) return free(cbuf), 2;
+        p.precision = (fkm_precision)choice;
+    }
+    if ((v = get(f, nf, "--residency"))) {
+        static const char *const names[] = {"auto", "device", "host", "file"};
+        if (pick("--residency", v->value, names, 4, &choice)) return free(cbuf), 2;
+        p.residency = (fkm_residency)choice;
+    }
+    if ((v = get(f, nf, "--comm"))) {
+        static const char *const names[] = {"auto", "nccl", "mpi"};
+        if (pick("--comm", v->value, names, 3, &choice)) return free(cbuf), 2;
+        p.comm = (fkm_comm_kind)choice;
+    }
+    if ((v = get(f, nf, "--device"))) {
+        if (parse_i64("--device", v->value, &i64)) return free(cbuf), 2;
+        if (i64 < 0 || i64 > 1024) return free(cbuf), usage_error("--device '%s' must be a CUDA device number%s", v->value, ""), 2;
+        p.device = (int)i64;
+    }
+    if ((v = get(f, nf, "--chunk-rows"))) {
+        if (parse_i64("--chunk-rows", v->value, &p.chunk_rows)) return free(cbuf), 2;
+        if (p.chunk_rows < 1) return free(cbuf), usage_error("--chunk-rows '%s' must be ≥ 1%s", v->value, ""), 2;
+    }
+    if (get(f, nf, "-q") && get(f, nf, "-v")) return free(cbuf), usage_error("-q and -v exclude each other%s%s", "", ""), 2;
+    if (get(f, nf, "-q")) p.verbose = 0;
+    if (get(f, nf, "-v")) p.verbose = 2;
+    /* k: the number of centroids in the file (every rank reads the same header) */
+    fkm_error err;
+    fkm_error_clear(&err);
+    fkm_reader *r = NULL;
+    fkm_dsinfo info;
+    if (fkm_reader_open(p.init_file, p.init_dataset, &r, &info, &err)) {
+        char msg[900];
+        snprintf(msg, sizeof msg, "%.880s", err.msg);
+        snprintf(err.msg, sizeof err.msg, "--centroids: %s", msg);
+        free(cbuf);
+        return report(&err);
+    }
+    fkm_reader_close(r);
+    p.k = info.n;
+    fkm_result res;
+    int st = fkm_fit(&p, &res, &err);
+    free(cbuf);
+    if (st) return report(&err);
+    fkm_result_free(&res);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -325,7 +428,7 @@ int main(int argc, char **argv)
         }
     if (strcmp(cmd, "gen") == 0) return cmd_gen(argc - 2, argv + 2);
     if (strcmp(cmd, "info") == 0) return cmd_info(argc - 2, argv + 2);
-    if (strcmp(cmd, "fit") == 0) {
+    if (strcmp(cmd, "fit") == 0 || strcmp(cmd, "assign") == 0) {
         /* MPI first, so that only rank 0 prints a usage error and every rank exits alike. */
         int provided;
         if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
@@ -333,7 +436,7 @@ int main(int argc, char **argv)
             return 1;
         }
         MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-        int rc = cmd_fit(argc - 2, argv + 2);
+        int rc = strcmp(cmd, "fit") == 0 ? cmd_fit(argc - 2, argv + 2) : cmd_assign(argc - 2, argv + 2);
         MPI_Finalize();
         return rc;
     }

@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 int fkm_output_write(fkm_comm *c, const char *path, const fkm_out_meta *m, const float *centroids,
-                     const int64_t *counts, const int32_t *labels, int64_t row0, int64_t nlocal,
-                     fkm_error *err)
+                     const int64_t *counts, const int32_t *labels, const float *distances,
+                     int64_t row0, int64_t nlocal, fkm_error *err)
 {
     char tmp[4096];
     long pid = (long)getpid();
@@ -26,6 +26,8 @@ int fkm_output_write(fkm_comm *c, const char *path, const fkm_out_meta *m, const
         fkm_error_clear(&mine);
         if (fkm_comm_turn_wait(c, err)) goto fail;
         fkm_out_write_labels(tmp, row0, nlocal, labels, &mine);
+        if (!mine.status && distances)
+            fkm_out_write_f32(tmp, "/distances", m->n, row0, nlocal, distances, &mine);
         if (fkm_comm_turn_done(c, err)) goto fail;
         *err = mine;
         if ((st = fkm_comm_agree(c, err))) goto fail;

@@ -9,6 +9,9 @@
         LOG (a run with --shift-tol S from INIT's /centroids) stopped at the first iteration of
         FULL_LOG (the same run without the rule) whose max_shift <= S * RMS norm of INIT's
         centroids (computed here), and not before
+  check_init.py assign INPUT DSET CENTROIDS OUT
+        OUT (fkm assign --distances) vs numpy fp64: /labels the nearest of CENTROIDS' /centroids
+        (but near-ties), /distances within 1e-6 relative, /counts = bincount(/labels), inertia
   check_init.py reassign-stop INPUT DSET INIT LOG R
         fp64 Lloyd from INIT: the fraction of labels that changed each iteration equals LOG's
         `reassigned` (but near-ties), and LOG stopped at the first iteration where it is <= R
@@ -129,6 +132,32 @@ def reassign_stop(inp, dset, init, log, r):
           (want, " ".join("%.4f" % f for _, f, _ in fracs[:want - 1])))
 
 
+def assign_check(inp, dset, cent, out):
+    x = h5py.File(inp, "r")[dset][...].astype(np.float64)
+    c = h5py.File(cent, "r")["/centroids"][...].astype(np.float64)
+    f = h5py.File(out, "r")
+    lab, clear = assign(x, c)
+    ol = f["/labels"][...]
+    if ol.shape != (len(x),) or ol.dtype != np.int32:
+        fail("/labels is %s %s" % (ol.shape, ol.dtype))
+    bad = np.count_nonzero((ol != lab) & clear)
+    if bad:
+        fail("%d labels differ from the fp64 reference" % bad)
+    best = ((x - c[ol]) ** 2).sum(1)
+    od = f["/distances"][...]
+    if od.dtype != np.float32 or od.shape != (len(x),):
+        fail("/distances is %s %s" % (od.shape, od.dtype))
+    rel = np.abs(od - best) / np.maximum(best, 1e-30)
+    if rel.max() > 1e-6:
+        fail("distances differ from fp64 by %.3g relative" % rel.max())
+    if not np.array_equal(np.bincount(ol, minlength=len(c)), f["/counts"][...]):
+        fail("/counts disagree with /labels")
+    if abs(float(f.attrs["inertia"]) - best.sum()) > 1e-6 * best.sum():
+        fail("inertia %.17g vs %.17g" % (float(f.attrs["inertia"]), best.sum()))
+    print("check_init: assign ok (%d rows, %d near-ties skipped, distance rel err %.2g)" %
+          (len(x), np.count_nonzero(~clear), rel.max()))
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "same":
@@ -141,6 +170,8 @@ if __name__ == "__main__":
         dup(args[0], int(args[1]), int(args[2]), int(args[3]))
     elif cmd == "shift-stop":
         shift_stop(args[0], args[1], args[2], float(args[3]))
+    elif cmd == "assign":
+        assign_check(*args)
     elif cmd == "reassign-stop":
         reassign_stop(args[0], args[1], args[2], args[3], float(args[4]))
     else:
