@@ -97,21 +97,23 @@ static int cpu_set_source(void *vp, const fkm_rowsrc *src, fkm_residency res, in
         return fkm_prefetch_create(&s->pf, src, s->chunk, 2, NULL, NULL, NULL, err);
     }
     /* DEVICE and HOST are the same place for the CPU: memory, as float32 */
-    s->x = malloc((size_t)(n * d) * sizeof(float) + 1);
-    s->xnorm = malloc((size_t)n * sizeof(double) + 1);
-    if (!s->x || !s->xnorm)
-        return fkm_fail(err, FKM_ENOMEM,
-                        "out of host memory: this rank's %lld rows need %.1f MiB as float32 "
-                        "(--residency file streams them from the file instead; more ranks make "
-                        "each rank's share smaller)",
-                        (long long)n, (double)n * (double)(d * sizeof(float) + sizeof(double)) / (1 << 20));
-    s->bytes += (size_t)n * (d * sizeof(float) + sizeof(double));
     /* loaded in pieces of at most 64 MiB, so that reading needs no second copy of the shard */
     const size_t rb = fkm_rowsrc_row_bytes(src);
     int64_t piece = (int64_t)((64u << 20) / rb);
     piece = piece < 1 ? 1 : piece > cm ? cm : piece;
-    void *tmp = src->resident ? NULL : fkm_malloc((size_t)piece * rb, "a chunk of rows", err);
-    if (!src->resident && !tmp) return FKM_ENOMEM;
+    s->x = malloc((size_t)(n * d) * sizeof(float) + 1);
+    s->xnorm = malloc((size_t)n * sizeof(double) + 1);
+    void *tmp = src->resident ? NULL : malloc((size_t)piece * rb);
+    if (!s->x || !s->xnorm || (!src->resident && !tmp)) {
+        free(tmp);
+        return fkm_fail(err, FKM_ENOMEM,
+                        "out of host memory: this rank's %lld rows need %.1f MiB as float32 "
+                        "(--residency file streams them from the file instead; more ranks make "
+                        "each rank's share smaller)",
+                        (long long)n,
+                        ((double)n * (double)(d * sizeof(float) + sizeof(double)) + (double)piece * rb) / (1 << 20));
+    }
+    s->bytes += (size_t)n * (d * sizeof(float) + sizeof(double));
     for (int64_t r0 = 0; r0 < n; r0 += piece) {
         int64_t m = n - r0 < piece ? n - r0 : piece;
         const void *rows = (const char *)src->resident + (size_t)r0 * rb;

@@ -14,6 +14,7 @@ int fkm_scan_nonfinite(const fkm_rowsrc *src, int64_t row0, int skip, const char
     const size_t rb = fkm_rowsrc_row_bytes(src);
     const int64_t d = src->d;
     int64_t piece = (int64_t)((64u << 20) / rb), cap = 0;
+    if (piece > src->n) piece = src->n;
     if (piece < 1) piece = 1;
     void *buf = src->resident ? NULL : fkm_malloc((size_t)piece * rb, "the finiteness check", err);
     if (!src->resident && !buf) return FKM_ENOMEM;
