@@ -146,8 +146,9 @@ static int pass(run *R, fkm_iter_stats *st, fkm_error *err)
     if (s) return s;
     double t0 = fkm_now_ms();
     const int64_t len = fkm_stats_len(R->k, R->d), tail = R->k + 1;
-    if (R->comm.size == 1 && R->be.stats_tail_to_host) {
-        /* nothing to merge: only counts and inertia come to the host */
+    if (R->comm.size == 1 && !R->use_nccl && R->be.stats_tail_to_host) {
+        /* nothing to merge: only counts and inertia come to the host (an explicit
+         * --comm nccl still reduces through NCCL, which tests that path on one GPU) */
         s = R->be.stats_tail_to_host(R->be.ctx, R->host_stats, tail, err);
     } else if (R->use_nccl) {
         void *stream = R->be.stream(R->be.ctx);

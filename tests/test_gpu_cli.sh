@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 if ! command -v nvidia-smi > /dev/null || ! nvidia-smi -L > /dev/null 2>&1; then echo "no GPU: skipped"; exit 77; fi
 export FKM_HAS_GPU=1
 "$FKM" gen --output "$T/x.h5" --n 100003 --d 37 --clusters 20 --seed 11 || fail gen
-common=(--input "$T/x.h5" --k 20 --iters 10 --tol 0 --seed 4 -q)
+common=(--input "$T/x.h5" --k 20 --iters 10 --tol 0 --seed 4)
 "$FKM" fit "${common[@]}" --backend cpu --output "$T/cpu.h5" --labels || fail "cpu fit"
 "$FKM" fit "${common[@]}" --backend cuda --precision exact --output "$T/gpu.h5" --labels || fail "cuda fit"
 $CHECK close "$T/cpu.h5" "$T/gpu.h5" && ok "cuda exact == cpu" || fail "cuda exact vs cpu"
@@ -19,6 +19,10 @@ for n in 2 3; do
 done
 mpirun_n 3 "$FKM" fit "${common[@]}" --backend cuda --comm mpi --output "$T/gpu3b.h5" --labels || fail "rerun"
 $CHECK same "$T/gpu3.h5" "$T/gpu3b.h5" && ok "3 ranks rerun bitwise equal" || fail "rerun differs"
+# the NCCL communicator on one GPU (one rank): init, all-reduce, polling, destroy
+"$FKM" fit "${common[@]}" --backend cuda --comm nccl --output "$T/nccl1.h5" --labels > "$T/nccl1.txt" || fail "nccl 1 rank"
+grep -q "comm=nccl" "$T/nccl1.txt" && $CHECK same "$T/gpu.h5" "$T/nccl1.h5" \
+  && ok "--comm nccl on one rank == --comm mpi (bitwise)" || fail "nccl 1 rank differs: $(head -2 "$T/nccl1.txt")"
 # NCCL needs a GPU per rank: asking for it with ranks sharing one is a clear error
 mpirun_n 2 "$FKM" fit "${common[@]}" --backend cuda --comm nccl 2> "$T/err.txt" > /dev/null; rc=$?
 [ $rc -ne 0 ] && grep -q "NCCL needs one GPU per rank" "$T/err.txt" && ok "--comm nccl with a shared GPU refused" \
