@@ -105,6 +105,10 @@ typedef struct fkm_params {
                                 of the starting centroids; < 0 (default −1) = off */
     double reassign_tol;     /* stop when the fraction of rows whose label changed since the
                                 previous iteration ≤ reassign_tol; < 0 (default −1) = off */
+    int64_t max_points_per_centroid; /* when N > k·this, train (init and iterations) on a
+                                uniform sample of k·this rows drawn from the seed (the same for
+                                any number of ranks), then one assignment pass over all rows gives
+                                the labels, counts and inertia; 0 (default) = all rows */
     int write_distances;     /* also write /distances (N float32: each row's squared L2 distance
                                 to its output centroid; NaN for left-out rows) and keep them in
                                 the result; needs write_labels; 0 */

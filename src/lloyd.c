@@ -39,6 +39,11 @@ typedef struct run {
     fkm_skipsrc skip;
     const fkm_rowsrc *use; /* the rows the fit uses: &src or &ssrc */
     int64_t n_used, row0_used; /* their global count, and this rank's first in that count */
+    fkm_rowsrc tsrc;    /* --max-points-per-centroid: the sampled rows of the used rows */
+    fkm_subsrc tsub;
+    int64_t *tidx;      /* ... their indices among this rank's used rows */
+    const fkm_rowsrc *full; /* all used rows (the final pass), and their n_used, row0_used */
+    int64_t n_full, row0_full;
     int start_iter;     /* first iteration to run (after a resume, the checkpoint's + 1) */
     double start_prev;  /* the stop test's previous inertia at start_iter (NaN when fresh) */
 } run;
@@ -278,6 +283,39 @@ static int initial_centroids(run *R, const fkm_params *p, float *c, fkm_error *e
     return s;
 }
 
+/* --max-points-per-centroid M: when there are more than k·M rows, train on k·M of them drawn
+ * from the seed in the global numbering (the same rows for any number of ranks): R->use
+ * becomes this rank's share of them. R->full keeps all rows for the final pass. Collective. */
+static int train_sample(run *R, const fkm_params *p, fkm_error *err)
+{
+    R->full = R->use;
+    R->n_full = R->n_used;
+    R->row0_full = R->row0_used;
+    const int64_t M = p->max_points_per_centroid;
+    if (M <= 0 || M >= R->n_used / R->k + 1 || R->k * M >= R->n_used) return FKM_OK;
+    const int64_t m = R->k * M, lo = R->row0_used, hi = R->row0_used + R->use->n;
+    int64_t *ids = fkm_malloc((size_t)m * sizeof(int64_t), "the training sample", err);
+    int64_t first = 0, nloc = 0;
+    if (ids && fkm_sample_rows_stream(R->n_used, m, p->seed, FKM_STREAM_TRAIN_SAMPLE, ids, err) == FKM_OK) {
+        qsort(ids, (size_t)m, sizeof(int64_t), cmp_i64);
+        while (first < m && ids[first] < lo) first++;
+        while (first + nloc < m && ids[first + nloc] < hi) nloc++;
+        R->tidx = fkm_malloc((size_t)(nloc > 0 ? nloc : 1) * sizeof(int64_t), "the training sample", err);
+        for (int64_t i = 0; R->tidx && i < nloc; i++) R->tidx[i] = ids[first + i] - lo;
+    }
+    free(ids);
+    int s = fkm_comm_agree(&R->comm, err);
+    if (s) return s;
+    fkm_rowsrc_subset(&R->tsrc, &R->tsub, R->use, R->tidx, nloc);
+    R->use = &R->tsrc;
+    R->n_used = m;
+    R->row0_used = first;
+    if (R->comm.rank == 0 && p->verbose > 0)
+        printf("training on %lld of %lld rows (--max-points-per-centroid %lld); labels from all rows\n",
+               (long long)m, (long long)R->n_full, (long long)M);
+    return FKM_OK;
+}
+
 /* Where this rank's rows live (see fkm_residency), and the chunk size. AUTO: in the
  * backend's memory when the rows fit there (the GPU's free memory with room for labels,
  * norms and the sort, or half of the host's free memory for the CPU backend), else pinned
@@ -458,6 +496,7 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
     if ((s = open_input(&R, p, &info, err))) goto done;
     R.k = p->k;
     R.d = info.d;
+    if ((s = train_sample(&R, p, err))) goto done;
 
     res->k = R.k;
     res->d = R.d;
@@ -528,6 +567,23 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
 
     if ((s = iterate(&R, p, res, err))) goto done;
 
+    if (R.use != R.full) {
+        /* trained on a sample: the final pass over all rows, on a backend made for them */
+        R.be.get_centroids(R.be.ctx, res->centroids, err);
+        if ((s = fkm_comm_agree(&R.comm, err))) goto done;
+        R.be.destroy(R.be.ctx);
+        R.have_be = 0;
+        R.use = R.full;
+        R.n_used = R.n_full;
+        R.row0_used = R.row0_full;
+        if (make_backend(&R, p, err) == FKM_OK) {
+            R.have_be = 1;
+            if (choose_residency(&R, p, &residency, &chunk, err) == FKM_OK &&
+                R.be.set_source(R.be.ctx, R.use, residency, chunk, err) == FKM_OK)
+                R.be.set_centroids(R.be.ctx, res->centroids, R.k, err);
+        }
+        if ((s = fkm_comm_agree(&R.comm, err))) goto done;
+    }
     /* Final pass: labels, counts and inertia of the output centroids. */
     if ((s = pass(&R, NULL, err))) goto done;
     {
@@ -579,6 +635,7 @@ done:
     if (R.have_be) R.be.destroy(R.be.ctx);
     fkm_reader_close(R.reader);
     free(R.bad);
+    free(R.tidx);
     free(R.host_stats);
     if (R.json) fclose(R.json);
     if (s) {

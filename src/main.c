@@ -28,7 +28,7 @@ static const char *USAGE =
     "  fit   --input FILE --k K [--dataset /data] [--iters 25] [--tol 1e-4]\n"
     "        [--init random|kmeans++|kmeans|||FILE.h5:/dataset] [--init-sample M]\n"
     "        [--seed 1234] [--backend auto|cpu|cuda]\n"
-    "        [--shift-tol S] [--reassign-tol R]\n"
+    "        [--shift-tol S] [--reassign-tol R] [--max-points-per-centroid M]\n"
     "        [--precision auto|exact|tf32|fp16|bf16] [--empty split|keep]\n"
     "        [--comm auto|nccl|mpi] [--device N]\n"
     "        [--checkpoint FILE [--checkpoint-every 10]] [--resume FILE]\n"
@@ -207,7 +207,7 @@ static int cmd_fit(int argc, char **argv)
                 {"--comm", 1},    {"--device", 1},  {"--checkpoint", 1}, {"--checkpoint-every", 1},
                 {"--resume", 1},  {"--residency", 1}, {"--skip-nonfinite", 0},
                 {"--init-sample", 1}, {"--shift-tol", 1}, {"--reassign-tol", 1},
-                {"--distances", 0}};
+                {"--distances", 0}, {"--max-points-per-centroid", 1}};
     const int nf = sizeof f / sizeof f[0];
     if (parse_flags(argc, argv, f, nf, NULL)) return 2;
     fkm_params p;
@@ -296,6 +296,11 @@ static int cmd_fit(int argc, char **argv)
         if (p.init_sample < 1) return free(initbuf), usage_error("--init-sample '%s' must be ≥ 1%s", v->value, ""), 2;
         if (p.init != FKM_INIT_KMEANSPP)
             return free(initbuf), usage_error("--init-sample needs --init kmeans++%s%s", "", ""), 2;
+    }
+    if ((v = get(f, nf, "--max-points-per-centroid"))) {
+        if (parse_i64("--max-points-per-centroid", v->value, &p.max_points_per_centroid)) return free(initbuf), 2;
+        if (p.max_points_per_centroid < 1)
+            return free(initbuf), usage_error("--max-points-per-centroid '%s' must be ≥ 1%s", v->value, ""), 2;
     }
     if ((v = get(f, nf, "--shift-tol"))) {
         if (parse_f64("--shift-tol", v->value, &p.shift_tol)) return free(initbuf), 2;

@@ -61,6 +61,9 @@ int fkm_params_check(const fkm_params *p, fkm_error *err)
         return fkm_fail(err, FKM_EINPUT, "--shift-tol must be a finite number ≥ 0 (got %g)", p->shift_tol);
     if (isnan(p->reassign_tol) || p->reassign_tol > 1)
         return fkm_fail(err, FKM_EINPUT, "--reassign-tol must lie in [0, 1] (got %g)", p->reassign_tol);
+    if (p->max_points_per_centroid < 0)
+        return fkm_fail(err, FKM_EINPUT, "--max-points-per-centroid must be ≥ 1 (got %lld)",
+                        (long long)p->max_points_per_centroid);
     if (p->write_distances && !p->write_labels)
         return fkm_fail(err, FKM_EINPUT, "--distances needs --labels and --output");
     if (p->write_labels && !p->output)

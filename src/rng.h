@@ -51,6 +51,7 @@ enum {
     FKM_STREAM_INIT_SAMPLE = 6, /* the rows k-means++ runs on (--init-sample) */
     FKM_STREAM_KMPP = 7,        /* k-means++ draws */
     FKM_STREAM_KMPAR = 8,       /* k-means|| draws (one per global row and round) */
+    FKM_STREAM_TRAIN_SAMPLE = 9, /* the rows trained on (--max-points-per-centroid) */
 };
 
 #endif

@@ -88,3 +88,32 @@ void fkm_rowsrc_skip(fkm_rowsrc *s, fkm_skipsrc *k, const fkm_rowsrc *base, cons
     s->read = skip_read;
     s->ctx = k;
 }
+
+static int subset_read(void *ctx, int64_t r0, int64_t m, void *dst, fkm_error *err)
+{
+    const fkm_subsrc *u = ctx;
+    const size_t rb = fkm_rowsrc_row_bytes(u->base);
+    char *out = dst;
+    for (int64_t i = r0; i < r0 + m;) {
+        int64_t run = 1; /* base rows idx[i], idx[i] + 1, ... */
+        while (i + run < r0 + m && u->idx[i + run] == u->idx[i] + run) run++;
+        int st = u->base->read(u->base->ctx, u->idx[i], run, out, err);
+        if (st) return st;
+        out += (size_t)run * rb;
+        i += run;
+    }
+    return FKM_OK;
+}
+
+void fkm_rowsrc_subset(fkm_rowsrc *s, fkm_subsrc *u, const fkm_rowsrc *base, const int64_t *idx,
+                       int64_t n)
+{
+    u->base = base;
+    u->idx = idx;
+    s->n = n;
+    s->d = base->d;
+    s->dt = base->dt;
+    s->resident = NULL;
+    s->read = subset_read;
+    s->ctx = u;
+}

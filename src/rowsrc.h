@@ -45,6 +45,15 @@ void fkm_rowsrc_skip(fkm_rowsrc *s, fkm_skipsrc *k, const fkm_rowsrc *base, cons
 /* The base row of row i of a skip source. */
 int64_t fkm_skipsrc_base_row(const fkm_skipsrc *k, int64_t i);
 
+/* The rows of base listed in idx (sorted, distinct local indices of base): local row i of
+ * this source is base row idx[i]. Contiguous runs are read with one base read each. */
+typedef struct fkm_subsrc {
+    const fkm_rowsrc *base;
+    const int64_t *idx;
+} fkm_subsrc;
+void fkm_rowsrc_subset(fkm_rowsrc *s, fkm_subsrc *u, const fkm_rowsrc *base, const int64_t *idx,
+                       int64_t n);
+
 /* Read every row of src once, in pieces of about 64 MiB, and find the rows holding a NaN or
  * an infinity. Without skip, the first one is an FKM_EINPUT naming it (global row
  * row0 + i, its column and value; `what` names the input). With skip, *bad gets their sorted

@@ -12,6 +12,10 @@
   check_init.py assign INPUT DSET CENTROIDS OUT
         OUT (fkm assign --distances) vs numpy fp64: /labels the nearest of CENTROIDS' /centroids
         (but near-ties), /distances within 1e-6 relative, /counts = bincount(/labels), inertia
+  check_init.py sample-ref INPUT DSET INIT OUT ITERS M SEED
+        --max-points-per-centroid M: fp64 Lloyd for ITERS iterations from INIT on the k·M rows
+        that fkm's sampler draws from SEED (re-implemented here: splitmix64 counters, Floyd),
+        then labels, counts and inertia of all rows, against OUT
   check_init.py reassign-stop INPUT DSET INIT LOG R
         fp64 Lloyd from INIT: the fraction of labels that changed each iteration equals LOG's
         `reassigned` (but near-ties), and LOG stopped at the first iteration where it is <= R
@@ -158,6 +162,61 @@ def assign_check(inp, dset, cent, out):
           (len(x), np.count_nonzero(~clear), rel.max()))
 
 
+M64 = (1 << 64) - 1
+
+
+def mix64(z):
+    z = (z + 0x9E3779B97F4A7C15) & M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+def sample_rows(n, k, seed, stream):
+    base = mix64(seed ^ mix64(stream))
+    taken, ids = set(), []
+    for j in range(n - k, n):
+        t = mix64((base + j) & M64) % (j + 1)
+        v = t if t not in taken else j
+        taken.add(v)
+        ids.append(v)
+    return ids
+
+
+def sample_ref(inp, dset, init, out, iters, m, seed):
+    x = h5py.File(inp, "r")[dset][...].astype(np.float64)
+    c = h5py.File(init, "r")["/centroids"][...].astype(np.float32).astype(np.float64)
+    k = c.shape[0]
+    ids = np.sort(np.array(sample_rows(len(x), k * m, seed, 9)))
+    xs = x[ids]
+    for _ in range(iters):
+        lab, _ = assign(xs, c)
+        cnt = np.bincount(lab, minlength=k)
+        sums = np.zeros_like(c)
+        np.add.at(sums, lab, xs)
+        nz = cnt > 0
+        c[nz] = (sums[nz] / cnt[nz][:, None]).astype(np.float32).astype(np.float64)
+    f = h5py.File(out, "r")
+    oc = f["/centroids"][...].astype(np.float64)
+    rel = np.abs(oc - c).max() / np.abs(c).max()
+    if rel > 1e-5:
+        fail("centroids differ from Lloyd on the sample by %.3g relative" % rel)
+    # and they are not what Lloyd on all rows gives
+    lab, clear = assign(x, oc)
+    ol = f["/labels"][...]
+    if ol.shape != (len(x),):
+        fail("/labels has %s rows, not %d" % (ol.shape, len(x)))
+    bad = np.count_nonzero((ol != lab) & clear)
+    if bad:
+        fail("%d labels of all rows differ from the fp64 reference" % bad)
+    if not np.array_equal(np.bincount(ol, minlength=k), f["/counts"][...]):
+        fail("/counts are not those of all rows")
+    best = ((x - oc[ol]) ** 2).sum(1).sum()
+    if abs(float(f.attrs["inertia"]) - best) > 1e-6 * best:
+        fail("inertia %.17g is not that of all rows (%.17g)" % (float(f.attrs["inertia"]), best))
+    print("check_init: sample-ref ok (%d of %d rows trained on, centroid rel err %.2g)" % (len(xs), len(x), rel))
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "same":
@@ -170,6 +229,8 @@ if __name__ == "__main__":
         dup(args[0], int(args[1]), int(args[2]), int(args[3]))
     elif cmd == "shift-stop":
         shift_stop(args[0], args[1], args[2], float(args[3]))
+    elif cmd == "sample-ref":
+        sample_ref(args[0], args[1], args[2], args[3], int(args[4]), int(args[5]), int(args[6]))
     elif cmd == "assign":
         assign_check(*args)
     elif cmd == "reassign-stop":
