@@ -8,7 +8,8 @@
  * which stays on the device (stats_on_device = 1).
  *
  * Residency (set_source): DEVICE keeps every row on the GPU, converted once. HOST and FILE
- * keep one chunk of chunk_rows rows on the GPU and stream the rows every step: HOST from a
+ * keep one chunk of chunk_rows rows (and its labels and distances) on the GPU and stream the
+ * rows every step, each chunk's labels going to a pinned host array as they are made: HOST from a
  * pinned host copy of the shard made once, FILE through the source into two pinned chunk
  * buffers, the host's read of chunk c+1 overlapping the GPU's work on chunk c. The
  * host-to-device copies run on a second stream into two device staging buffers, so the copy
@@ -70,6 +71,8 @@ struct Ctx {
     void *pin[2] = {nullptr, nullptr}; /* FILE: pinned chunk buffers */
     void *hshard = nullptr;            /* HOST: every row, pinned (as the source gave them) */
     const void *hview = nullptr;       /* HOST: the caller's pinned rows, or hshard */
+    int32_t *h_labels = nullptr;       /* HOST / FILE: every label, pinned; the device holds a chunk's */
+    int32_t *h_prev = nullptr;         /* HOST / FILE: the previous step's labels, for changed() */
     cudaStream_t cs = nullptr;         /* HOST / FILE: the copy stream */
     cudaEvent_t copied[2] = {nullptr, nullptr};   /* copy into stage[i] (from pin[i]) done */
     cudaEvent_t converted[2] = {nullptr, nullptr}; /* stage[i] read by its conversion */
@@ -190,6 +193,10 @@ void free_rows(Ctx *x)
     }
     if (x->hshard) cudaFreeHost(x->hshard);
     x->hshard = nullptr;
+    if (x->h_labels) cudaFreeHost(x->h_labels);
+    x->h_labels = nullptr;
+    free(x->h_prev);
+    x->h_prev = nullptr;
     x->hview = nullptr;
     x->pin_bytes = 0;
 }
@@ -235,8 +242,8 @@ int cu_set_source(void *vp, const fkm_rowsrc *src, fkm_residency res, int64_t ch
     const int64_t xrows = x->res == FKM_RES_DEVICE ? n : (n > 0 ? x->chunk : 0);
     if ((s = dev_alloc(x, &x->x, (size_t)xrows * x->ldx * eb, "the rows (compute type)", err)) ||
         (s = dev_alloc(x, &x->xnorm, (size_t)xrows * sizeof(float), "the row norms", err)) ||
-        (s = dev_alloc(x, &x->labels, (size_t)n * sizeof(int32_t), "the labels", err)) ||
-        (s = dev_alloc(x, &x->mind, (size_t)n * sizeof(float), "the min distances", err)))
+        (s = dev_alloc(x, &x->labels, (size_t)xrows * sizeof(int32_t), "the labels", err)) ||
+        (s = dev_alloc(x, &x->mind, (size_t)xrows * sizeof(float), "the min distances", err)))
         return s;
     const int64_t cm = n > 0 ? x->chunk : 0;
     size_t ab = cm > 0 ? fkm_k_assign_workspace(m, cm, x->k, (int)d) : 0;
@@ -265,6 +272,8 @@ int cu_set_source(void *vp, const fkm_rowsrc *src, fkm_residency res, int64_t ch
             }
         }
         if (!x->cs) FKM_CUDA_TRY(err, cudaStreamCreateWithFlags(&x->cs, cudaStreamNonBlocking));
+        /* labels come to the host chunk by chunk: the device never holds all n */
+        if (n > 0) FKM_CUDA_TRY(err, cudaMallocHost((void **)&x->h_labels, (size_t)n * sizeof(int32_t)));
         cudaPointerAttributes pa;
         const bool pinned = src->resident && cudaPointerGetAttributes(&pa, src->resident) == cudaSuccess &&
                             pa.type == cudaMemoryTypeHost;
@@ -459,8 +468,8 @@ int cu_step(void *vp, fkm_step_times *t, fkm_error *err)
             xc = (const char *)x->x.p + (size_t)r0 * x->ldx * eb;
             xn = (const float *)x->xnorm.p + r0;
         }
-        int32_t *lab = (int32_t *)x->labels.p + r0;
-        float *md = (float *)x->mind.p + r0;
+        int32_t *lab = (int32_t *)x->labels.p + (streamed ? 0 : r0);
+        float *md = (float *)x->mind.p + (streamed ? 0 : r0);
         cudaEvent_t *ev = &x->ev[3 * c];
         FKM_CUDA_TRY(err, cudaEventRecord(ev[0], x->s));
         fkm_assign_args a;
@@ -490,6 +499,9 @@ int cu_step(void *vp, fkm_step_times *t, fkm_error *err)
         }
         FKM_CUDA_TRY(err, cudaEventRecord(ev[2], x->s));
         x->ev_used = (int)(3 * (c + 1));
+        if (streamed) /* this chunk's labels to the host before the next chunk overwrites them */
+            FKM_CUDA_TRY(err, cudaMemcpyAsync(x->h_labels + r0, lab, (size_t)m * sizeof(int32_t),
+                                              cudaMemcpyDeviceToHost, x->s));
         /* the host reads the next chunk while the GPU works on this one */
         if (file && c + 1 < nc) {
             const int64_t r1 = r0 + C, m1 = n - r1 < C ? n - r1 : C;
@@ -567,6 +579,11 @@ int cu_labels(void *vp, int32_t *out, fkm_error *err)
 {
     CTX(vp);
     ON_DEVICE(x);
+    if (x->h_labels) { /* streamed: the labels are on the host already */
+        int s = sync(x, err);
+        if (!s) memcpy(out, x->h_labels, (size_t)x->n * sizeof(int32_t));
+        return s;
+    }
     if (x->n > 0)
         FKM_CUDA_TRY(err, cudaMemcpyAsync(out, x->labels.p, (size_t)x->n * sizeof(int32_t),
                                           cudaMemcpyDeviceToHost, x->s));
@@ -685,6 +702,23 @@ int cu_changed(void *vp, int64_t *count, fkm_error *err)
     ON_DEVICE(x);
     int s;
     const int64_t n = x->n;
+    if (x->h_labels) { /* streamed: compare on the host, where the labels are */
+        if ((s = sync(x, err))) return s;
+        if (!x->h_prev) {
+            x->h_prev = (int32_t *)malloc((size_t)(n > 0 ? n : 1) * sizeof(int32_t));
+            if (!x->h_prev) return fkm_fail(err, FKM_ENOMEM, "out of host memory: the previous labels");
+            memcpy(x->h_prev, x->h_labels, (size_t)n * sizeof(int32_t));
+            *count = -1;
+            return FKM_OK;
+        }
+        int64_t c = 0;
+        for (int64_t i = 0; i < n; i++) {
+            c += x->h_labels[i] != x->h_prev[i];
+            x->h_prev[i] = x->h_labels[i];
+        }
+        *count = c;
+        return FKM_OK;
+    }
     if (!x->prev.p || !x->cnt.p) {
         if ((s = dev_alloc(x, &x->prev, (size_t)(n > 0 ? n : 1) * sizeof(int32_t), "the previous labels", err)) ||
             (s = dev_alloc(x, &x->cnt, sizeof(unsigned long long), "a counter", err)))
