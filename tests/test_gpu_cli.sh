@@ -47,6 +47,24 @@ agree = (a["/labels"][...] == b["/labels"][...]).mean()
 print("fp16: centroid rel diff %.2e, label agreement %.5f" % (rel, agree))
 assert rel < 1e-3 and agree > 0.999
 PY
+# the initialisations and stop rules of #7 on the GPU (nearest() and changed() of the cuda
+# backend, in memory and streamed): they run, and land where the CPU lands (inertia within 1%)
+for init in "kmeans++" "kmeans||"; do
+  for tier in device host; do
+    "$FKM" fit --input "$T/x.h5" --k 20 --iters 15 --seed 4 -q --init "$init" --backend cuda \
+      --residency $tier --reassign-tol 0.0001 --log-json "$T/g.jsonl" --output "$T/gi.h5" || fail "cuda --init $init $tier"
+    "$FKM" fit --input "$T/x.h5" --k 20 --iters 15 --seed 4 -q --init "$init" --backend cpu \
+      --reassign-tol 0.0001 --output "$T/ci.h5" || fail "cpu --init $init"
+    $PYTHON - "$T/gi.h5" "$T/ci.h5" "$T/g.jsonl" <<'PY' && ok "--init $init, --reassign-tol, $tier: cuda lands with cpu" || fail "--init $init $tier"
+import h5py, json, sys
+a, b = h5py.File(sys.argv[1]), h5py.File(sys.argv[2])
+ia, ib = float(a.attrs["inertia"]), float(b.attrs["inertia"])
+assert abs(ia - ib) <= 0.01 * ib, (ia, ib)
+log = [json.loads(l) for l in open(sys.argv[3]) if '"iter"' in l]
+assert any(l.get("reassigned") is not None for l in log), "no reassigned fraction in the log"
+PY
+  done
+done
 BACKEND=cuda TEST_TMP="$T/res" FKM="$FKM" bash "$(dirname "$0")/test_residency.sh" > "$T/res.log" 2>&1 \
   && ok "test_residency with the cuda backend" || { fail "test_residency (cuda)"; tail -5 "$T/res.log"; }
 finish
