@@ -44,6 +44,7 @@ typedef struct run {
     int64_t *tidx;      /* ... their indices among this rank's used rows */
     const fkm_rowsrc *full; /* all used rows (the final pass), and their n_used, row0_used */
     int64_t n_full, row0_full;
+    fkm_step_times t;   /* the last step's times */
     int start_iter;     /* first iteration to run (after a resume, the checkpoint's + 1) */
     double start_prev;  /* the stop test's previous inertia at start_iter (NaN when fresh) */
 } run;
@@ -144,8 +145,9 @@ static int choose_comm(run *R, const fkm_params *p, fkm_error *err)
  * global statistics afterwards (and the backend's stats buffer too). */
 static int pass(run *R, fkm_iter_stats *st, fkm_error *err)
 {
-    fkm_step_times t = {0, 0};
-    R->be.step(R->be.ctx, &t, err);
+    /* the times land at the backend's next wait (finalize, usually): R->t outlives this call */
+    memset(&R->t, 0, sizeof R->t);
+    R->be.step(R->be.ctx, &R->t, err);
     /* Agree before the all-reduce, so a failed rank never leaves the others inside it. */
     int s = fkm_comm_agree(&R->comm, err);
     if (s) return s;
@@ -165,9 +167,7 @@ static int pass(run *R, fkm_iter_stats *st, fkm_error *err)
         s = R->be.stats_from_host(R->be.ctx, R->host_stats, err);
     }
     if (st) {
-        st->ms_assign = t.ms_assign;
-        st->ms_update = t.ms_update;
-        st->ms_comm = fkm_now_ms() - t0; /* the inertia is read after finalize */
+        st->ms_comm = fkm_now_ms() - t0; /* the inertia and the step's times: after finalize */
     }
     return fkm_comm_agree(&R->comm, err);
 }
@@ -433,6 +433,8 @@ static int iterate(run *R, const fkm_params *p, fkm_result *res, fkm_error *err)
         }
         if ((s = fkm_comm_agree(&R->comm, err))) return s;
         st.inertia = R->host_stats[fkm_stats_len(k, d) - 1]; /* in place after finalize */
+        st.ms_assign = R->t.ms_assign;
+        st.ms_update = R->t.ms_update;
         st.ms_update += fkm_now_ms() - t1;
         st.ms_total = fkm_now_ms() - t0;
         st.rel_change = isnan(prev) ? NAN : fabs(prev - st.inertia) / (prev > 0 ? prev : 1.0);
