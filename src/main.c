@@ -198,6 +198,64 @@ static int pick(const char *flagname, const char *value, const char *const *name
     return usage_error("%s '%s' is not one of the accepted values", flagname, value);
 }
 
+/* FILE[:/dataset] in place: the dataset starts at the last ":/"; without one, *dataset is
+ * left as it was. */
+static void split_file_dataset(char *buf, const char **dataset)
+{
+    char *colon = strstr(buf, ":/"), *next;
+    while (colon && (next = strstr(colon + 1, ":/"))) colon = next;
+    if (colon) {
+        *colon = '\0';
+        *dataset = colon + 1;
+    }
+}
+
+/* The flags fit and assign share: input, backend, arithmetic, communicator, residency,
+ * non-finite rows, verbosity. 0, or 2 after printing a usage error. */
+static int parse_run_flags(flag *f, int nf, fkm_params *p)
+{
+    flag *v;
+    int64_t i64;
+    int choice;
+    if ((v = get(f, nf, "--input"))) p->input = v->value;
+    if ((v = get(f, nf, "--dataset"))) p->dataset = v->value;
+    if (get(f, nf, "--skip-nonfinite")) p->skip_nonfinite = 1;
+    if ((v = get(f, nf, "--backend"))) {
+        static const char *const names[] = {"auto", "cpu", "cuda"};
+        if (pick("--backend", v->value, names, 3, &choice)) return 2;
+        p->backend = (fkm_backend_kind)choice;
+    }
+    if ((v = get(f, nf, "--precision"))) {
+        static const char *const names[] = {"auto", "exact", "tf32", "fp16", "bf16"};
+        if (pick("--precision", v->value, names, 5, &choice)) return 2;
+        p->precision = (fkm_precision)choice;
+    }
+    if ((v = get(f, nf, "--residency"))) {
+        static const char *const names[] = {"auto", "device", "host", "file"};
+        if (pick("--residency", v->value, names, 4, &choice)) return 2;
+        p->residency = (fkm_residency)choice;
+    }
+    if ((v = get(f, nf, "--comm"))) {
+        static const char *const names[] = {"auto", "nccl", "mpi"};
+        if (pick("--comm", v->value, names, 3, &choice)) return 2;
+        p->comm = (fkm_comm_kind)choice;
+    }
+    if ((v = get(f, nf, "--device"))) {
+        if (parse_i64("--device", v->value, &i64)) return 2;
+        if (i64 < 0 || i64 > 1024)
+            return usage_error("--device '%s' must be a CUDA device number%s", v->value, ""), 2;
+        p->device = (int)i64;
+    }
+    if ((v = get(f, nf, "--chunk-rows"))) {
+        if (parse_i64("--chunk-rows", v->value, &p->chunk_rows)) return 2;
+        if (p->chunk_rows < 1) return usage_error("--chunk-rows '%s' must be ≥ 1%s", v->value, ""), 2;
+    }
+    if (get(f, nf, "-q") && get(f, nf, "-v")) return usage_error("-q and -v exclude each other%s%s", "", ""), 2;
+    if (get(f, nf, "-q")) p->verbose = 0;
+    if (get(f, nf, "-v")) p->verbose = 2;
+    return 0;
+}
+
 static int cmd_fit(int argc, char **argv)
 {
     flag f[] = {{"--input", 1},   {"--dataset", 1}, {"--k", 1},          {"--iters", 1},
@@ -214,8 +272,6 @@ static int cmd_fit(int argc, char **argv)
     fkm_params_default(&p);
     flag *v;
     int64_t i64;
-    if ((v = get(f, nf, "--input"))) p.input = v->value;
-    if ((v = get(f, nf, "--dataset"))) p.dataset = v->value;
     if (!get(f, nf, "--k")) return usage_error("fit: --k is required%s%s", "", ""), 2;
     if (parse_i64("--k", get(f, nf, "--k")->value, &p.k)) return 2;
     if ((v = get(f, nf, "--iters"))) {
@@ -233,53 +289,19 @@ static int cmd_fit(int argc, char **argv)
     } else if (v && strcmp(v->value, "random") != 0) {
         /* FILE.h5:/dataset — the dataset starts at the last ":/"; without one, /centroids. */
         initbuf = strdup(v->value);
-        char *colon = strstr(initbuf, ":/"), *next;
-        while (colon && (next = strstr(colon + 1, ":/"))) colon = next;
-        if (colon) {
-            *colon = '\0';
-            p.init_dataset = colon + 1;
-        }
+        split_file_dataset(initbuf, &p.init_dataset);
         p.init = FKM_INIT_FILE;
         p.init_file = initbuf;
     }
     int choice;
-    if ((v = get(f, nf, "--backend"))) {
-        static const char *const names[] = {"auto", "cpu", "cuda"};
-        if (pick("--backend", v->value, names, 3, &choice)) return free(initbuf), 2;
-        p.backend = (fkm_backend_kind)choice;
-    }
-    if ((v = get(f, nf, "--precision"))) {
-        static const char *const names[] = {"auto", "exact", "tf32", "fp16", "bf16"};
-        if (pick("--precision", v->value, names, 5, &choice)) return free(initbuf), 2;
-        p.precision = (fkm_precision)choice;
-    }
+    if (parse_run_flags(f, nf, &p)) return free(initbuf), 2;
     if ((v = get(f, nf, "--empty"))) {
         static const char *const names[] = {"split", "keep"};
         if (pick("--empty", v->value, names, 2, &choice)) return free(initbuf), 2;
         p.empty = (fkm_empty)choice;
     }
-    if ((v = get(f, nf, "--residency"))) {
-        static const char *const names[] = {"auto", "device", "host", "file"};
-        if (pick("--residency", v->value, names, 4, &choice)) return free(initbuf), 2;
-        p.residency = (fkm_residency)choice;
-    }
-    if ((v = get(f, nf, "--comm"))) {
-        static const char *const names[] = {"auto", "nccl", "mpi"};
-        if (pick("--comm", v->value, names, 3, &choice)) return free(initbuf), 2;
-        p.comm = (fkm_comm_kind)choice;
-    }
-    if ((v = get(f, nf, "--device"))) {
-        if (parse_i64("--device", v->value, &i64)) return free(initbuf), 2;
-        if (i64 < 0 || i64 > 1024) return free(initbuf), usage_error("--device '%s' must be a CUDA device number%s", v->value, ""), 2;
-        p.device = (int)i64;
-    }
-    if ((v = get(f, nf, "--chunk-rows"))) {
-        if (parse_i64("--chunk-rows", v->value, &p.chunk_rows)) return free(initbuf), 2;
-        if (p.chunk_rows < 1) return free(initbuf), usage_error("--chunk-rows '%s' must be ≥ 1%s", v->value, ""), 2;
-    }
     if ((v = get(f, nf, "--output"))) p.output = v->value;
     if (get(f, nf, "--labels")) p.write_labels = 1;
-    if (get(f, nf, "--skip-nonfinite")) p.skip_nonfinite = 1;
     if (get(f, nf, "--distances")) {
         if (!p.write_labels) return free(initbuf), usage_error("--distances needs --labels%s%s", "", ""), 2;
         p.write_distances = 1;
@@ -312,9 +334,6 @@ static int cmd_fit(int argc, char **argv)
             return free(initbuf), usage_error("--reassign-tol '%s' must lie in [0, 1]%s", v->value, ""), 2;
     }
     if ((v = get(f, nf, "--log-json"))) p.log_json = v->value;
-    if (get(f, nf, "-q") && get(f, nf, "-v")) return free(initbuf), usage_error("-q and -v exclude each other%s%s", "", ""), 2;
-    if (get(f, nf, "-q")) p.verbose = 0;
-    if (get(f, nf, "-v")) p.verbose = 2;
 
     fkm_error err;
     fkm_result res;
@@ -338,61 +357,18 @@ static int cmd_assign(int argc, char **argv)
     fkm_params p;
     fkm_params_default(&p);
     flag *v;
-    int64_t i64;
-    int choice;
     if (!(v = get(f, nf, "--centroids"))) return usage_error("assign: --centroids is required%s%s", "", ""), 2;
     if (!get(f, nf, "--output")) return usage_error("assign: --output is required%s%s", "", ""), 2;
     char *cbuf = strdup(v->value);
-    {   /* FILE[:/dataset]: the dataset starts at the last ":/"; without one, /centroids */
-        char *colon = strstr(cbuf, ":/"), *next;
-        while (colon && (next = strstr(colon + 1, ":/"))) colon = next;
-        if (colon) {
-            *colon = '\0';
-            p.init_dataset = colon + 1;
-        }
-    }
+    split_file_dataset(cbuf, &p.init_dataset); /* without ":/dataset", /centroids */
     p.init = FKM_INIT_FILE;
     p.init_file = cbuf;
     p.max_iter = 0;
     p.empty = FKM_EMPTY_KEEP;
     p.write_labels = 1;
     p.output = get(f, nf, "--output")->value;
-    if ((v = get(f, nf, "--input"))) p.input = v->value;
-    if ((v = get(f, nf, "--dataset"))) p.dataset = v->value;
     if (get(f, nf, "--distances")) p.write_distances = 1;
-    if (get(f, nf, "--skip-nonfinite")) p.skip_nonfinite = 1;
-    if ((v = get(f, nf, "--backend"))) {
-        static const char *const names[] = {"auto", "cpu", "cuda"};
-        if (pick("--backend", v->value, names, 3, &choice)) return free(cbuf), 2;
-        p.backend = (fkm_backend_kind)choice;
-    }
-    if ((v = get(f, nf, "--precision"))) {
-        static const char *const names[] = {"auto", "exact", "tf32", "fp16", "bf16"};
-        if (pick("--precision", v->value, names, 5, &choice)) return free(cbuf), 2;
-        p.precision = (fkm_precision)choice;
-    }
-    if ((v = get(f, nf, "--residency"))) {
-        static const char *const names[] = {"auto", "device", "host", "file"};
-        if (pick("--residency", v->value, names, 4, &choice)) return free(cbuf), 2;
-        p.residency = (fkm_residency)choice;
-    }
-    if ((v = get(f, nf, "--comm"))) {
-        static const char *const names[] = {"auto", "nccl", "mpi"};
-        if (pick("--comm", v->value, names, 3, &choice)) return free(cbuf), 2;
-        p.comm = (fkm_comm_kind)choice;
-    }
-    if ((v = get(f, nf, "--device"))) {
-        if (parse_i64("--device", v->value, &i64)) return free(cbuf), 2;
-        if (i64 < 0 || i64 > 1024) return free(cbuf), usage_error("--device '%s' must be a CUDA device number%s", v->value, ""), 2;
-        p.device = (int)i64;
-    }
-    if ((v = get(f, nf, "--chunk-rows"))) {
-        if (parse_i64("--chunk-rows", v->value, &p.chunk_rows)) return free(cbuf), 2;
-        if (p.chunk_rows < 1) return free(cbuf), usage_error("--chunk-rows '%s' must be ≥ 1%s", v->value, ""), 2;
-    }
-    if (get(f, nf, "-q") && get(f, nf, "-v")) return free(cbuf), usage_error("-q and -v exclude each other%s%s", "", ""), 2;
-    if (get(f, nf, "-q")) p.verbose = 0;
-    if (get(f, nf, "-v")) p.verbose = 2;
+    if (parse_run_flags(f, nf, &p)) return free(cbuf), 2;
     /* k: the number of centroids in the file (every rank reads the same header) */
     fkm_error err;
     fkm_error_clear(&err);
