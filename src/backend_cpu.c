@@ -311,45 +311,6 @@ static void add_part(cpu_ctx *s)
     for (int64_t i = 0; i < len; i++) s->stats[i] += s->part[i];
 }
 
-static int cpu_step(void *vp, fkm_step_times *t, fkm_error *err)
-{
-    cpu_ctx *s = vp;
-    const int64_t d = s->d;
-    double ta = 0, tu = 0, tio = 0;
-    memset(s->stats, 0, (size_t)fkm_stats_len(s->k, d) * sizeof(double));
-    if (s->pf) fkm_prefetch_begin(s->pf);
-    for (int64_t r0 = 0; r0 < s->n; r0 += s->chunk) {
-        int64_t m = s->n - r0 < s->chunk ? s->n - r0 : s->chunk;
-        const float *x = s->x ? s->x + r0 * d : NULL;
-        const double *xn = s->x ? s->xnorm + r0 : s->xnorm;
-        if (s->pf) {
-            const void *rows;
-            int64_t pr0, pm;
-            double w;
-            int st = fkm_prefetch_next(s->pf, &rows, &pr0, &pm, &w, err);
-            if (st) return st;
-            double t0 = fkm_now_ms();
-            to_f32(rows, s->src_dt, pm, d, s->cx, s->xnorm);
-            fkm_prefetch_release(s->pf);
-            tio += w + fkm_now_ms() - t0;
-            x = s->cx;
-        }
-        double t0 = fkm_now_ms();
-        cset cs = fit_set(s);
-        assign(&cs, x, xn, m, s->labels + r0);
-        double t1 = fkm_now_ms();
-        update(s, x, m, s->labels + r0);
-        add_part(s);
-        ta += t1 - t0;
-        tu += fkm_now_ms() - t1;
-    }
-    if (t) {
-        t->ms_assign = ta;
-        t->ms_update = tu;
-        t->ms_io = tio;
-    }
-    return FKM_OK;
-}
 
 static double *cpu_stats(void *vp) { return ((cpu_ctx *)vp)->stats; }
 
@@ -433,6 +394,43 @@ static int for_each_chunk(cpu_ctx *s, int (*f)(const float *, const double *, in
         }
         int st = f(x, xn, m, r0, arg);
         if (st) return st;
+    }
+    return FKM_OK;
+}
+
+typedef struct step_arg {
+    cpu_ctx *s;
+    double ta, tu;
+} step_arg;
+
+/* One chunk of a step: labels, then the chunk's statistics added in chunk order. */
+static int step_chunk(const float *x, const double *xn, int64_t m, int64_t r0, void *vp)
+{
+    step_arg *a = vp;
+    cpu_ctx *s = a->s;
+    double t0 = fkm_now_ms();
+    cset cs = fit_set(s);
+    assign(&cs, x, xn, m, s->labels + r0);
+    double t1 = fkm_now_ms();
+    update(s, x, m, s->labels + r0);
+    add_part(s);
+    a->ta += t1 - t0;
+    a->tu += fkm_now_ms() - t1;
+    return FKM_OK;
+}
+
+static int cpu_step(void *vp, fkm_step_times *t, fkm_error *err)
+{
+    cpu_ctx *s = vp;
+    step_arg a = {s, 0, 0};
+    double tio = 0;
+    memset(s->stats, 0, (size_t)fkm_stats_len(s->k, s->d) * sizeof(double));
+    int st = for_each_chunk(s, step_chunk, &a, &tio, err);
+    if (st) return st;
+    if (t) {
+        t->ms_assign = a.ta;
+        t->ms_update = a.tu;
+        t->ms_io = tio;
     }
     return FKM_OK;
 }
