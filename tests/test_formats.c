@@ -640,7 +640,8 @@ static void test_npy_errors(void)
     expect_open_error(tpath("empty.npy"), "file is 0 bytes, too short for a .npy header");
     write_bytes(tpath("nine.npy"), pre, 9, NULL, 0);
     expect_open_error(tpath("nine.npy"), "too short");
-    write_bytes(tpath("magic.npy"), "PK\x03\x04 this is a zip", 20, NULL, 0);
+    static const char zip[] = "PK\x03\x04 this is a zip";
+    write_bytes(tpath("magic.npy"), zip, sizeof zip - 1, NULL, 0);
     expect_open_error(tpath("magic.npy"), "not a NumPy .npy file");
     memcpy(pre, "\x93NUMPY\x04\x00", 8);
     le16(pre + 8, 4);
