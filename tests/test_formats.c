@@ -18,29 +18,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char g_dir[64];
-
-static char *tpath(const char *name)
-{ /* a path in the temporary directory (64 rotating static buffers) */
-    static char buf[64][256];
-    static int next = 0;
-    char *p = buf[next++ % 64];
-    snprintf(p, sizeof buf[0], "%s/%s", g_dir, name);
-    return p;
-}
-
-static uint64_t xs_next(uint64_t *s)
-{ /* the test's own generator */
-    uint64_t x = *s ? *s : 88172645463325252ULL;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
 
 static int64_t rnd_between(uint64_t *s, int64_t lo, int64_t hi)
 {
-    return lo + (int64_t)(xs_next(s) % (uint64_t)(hi - lo + 1));
+    return lo + (int64_t)(t_xs_next(s) % (uint64_t)(hi - lo + 1));
 }
 
 /* ---------- independent references: values by formula, bytes by shifting ---------- */
@@ -115,7 +96,7 @@ static tmat make_mat(int64_t n, int64_t d, ttype type, uint64_t *s)
     m.ref32 = malloc(cnt * sizeof(float) + 1);
     m.refnat = malloc(cnt * m.natsize + 1);
     for (size_t i = 0; i < cnt; i++) {
-        uint64_t x = xs_next(s);
+        uint64_t x = t_xs_next(s);
         double v = 0;
         switch (type) {
         case T_F32: { /* every magnitude: uniform mantissa × 2^[-40, 40], both signs */
@@ -312,7 +293,7 @@ static void test_npy(uint64_t seed)
                              (long long)m.d);
                 else
                     snprintf(shape, sizeof shape, "(%lld, %lld)", (long long)m.n, (long long)m.d);
-                const char *file = tpath(name);
+                const char *file = t_path(name);
                 write_npy(file, major, kinds[k].descr, "False", shape, NULL, m.disk,
                           (size_t)(m.n * m.d) * t_esize[m.type]);
                 snprintf(label, sizeof label, "npy v%d.0 %s %lldx%lld", major, kinds[k].descr,
@@ -327,9 +308,9 @@ static void test_npy(uint64_t seed)
      * comma, no padding to 64, upper-case extension */
     tmat m = make_mat(77, 5, T_F32, &s);
     const size_t nb = (size_t)(77 * 5 * 4);
-    write_npy(tpath("q.npy"), 1, NULL, NULL, NULL,
+    write_npy(t_path("q.npy"), 1, NULL, NULL, NULL,
               "{\"shape\": (77, 5), \"fortran_order\": False, \"descr\": \"<f4\"}", m.disk, nb);
-    check_reader("npy double quotes, key order", tpath("q.npy"), NULL, &m, FKM_IO_F32);
+    check_reader("npy double quotes, key order", t_path("q.npy"), NULL, &m, FKM_IO_F32);
     {
         const char *text = "{'descr':'<f4','fortran_order':False,'shape':(77,5)}";
         size_t tl = strlen(text);
@@ -337,8 +318,8 @@ static void test_npy(uint64_t seed)
         memcpy(hdr, "\x93NUMPY\x01\x00", 8);
         le16(hdr + 8, (uint16_t)tl);
         memcpy(hdr + 10, text, tl);
-        write_bytes(tpath("UPPER.NPY"), hdr, 10 + tl, m.disk, nb);
-        check_reader("npy unpadded, .NPY", tpath("UPPER.NPY"), NULL, &m, FKM_IO_F32);
+        write_bytes(t_path("UPPER.NPY"), hdr, 10 + tl, m.disk, nb);
+        check_reader("npy unpadded, .NPY", t_path("UPPER.NPY"), NULL, &m, FKM_IO_F32);
     }
     free_mat(&m);
 }
@@ -357,11 +338,11 @@ static void test_bigann(uint64_t seed)
             tmat m = make_mat(n, d, kinds[k].type, &s);
             char name[64], label[128];
             snprintf(name, sizeof name, "b%zu_%d.%s", k, sh, kinds[k].ext);
-            write_bigann(tpath(name), (uint32_t)n, (uint32_t)d, m.disk,
+            write_bigann(t_path(name), (uint32_t)n, (uint32_t)d, m.disk,
                          (size_t)(n * d) * t_esize[m.type]);
             snprintf(label, sizeof label, ".%s %lldx%lld", kinds[k].ext, (long long)n,
                      (long long)d);
-            check_reader(label, tpath(name), NULL, &m, io_dtype_of[m.type]);
+            check_reader(label, t_path(name), NULL, &m, io_dtype_of[m.type]);
             free_mat(&m);
         }
     }
@@ -371,7 +352,7 @@ static void test_bigann(uint64_t seed)
  * written at an offset beyond 2^32 and read back through a shard range. */
 static void test_large_offsets(uint64_t seed)
 {
-    const char *file = tpath("big.u8bin");
+    const char *file = t_path("big.u8bin");
     const uint32_t rows = 70000, cols = 65536; /* 4.59e9 bytes, mostly holes */
     const int64_t bytes = 8 + (int64_t)rows * cols;
     FILE *f = fopen(file, "wb");
@@ -388,7 +369,7 @@ static void test_large_offsets(uint64_t seed)
     const int64_t row0 = rows - 3;
     unsigned char *tail = malloc((size_t)3 * cols);
     uint64_t s = seed | 1;
-    for (size_t i = 0; i < (size_t)3 * cols; i++) tail[i] = (unsigned char)xs_next(&s);
+    for (size_t i = 0; i < (size_t)3 * cols; i++) tail[i] = (unsigned char)t_xs_next(&s);
     CHECK(pwrite(fileno(f), tail, (size_t)3 * cols, (off_t)(8 + row0 * cols)) ==
               (ssize_t)3 * cols,
           "tail");
@@ -464,7 +445,7 @@ static void put_dtype_attr(hid_t file, const char *dset, const char *str, int vl
 static void test_hdf5_types(uint64_t seed)
 {
     uint64_t s = seed * 0xA24BAED4963EE407ULL + 3;
-    const char *file = tpath("types.h5");
+    const char *file = t_path("types.h5");
     hid_t fid = H5Fcreate(file, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     CHECK(fid >= 0, "create %s", file);
 
@@ -552,7 +533,7 @@ static void expect_h5_error(const char *file, const char *dset, const char *phra
 static const char *npy_case(const char *name, int major, const char *descr, const char *fortran,
                             const char *shape, size_t nbytes)
 {
-    const char *file = tpath(name);
+    const char *file = t_path(name);
     unsigned char *data = calloc(1, nbytes + 1);
     write_npy(file, major, descr, fortran, shape, NULL, data, nbytes);
     free(data);
@@ -561,7 +542,7 @@ static const char *npy_case(const char *name, int major, const char *descr, cons
 
 static const char *npy_dict(const char *name, const char *dict, size_t nbytes)
 {
-    const char *file = tpath(name);
+    const char *file = t_path(name);
     unsigned char *data = calloc(1, nbytes + 1);
     write_npy(file, 1, NULL, NULL, NULL, dict, data, nbytes);
     free(data);
@@ -636,36 +617,36 @@ static void test_npy_errors(void)
 
     /* broken prefixes */
     unsigned char pre[16] = "\x93NUMPY\x01\x00";
-    write_bytes(tpath("empty.npy"), NULL, 0, NULL, 0);
-    expect_open_error(tpath("empty.npy"), "file is 0 bytes, too short for a .npy header");
-    write_bytes(tpath("nine.npy"), pre, 9, NULL, 0);
-    expect_open_error(tpath("nine.npy"), "too short");
+    write_bytes(t_path("empty.npy"), NULL, 0, NULL, 0);
+    expect_open_error(t_path("empty.npy"), "file is 0 bytes, too short for a .npy header");
+    write_bytes(t_path("nine.npy"), pre, 9, NULL, 0);
+    expect_open_error(t_path("nine.npy"), "too short");
     static const char zip[] = "PK\x03\x04 this is a zip";
-    write_bytes(tpath("magic.npy"), zip, sizeof zip - 1, NULL, 0);
-    expect_open_error(tpath("magic.npy"), "not a NumPy .npy file");
+    write_bytes(t_path("magic.npy"), zip, sizeof zip - 1, NULL, 0);
+    expect_open_error(t_path("magic.npy"), "not a NumPy .npy file");
     memcpy(pre, "\x93NUMPY\x04\x00", 8);
     le16(pre + 8, 4);
-    write_bytes(tpath("v4.npy"), pre, 10, "{}  ", 4);
-    expect_open_error(tpath("v4.npy"), "version 4.0 is not supported");
+    write_bytes(t_path("v4.npy"), pre, 10, "{}  ", 4);
+    expect_open_error(t_path("v4.npy"), "version 4.0 is not supported");
     memcpy(pre, "\x93NUMPY\x01\x00", 8);
     le16(pre + 8, 500); /* header longer than the file */
-    write_bytes(tpath("hlie.npy"), pre, 10, "{'descr': '<f4'}", 16);
-    expect_open_error(tpath("hlie.npy"), "header says it is 10 + 500 bytes");
+    write_bytes(t_path("hlie.npy"), pre, 10, "{'descr': '<f4'}", 16);
+    expect_open_error(t_path("hlie.npy"), "header says it is 10 + 500 bytes");
     memcpy(pre, "\x93NUMPY\x02\x00", 8);
     le32(pre + 8, 0xfffffff0u); /* absurd v2 header length */
-    write_bytes(tpath("hbig.npy"), pre, 12, "{}", 2);
-    expect_open_error(tpath("hbig.npy"), "over the");
+    write_bytes(t_path("hbig.npy"), pre, 12, "{}", 2);
+    expect_open_error(t_path("hbig.npy"), "over the");
     memcpy(pre, "\x93NUMPY\x02\x00", 8);
-    write_bytes(tpath("v2short.npy"), pre, 11, NULL, 0); /* 11 bytes: no room for the length */
-    expect_open_error(tpath("v2short.npy"), "too short for its header");
+    write_bytes(t_path("v2short.npy"), pre, 11, NULL, 0); /* 11 bytes: no room for the length */
+    expect_open_error(t_path("v2short.npy"), "too short for its header");
 
     /* not a file */
-    expect_open_error(tpath("missing.npy"), "no such file");
-    mkdir(tpath("dir.npy"), 0700);
-    expect_open_error(tpath("dir.npy"), "is a directory");
+    expect_open_error(t_path("missing.npy"), "no such file");
+    mkdir(t_path("dir.npy"), 0700);
+    expect_open_error(t_path("dir.npy"), "is a directory");
     /* a .npy under another name: the HDF5 reader says what it is */
     npy_case("looks.h5", 1, "<f4", "False", "(2, 2)", 16);
-    expect_open_error(tpath("looks.h5"), "name it with the .npy extension");
+    expect_open_error(t_path("looks.h5"), "name it with the .npy extension");
 }
 
 static void test_bigann_errors(void)
@@ -673,42 +654,42 @@ static void test_bigann_errors(void)
     unsigned char junk[2000];
     memset(junk, 0x3c, sizeof junk);
     /* the size check, with the message of the contract */
-    write_bigann(tpath("x.fbin"), 10, 4, junk, 1000 - 8);
-    expect_open_error(tpath("x.fbin"), "file is 1000 bytes, header says 8 + 10×4×4 = 168");
-    write_bigann(tpath("short.fbin"), 10, 4, junk, 159);
-    expect_open_error(tpath("short.fbin"), "file is 167 bytes, header says 8 + 10×4×4 = 168");
-    write_bigann(tpath("short.u8bin"), 10, 4, junk, 39);
-    expect_open_error(tpath("short.u8bin"), "header says 8 + 10×4×1 = 48");
-    write_bigann(tpath("long.i8bin"), 10, 4, junk, 41);
-    expect_open_error(tpath("long.i8bin"), "file is 49 bytes");
+    write_bigann(t_path("x.fbin"), 10, 4, junk, 1000 - 8);
+    expect_open_error(t_path("x.fbin"), "file is 1000 bytes, header says 8 + 10×4×4 = 168");
+    write_bigann(t_path("short.fbin"), 10, 4, junk, 159);
+    expect_open_error(t_path("short.fbin"), "file is 167 bytes, header says 8 + 10×4×4 = 168");
+    write_bigann(t_path("short.u8bin"), 10, 4, junk, 39);
+    expect_open_error(t_path("short.u8bin"), "header says 8 + 10×4×1 = 48");
+    write_bigann(t_path("long.i8bin"), 10, 4, junk, 41);
+    expect_open_error(t_path("long.i8bin"), "file is 49 bytes");
     /* a .u8bin's data named .fbin is too short by 4x */
-    write_bigann(tpath("kind.fbin"), 10, 4, junk, 40);
-    expect_open_error(tpath("kind.fbin"), "truncated");
-    write_bigann(tpath("rows0.fbin"), 0, 4, NULL, 0);
-    expect_open_error(tpath("rows0.fbin"), "has 0 rows");
-    write_bigann(tpath("cols0.u8bin"), 10, 0, NULL, 0);
-    expect_open_error(tpath("cols0.u8bin"), "has 0 columns");
-    write_bigann(tpath("both0.i8bin"), 0, 0, NULL, 0);
-    expect_open_error(tpath("both0.i8bin"), "has 0 rows");
-    write_bigann(tpath("ovf.fbin"), 0xffffffffu, 0xffffffffu, junk, 16);
-    expect_open_error(tpath("ovf.fbin"), "more than a file can hold");
+    write_bigann(t_path("kind.fbin"), 10, 4, junk, 40);
+    expect_open_error(t_path("kind.fbin"), "truncated");
+    write_bigann(t_path("rows0.fbin"), 0, 4, NULL, 0);
+    expect_open_error(t_path("rows0.fbin"), "has 0 rows");
+    write_bigann(t_path("cols0.u8bin"), 10, 0, NULL, 0);
+    expect_open_error(t_path("cols0.u8bin"), "has 0 columns");
+    write_bigann(t_path("both0.i8bin"), 0, 0, NULL, 0);
+    expect_open_error(t_path("both0.i8bin"), "has 0 rows");
+    write_bigann(t_path("ovf.fbin"), 0xffffffffu, 0xffffffffu, junk, 16);
+    expect_open_error(t_path("ovf.fbin"), "more than a file can hold");
     /* (2^32-1)×(2^31-1) bytes fits in 64 bits: then it is the size check that speaks */
-    write_bigann(tpath("huge.u8bin"), 0xffffffffu, 0x7fffffffu, junk, 16);
-    expect_open_error(tpath("huge.u8bin"),
+    write_bigann(t_path("huge.u8bin"), 0xffffffffu, 0x7fffffffu, junk, 16);
+    expect_open_error(t_path("huge.u8bin"),
                       "file is 24 bytes, header says 8 + 4294967295×2147483647×1 = "
                       "9223372030412324873");
-    write_bytes(tpath("tiny.fbin"), junk, 5, NULL, 0);
-    expect_open_error(tpath("tiny.fbin"), "file is 5 bytes, shorter than the 8-byte .fbin header");
-    write_bytes(tpath("empty.i8bin"), NULL, 0, NULL, 0);
-    expect_open_error(tpath("empty.i8bin"), "file is 0 bytes");
-    expect_open_error(tpath("missing.u8bin"), "no such file");
-    mkdir(tpath("dir.fbin"), 0700);
-    expect_open_error(tpath("dir.fbin"), "is a directory");
+    write_bytes(t_path("tiny.fbin"), junk, 5, NULL, 0);
+    expect_open_error(t_path("tiny.fbin"), "file is 5 bytes, shorter than the 8-byte .fbin header");
+    write_bytes(t_path("empty.i8bin"), NULL, 0, NULL, 0);
+    expect_open_error(t_path("empty.i8bin"), "file is 0 bytes");
+    expect_open_error(t_path("missing.u8bin"), "no such file");
+    mkdir(t_path("dir.fbin"), 0700);
+    expect_open_error(t_path("dir.fbin"), "is a directory");
 }
 
 static void test_hdf5_type_errors(void)
 {
-    const char *file = tpath("types.h5");
+    const char *file = t_path("types.h5");
     expect_h5_error(file, "/u16", "if it holds bfloat16 bits, add the attribute dtype");
     expect_h5_error(file, "/u16_f16", "dtype = \"float16\"; only \"bfloat16\" is understood");
     expect_h5_error(file, "/i16_bf", "stored as int16");
@@ -722,7 +703,7 @@ static void test_truncated_after_open(uint64_t seed)
     uint64_t s = seed + 99;
     tmat m = make_mat(100, 8, T_F32, &s);
     tmat q = make_mat(100, 8, T_U8, &s);
-    const char *ff = tpath("shrink.fbin"), *fn = tpath("shrink.npy");
+    const char *ff = t_path("shrink.fbin"), *fn = t_path("shrink.npy");
     write_bigann(ff, 100, 8, m.disk, 3200);
     write_npy(fn, 1, "|u1", "False", "(100, 8)", NULL, q.disk, 800);
     const char *files[] = {ff, fn};
@@ -750,7 +731,7 @@ static void test_truncated_after_open(uint64_t seed)
 
 static void capture_info(const char *file, char *text, size_t len, int *st, fkm_error *err)
 {
-    const char *cap = tpath("info.txt");
+    const char *cap = t_path("info.txt");
     fflush(stdout);
     int saved = dup(fileno(stdout));
     FILE *fp = fopen(cap, "w");
@@ -773,23 +754,23 @@ static void test_info_and_init(uint64_t seed)
     fkm_error err;
     int st;
     tmat m = make_mat(6, 3, T_F64, &s);
-    const char *f64 = tpath("info.npy");
+    const char *f64 = t_path("info.npy");
     write_npy(f64, 2, "<f8", "False", "(6, 3)", NULL, m.disk, 6 * 3 * 8);
     capture_info(f64, text, sizeof text, &st, &err);
     snprintf(want, sizeof want, "%s  shape 6 x 3  float64  npy v2.0\n", f64);
     CHECK(st == FKM_OK && strcmp(text, want) == 0, "info npy: %d '%s' (%s)", st, text, err.msg);
 
     tmat u = make_mat(9, 4, T_U8, &s);
-    const char *ub = tpath("info.u8bin");
+    const char *ub = t_path("info.u8bin");
     write_bigann(ub, 9, 4, u.disk, 36);
     capture_info(ub, text, sizeof text, &st, &err);
     snprintf(want, sizeof want, "%s  shape 9 x 4  uint8  u8bin\n", ub);
     CHECK(st == FKM_OK && strcmp(text, want) == 0, "info u8bin: %d '%s' (%s)", st, text, err.msg);
 
-    capture_info(tpath("fortran.npy"), text, sizeof text, &st, &err);
+    capture_info(t_path("fortran.npy"), text, sizeof text, &st, &err);
     CHECK(st == FKM_EINPUT && strstr(err.msg, "Fortran") && text[0] == '\0', "info bad npy: '%s'",
           err.msg);
-    capture_info(tpath("types.h5"), text, sizeof text, &st, &err);
+    capture_info(t_path("types.h5"), text, sizeof text, &st, &err);
     CHECK(st == FKM_OK && strstr(text, "/bf16  shape") && strstr(text, "bfloat16 (uint16 bits)") &&
               strstr(text, "/u8  shape") && strstr(text, "uint8") && strstr(text, "int8"),
           "info h5 new types: %d '%s'", st, text);
@@ -808,11 +789,11 @@ static void test_info_and_init(uint64_t seed)
     tmat ff = make_mat(5, 2, T_F32, &s);
     ff.ref32[7] = INFINITY;
     le32(ff.disk + 28, 0x7f800000u);
-    write_bigann(tpath("init.fbin"), 5, 2, ff.disk, 40);
-    st = fkm_load_matrix(tpath("init.fbin"), NULL, 0, 2, &c, &err);
+    write_bigann(t_path("init.fbin"), 5, 2, ff.disk, 40);
+    st = fkm_load_matrix(t_path("init.fbin"), NULL, 0, 2, &c, &err);
     CHECK(st == FKM_EINPUT && !c && strstr(err.msg, "init.fbin': row 3 column 1 is inf"),
           "init fbin inf: '%s'", err.msg);
-    st = fkm_load_matrix(tpath("fortran.npy"), NULL, 0, 0, &c, &err);
+    st = fkm_load_matrix(t_path("fortran.npy"), NULL, 0, 0, &c, &err);
     CHECK(st == FKM_EINPUT && strstr(err.msg, "init '") && strstr(err.msg, "Fortran"),
           "init fortran: '%s'", err.msg);
     free_mat(&m);
@@ -833,8 +814,8 @@ int main(void)
         printf("test_formats: skipped on a big-endian host (expected values assume LE)\n");
         return SKIP_CODE;
     }
-    snprintf(g_dir, sizeof g_dir, "/tmp/fkm_test_formats.XXXXXX");
-    if (!mkdtemp(g_dir)) {
+    snprintf(t_dir, sizeof t_dir, "/tmp/fkm_test_formats.XXXXXX");
+    if (!mkdtemp(t_dir)) {
         perror("mkdtemp");
         return 1;
     }
@@ -850,6 +831,6 @@ int main(void)
     test_info_and_init(seed);
     ssize_t open_ids = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
     CHECK(open_ids == 0, "%zd HDF5 objects still open", open_ids);
-    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    nftw(t_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return t_finish("test_formats");
 }

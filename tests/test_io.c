@@ -17,25 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char g_dir[64];
-
-static char *tpath(const char *name)
-{ /* a path in the temporary directory (64 rotating static buffers) */
-    static char buf[64][256];
-    static int next = 0;
-    char *p = buf[next++ % 64];
-    snprintf(p, sizeof buf[0], "%s/%s", g_dir, name);
-    return p;
-}
-
-static uint64_t xs_next(uint64_t *s)
-{ /* the test's own generator for bit patterns */
-    uint64_t x = *s ? *s : 88172645463325252ULL;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
 
 /* ---------- independent half reference and HDF5 helpers ---------- */
 
@@ -141,7 +122,7 @@ static void test_half(uint64_t seed)
     uint64_t s = seed | 1;
     int far = 0;
     for (int i = 0; i < 200000; i++) {
-        uint32_t bits = (uint32_t)xs_next(&s);
+        uint32_t bits = (uint32_t)t_xs_next(&s);
         float f;
         memcpy(&f, &bits, 4);
         if (!isfinite(f) || fabsf(f) >= 65504.0f) continue;
@@ -231,7 +212,7 @@ static void check_reader(const rcase *c)
 
 static void test_reader(uint64_t seed)
 {
-    const char *file = tpath("read.h5");
+    const char *file = t_path("read.h5");
     hid_t fid = H5Fcreate(file, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     CHECK(fid >= 0, "create %s", file);
     hid_t hle = half_type(0), hbe = half_type(1);
@@ -240,7 +221,7 @@ static void test_reader(uint64_t seed)
     /* float32: values of every magnitude (uniform × random powers of two) */
     int64_t n1 = 1003, d1 = 13;
     float *a = t_uniform(n1, d1, seed);
-    for (int64_t i = 0; i < n1 * d1; i++) a[i] = ldexpf(a[i], (int)(xs_next(&s) % 60) - 30);
+    for (int64_t i = 0; i < n1 * d1; i++) a[i] = ldexpf(a[i], (int)(t_xs_next(&s) % 60) - 30);
     hsize_t dims1[2] = {(hsize_t)n1, (hsize_t)d1}, ch1[2] = {37, 5};
     put(fid, "/group/sub/emb", 2, dims1, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, a, ch1);
     put(fid, "/be32", 2, dims1, H5T_IEEE_F32BE, H5T_NATIVE_FLOAT, a, ch1);
@@ -253,7 +234,7 @@ static void test_reader(uint64_t seed)
     /* float16: random bit patterns (subnormals, ±0, some ±inf and NaN included) */
     int64_t n3 = 777, d3 = 9;
     uint16_t *h = malloc((size_t)(n3 * d3) * sizeof *h);
-    for (int64_t i = 0; i < n3 * d3; i++) h[i] = (uint16_t)xs_next(&s);
+    for (int64_t i = 0; i < n3 * d3; i++) h[i] = (uint16_t)t_xs_next(&s);
     hsize_t dims3[2] = {(hsize_t)n3, (hsize_t)d3}, ch3[2] = {11, 4};
     put(fid, "/a/b/half", 2, dims3, hle, hle, h, ch3);
     put(fid, "/a/b/half_be", 2, dims3, hbe, hle, h, NULL); /* HDF5 swaps the bytes on disk */
@@ -265,7 +246,7 @@ static void test_reader(uint64_t seed)
     double *c = malloc((size_t)(n4 * d4) * sizeof *c);
     float *c32 = malloc((size_t)(n4 * d4) * sizeof *c32);
     for (int64_t i = 0; i < n4 * d4; i++) {
-        c[i] = ((double)(xs_next(&s) >> 11) / 9007199254740992.0 - 0.5) * 1e3;
+        c[i] = ((double)(t_xs_next(&s) >> 11) / 9007199254740992.0 - 0.5) * 1e3;
         c32[i] = (float)c[i];
     }
     hsize_t dims4[2] = {(hsize_t)n4, (hsize_t)d4}, ch4[2] = {3, 5};
@@ -344,7 +325,7 @@ static void expect_open_error(const char *file, const char *dset, const char *ph
 
 static void test_errors(void)
 {
-    const char *file = tpath("bad.h5");
+    const char *file = t_path("bad.h5");
     hid_t fid = H5Fcreate(file, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     float v[24];
     int32_t iv[24];
@@ -375,15 +356,15 @@ static void test_errors(void)
     H5Gclose(H5Gcreate2(fid, "/grp", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     H5Fclose(fid);
 
-    const char *text = tpath("notes.txt");
+    const char *text = t_path("notes.txt");
     FILE *fp = fopen(text, "w");
     fprintf(fp, "this is not an HDF5 file\n");
     fclose(fp);
 
-    expect_open_error(tpath("missing.h5"), "/data", "no such file");
-    expect_open_error(tpath("nodir/missing.h5"), "/data", "no such file");
+    expect_open_error(t_path("missing.h5"), "/data", "no such file");
+    expect_open_error(t_path("nodir/missing.h5"), "/data", "no such file");
     expect_open_error(text, "/data", "not an HDF5 file");
-    expect_open_error(g_dir, "/data", "is a directory");
+    expect_open_error(t_dir, "/data", "is a directory");
     expect_open_error(file, "/data", "dataset '/data' not found");
     expect_open_error(file, "/grp/x/y", "not found");
     expect_open_error(file, "/grp", "is a group");
@@ -401,7 +382,7 @@ static void test_errors(void)
 
 static void test_load_matrix(uint64_t seed)
 {
-    const char *file = tpath("init.h5");
+    const char *file = t_path("init.h5");
     fkm_error err;
     float *c = NULL;
     float *ref = t_blobs(4, 8, 2, seed);
@@ -447,7 +428,7 @@ static void test_load_matrix(uint64_t seed)
     st = fkm_load_matrix(file, "/nan", 4, 8, &c, &err);
     CHECK(st == FKM_EINPUT && !c && strstr(err.msg, "row 2 column 5"), "NaN init: %d '%s'", st,
           err.msg);
-    st = fkm_load_matrix(tpath("nope.h5"), "/centroids", 4, 8, &c, &err);
+    st = fkm_load_matrix(t_path("nope.h5"), "/centroids", 4, 8, &c, &err);
     CHECK(st == FKM_EINPUT && !c && strstr(err.msg, "init '") && strstr(err.msg, "no such file"),
           "missing init: %d '%s'", st, err.msg);
     st = fkm_load_matrix(file, "/nothere", 4, 8, &c, &err);
@@ -477,7 +458,7 @@ static void *read_all(const char *file, const char *dset, fkm_dsinfo *info)
 static int no_tmp_files(void)
 { /* no "<name>.tmp.<pid>" left in the directory */
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "ls %s | grep -q '\\.tmp\\.'", g_dir);
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q '\\.tmp\\.'", t_dir);
     return system(cmd) != 0;
 }
 
@@ -488,13 +469,13 @@ static void test_gen(uint64_t seed)
         fkm_io_dtype dt = t ? FKM_IO_F16 : FKM_IO_F32;
         size_t es = t ? 2 : 4;
         fkm_gen_params g = {
-            tpath(t ? "g16a.h5" : "g32a.h5"), "/g/x", 1000, 7, 5, dt, seed, 10.0, 1.0};
+            t_path(t ? "g16a.h5" : "g32a.h5"), "/g/x", 1000, 7, 5, dt, seed, 10.0, 1.0};
         CHECK(fkm_gen(&g, &err) == FKM_OK, "gen %d: %s", t, err.msg);
         fkm_gen_params g2 = g;
-        g2.output = tpath(t ? "g16b.h5" : "g32b.h5");
+        g2.output = t_path(t ? "g16b.h5" : "g32b.h5");
         CHECK(fkm_gen_blocked(&g2, 7, &err) == FKM_OK, "gen blocked %d: %s", t, err.msg);
         fkm_gen_params g3 = g;
-        g3.output = tpath(t ? "g16c.h5" : "g32c.h5");
+        g3.output = t_path(t ? "g16c.h5" : "g32c.h5");
         g3.seed = seed + 1;
         CHECK(fkm_gen_blocked(&g3, 333, &err) == FKM_OK, "gen other seed %d: %s", t, err.msg);
 
@@ -546,7 +527,7 @@ static void test_gen(uint64_t seed)
         H5Fclose(fid);
     }
     /* a row larger than 1 MiB: one-row chunks */
-    fkm_gen_params gw = {tpath("wide.h5"), "wide", 3, 300000, 2, FKM_IO_F32, seed, 10, 1};
+    fkm_gen_params gw = {t_path("wide.h5"), "wide", 3, 300000, 2, FKM_IO_F32, seed, 10, 1};
     CHECK(fkm_gen(&gw, &err) == FKM_OK, "gen wide: %s", err.msg);
     fkm_dsinfo iw;
     free(read_all(gw.output, "/wide", &iw));
@@ -558,21 +539,21 @@ static void test_gen(uint64_t seed)
         fkm_gen_params g;
         const char *phrase;
     } bad[] = {
-        {{tpath("v.h5"), "/data", 0, 4, 2, FKM_IO_F32, 1, 10, 1}, "--n must be ≥ 1"},
-        {{tpath("v.h5"), "/data", 10, 0, 2, FKM_IO_F32, 1, 10, 1}, "--d must be ≥ 1"},
-        {{tpath("v.h5"), "/data", 10, 4, 0, FKM_IO_F32, 1, 10, 1}, "--clusters must be ≥ 1"},
-        {{tpath("v.h5"), "/data", 10, 4, 2, FKM_IO_F32, 1, 10, -1}, "--sigma"},
-        {{tpath("nodir/v.h5"), "/data", 10, 4, 2, FKM_IO_F32, 1, 10, 1}, "does not exist"},
-        {{g_dir, "/data", 10, 4, 2, FKM_IO_F32, 1, 10, 1}, "is a directory"},
+        {{t_path("v.h5"), "/data", 0, 4, 2, FKM_IO_F32, 1, 10, 1}, "--n must be ≥ 1"},
+        {{t_path("v.h5"), "/data", 10, 0, 2, FKM_IO_F32, 1, 10, 1}, "--d must be ≥ 1"},
+        {{t_path("v.h5"), "/data", 10, 4, 0, FKM_IO_F32, 1, 10, 1}, "--clusters must be ≥ 1"},
+        {{t_path("v.h5"), "/data", 10, 4, 2, FKM_IO_F32, 1, 10, -1}, "--sigma"},
+        {{t_path("nodir/v.h5"), "/data", 10, 4, 2, FKM_IO_F32, 1, 10, 1}, "does not exist"},
+        {{t_dir, "/data", 10, 4, 2, FKM_IO_F32, 1, 10, 1}, "is a directory"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int st = fkm_gen(&bad[i].g, &err);
         CHECK(st == FKM_EINPUT && strstr(err.msg, bad[i].phrase), "gen bad %zu: %d '%s'", i, st,
               err.msg);
     }
-    CHECK(access(tpath("v.h5"), F_OK) != 0, "invalid gen left a file");
+    CHECK(access(t_path("v.h5"), F_OK) != 0, "invalid gen left a file");
     /* an HDF5 failure (the root group as the dataset path) leaves no temporary behind */
-    fkm_gen_params gf = {tpath("fail.h5"), "/", 10, 4, 2, FKM_IO_F32, 1, 10, 1};
+    fkm_gen_params gf = {t_path("fail.h5"), "/", 10, 4, 2, FKM_IO_F32, 1, 10, 1};
     int st = fkm_gen(&gf, &err);
     CHECK(st == FKM_ERUNTIME, "gen with a bad dataset path: %d '%s'", st, err.msg);
     CHECK(access(gf.output, F_OK) != 0, "failed gen left its output");
@@ -584,13 +565,13 @@ static void test_gen(uint64_t seed)
 static void test_output(uint64_t seed)
 {
     fkm_error err;
-    const char *out = tpath("out.h5.tmp.1");
+    const char *out = t_path("out.h5.tmp.1");
     const int64_t k = 3, d = 4, n = 11;
     float *cent = t_uniform(k, d, seed);
     int64_t counts[3] = {4, 5, 2};
     int32_t labels[11];
     uint64_t s = seed | 1;
-    for (int i = 0; i < 11; i++) labels[i] = (int32_t)(xs_next(&s) % 3);
+    for (int i = 0; i < 11; i++) labels[i] = (int32_t)(t_xs_next(&s) % 3);
     fkm_out_meta m = {k, d, n, 17, 123.25, 1, seed, "l2", "init.h5:/centroids"};
     CHECK(fkm_out_create(out, &m, cent, counts, n, &err) == FKM_OK, "out_create: %s", err.msg);
     /* two "ranks" one after another, the second may have nothing */
@@ -665,37 +646,37 @@ static void test_output(uint64_t seed)
     H5Fclose(fid);
 
     /* no labels requested: no /labels dataset */
-    const char *out2 = tpath("out2.h5");
+    const char *out2 = t_path("out2.h5");
     CHECK(fkm_out_create(out2, &m, cent, counts, 0, &err) == FKM_OK, "out_create: %s", err.msg);
     fid = H5Fopen(out2, H5F_ACC_RDONLY, H5P_DEFAULT);
     CHECK(H5Lexists(fid, "/labels", H5P_DEFAULT) == 0, "/labels exists without labels");
     H5Fclose(fid);
-    CHECK(fkm_out_create(tpath("nodir/x.h5"), &m, cent, counts, 0, &err) == FKM_ERUNTIME,
+    CHECK(fkm_out_create(t_path("nodir/x.h5"), &m, cent, counts, 0, &err) == FKM_ERUNTIME,
           "out_create in a missing directory");
     free(cent);
 
     /* fkm_out_check_path */
-    CHECK(fkm_out_check_path(tpath("fresh.h5"), &err) == FKM_OK, "check fresh: %s", err.msg);
+    CHECK(fkm_out_check_path(t_path("fresh.h5"), &err) == FKM_OK, "check fresh: %s", err.msg);
     CHECK(fkm_out_check_path(out, &err) == FKM_OK, "check existing file: %s", err.msg);
     CHECK(fkm_out_check_path("relative-name.h5", &err) == FKM_OK, "check relative: %s", err.msg);
-    const char *nd = tpath("nodir/x.h5");
+    const char *nd = t_path("nodir/x.h5");
     CHECK(fkm_out_check_path(nd, &err) == FKM_EINPUT && strstr(err.msg, nd) &&
               strstr(err.msg, "does not exist"),
           "check missing dir: '%s'", err.msg);
-    CHECK(fkm_out_check_path(g_dir, &err) == FKM_EINPUT && strstr(err.msg, g_dir) &&
+    CHECK(fkm_out_check_path(t_dir, &err) == FKM_EINPUT && strstr(err.msg, t_dir) &&
               strstr(err.msg, "is a directory"),
           "check dir: '%s'", err.msg);
-    const char *slash = tpath("sub/");
+    const char *slash = t_path("sub/");
     CHECK(fkm_out_check_path(slash, &err) == FKM_EINPUT && strstr(err.msg, slash),
           "check dir/: '%s'", err.msg);
-    const char *under_file = tpath("out2.h5/x.h5");
+    const char *under_file = t_path("out2.h5/x.h5");
     CHECK(fkm_out_check_path(under_file, &err) == FKM_EINPUT && strstr(err.msg, under_file),
           "check path under a file: '%s'", err.msg);
     CHECK(fkm_out_check_path("", &err) == FKM_EINPUT, "check empty path");
     if (geteuid() != 0) { /* root may write anywhere */
-        const char *ro = tpath("ro");
+        const char *ro = t_path("ro");
         mkdir(ro, 0555);
-        const char *rof = tpath("ro/x.h5");
+        const char *rof = t_path("ro/x.h5");
         CHECK(fkm_out_check_path(rof, &err) == FKM_EINPUT && strstr(err.msg, "not writable"),
               "check read-only dir: '%s'", err.msg);
         chmod(ro, 0755);
@@ -709,12 +690,12 @@ static void test_output(uint64_t seed)
 static void test_info(void)
 {
     fkm_error err;
-    const char *cap = tpath("info.txt");
+    const char *cap = t_path("info.txt");
     fflush(stdout);
     int saved = dup(fileno(stdout));
     FILE *fp = fopen(cap, "w");
     dup2(fileno(fp), fileno(stdout));
-    int st = fkm_info(tpath("read.h5"), &err);
+    int st = fkm_info(t_path("read.h5"), &err);
     fflush(stdout);
     dup2(saved, fileno(stdout));
     close(saved);
@@ -741,7 +722,7 @@ static void test_info(void)
     saved = dup(fileno(stdout));
     fp = fopen(cap, "w");
     dup2(fileno(fp), fileno(stdout));
-    st = fkm_info(tpath("bad.h5"), &err);
+    st = fkm_info(t_path("bad.h5"), &err);
     fflush(stdout);
     dup2(saved, fileno(stdout));
     close(saved);
@@ -754,9 +735,9 @@ static void test_info(void)
               !strstr(text, "/three"),
           "info of bad.h5:\n%s", text);
 
-    st = fkm_info(tpath("missing.h5"), &err);
+    st = fkm_info(t_path("missing.h5"), &err);
     CHECK(st == FKM_EINPUT && strstr(err.msg, "no such file"), "info missing: '%s'", err.msg);
-    st = fkm_info(tpath("notes.txt"), &err);
+    st = fkm_info(t_path("notes.txt"), &err);
     CHECK(st == FKM_EINPUT && strstr(err.msg, "not an HDF5 file"), "info text: '%s'", err.msg);
 }
 
@@ -768,8 +749,8 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 int main(void)
 {
     uint64_t seed = t_seed();
-    snprintf(g_dir, sizeof g_dir, "/tmp/fkm_test_io.XXXXXX");
-    if (!mkdtemp(g_dir)) {
+    snprintf(t_dir, sizeof t_dir, "/tmp/fkm_test_io.XXXXXX");
+    if (!mkdtemp(t_dir)) {
         perror("mkdtemp");
         return 1;
     }
@@ -783,6 +764,6 @@ int main(void)
     /* every file, dataset, type, space and property list opened on any path was closed */
     ssize_t open_ids = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
     CHECK(open_ids == 0, "%zd HDF5 objects still open", open_ids);
-    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    nftw(t_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return t_finish("test_io");
 }

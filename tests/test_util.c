@@ -5,6 +5,25 @@
 #include <time.h>
 
 int t_failures = 0;
+char t_dir[64];
+
+char *t_path(const char *name)
+{
+    static char buf[64][256];
+    static int next = 0;
+    char *p = buf[next++ % 64];
+    snprintf(p, sizeof buf[0], "%s/%s", t_dir, name);
+    return p;
+}
+
+uint64_t t_xs_next(uint64_t *s)
+{
+    uint64_t x = *s ? *s : 88172645463325252ULL;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
 
 int t_finish(const char *name)
 {

@@ -29,6 +29,13 @@ float *t_blobs(int64_t n, int64_t d, int clusters, uint64_t seed);
 /* n×d uniform floats in [-1, 1). */
 float *t_uniform(int64_t n, int64_t d, uint64_t seed);
 
+/* A test's temporary directory (the test fills it, e.g. with mkdtemp), and paths in it
+ * (64 rotating static buffers). */
+extern char t_dir[64];
+char *t_path(const char *name);
+/* xorshift64: the tests' own generator for data and bit patterns. */
+uint64_t t_xs_next(uint64_t *s);
+
 /* fp64 reference: for every row, the nearest centroid (ties to the lowest index), its
  * distance d1 and the second-best distance d2. Any output pointer may be NULL. */
 void t_ref_assign(const float *x, int64_t n, int64_t d, const float *c, int64_t k, int32_t *label,
