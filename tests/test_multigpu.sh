@@ -15,7 +15,7 @@ mpirun_n $P "$FKM" fit "${common[@]}" --comm nccl --output "$T/nccl.h5" --labels
 $CHECK close "$T/one.h5" "$T/nccl.h5" && ok "$P ranks over NCCL == 1 rank" || fail "nccl vs 1 rank"
 mpirun_n $P "$FKM" fit "${common[@]}" --comm mpi --output "$T/mpi.h5" --labels || fail "$P ranks mpi"
 $CHECK close "$T/nccl.h5" "$T/mpi.h5" && ok "NCCL == MPI path" || fail "nccl vs mpi"
-mpirun_n $P "$FKM" fit "${common[@]}" --comm auto --iters 1 | grep -q "comm=nccl" \
+mpirun_n $P "$FKM" fit --input "$T/x.h5" --k 40 --iters 1 --backend cuda --comm auto | grep -q "comm=nccl" \
   && ok "--comm auto picks NCCL with a GPU per rank" || fail "auto did not pick nccl"
 # a rank lost mid-run ends the job
 "$MPIEXEC" --oversubscribe -n $P "$FKM" fit "${common[@]}" --comm nccl --iters 100000 > "$T/kill.txt" 2>&1 &
