@@ -65,7 +65,7 @@ int main(int argc, char **argv)
     fkm_error err;
     fkm_rowsrc src;
     fkm_rowsrc_memory(&src, x, FKM_DT_F32, n, d);
-    if (fkm_backend_cpu_create(&b, k, d, FKM_PREC_AUTO, &err) ||
+    if (fkm_backend_cpu_create(&b, k, d, FKM_PREC_AUTO, FKM_METRIC_L2, &err) ||
         b.set_source(b.ctx, &src, FKM_RES_DEVICE, n, &err) ||
         b.set_centroids(b.ctx, c, k, &err)) {
         fprintf(stderr, "bench_cpu: %s\n", err.msg);

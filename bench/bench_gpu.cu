@@ -368,7 +368,7 @@ int main(int argc, char **argv)
             auto iter = [&] {
                 assign();
                 update();
-                CK(fkm_k_finalize(stats, k, d, c32, out2, (fkm_stream)g_s));
+                CK(fkm_k_finalize(stats, k, d, 0, c32, out2, (fkm_stream)g_s));
                 CK(fkm_k_convert_rows(mode, c32, k, d, c, ld, (fkm_stream)g_s));
                 CK(fkm_k_row_norms(mode, c, k, d, ld, cn, (fkm_stream)g_s));
             };

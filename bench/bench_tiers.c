@@ -41,7 +41,7 @@ static double time_tier(const fkm_rowsrc *src, fkm_residency res, int64_t chunk,
 {
     fkm_backend b;
     fkm_error err;
-    if (fkm_backend_cuda_create(&b, k, src->d, FKM_PREC_AUTO, 0, &err) ||
+    if (fkm_backend_cuda_create(&b, k, src->d, FKM_PREC_AUTO, FKM_METRIC_L2, 0, &err) ||
         b.set_source(b.ctx, src, res, chunk, &err) || b.set_centroids(b.ctx, c0, k, &err)) {
         fprintf(stderr, "bench_tiers: %s\n", err.msg);
         exit(1);

@@ -65,6 +65,14 @@ typedef enum {
     FKM_PREC_BF16 = 4
 } fkm_precision;
 
+/* What "nearest" means. L2: the smallest squared Euclidean distance; a row's distance is
+ * ‖x − c‖². COSINE: spherical k-means: rows are scaled to unit length as they are read and the
+ * centroids after every update, a row goes to the largest cosine, its distance is 1 − cos, and
+ * the reported inertia is 1 − (mean cosine). IP: the largest inner product x·c (maximum inner
+ * product assignment); centroids are plain means, a row's distance is −x·c, and the reported
+ * inertia is −(mean inner product). */
+typedef enum { FKM_METRIC_L2 = 0, FKM_METRIC_COSINE = 1, FKM_METRIC_IP = 2 } fkm_metric;
+
 /* Parameters of one fit. fkm_params_default() sets every field to the default
  * written beside it; fkm_fit() validates them all before any work starts. */
 typedef struct fkm_params {
@@ -109,9 +117,10 @@ typedef struct fkm_params {
                                 uniform sample of k·this rows drawn from the seed (the same for
                                 any number of ranks), then one assignment pass over all rows gives
                                 the labels, counts and inertia; 0 (default) = all rows */
-    int write_distances;     /* also write /distances (N float32: each row's squared L2 distance
-                                to its output centroid; NaN for left-out rows) and keep them in
-                                the result; needs write_labels; 0 */
+    int write_distances;     /* also write /distances (N float32: each row's distance to its
+                                output centroid under the metric, squared for L2; NaN for left-out
+                                rows) and keep them in the result; needs write_labels; 0 */
+    fkm_metric metric;       /* FKM_METRIC_L2 (default), COSINE or IP; see fkm_metric */
 } fkm_params;
 
 /* Per-iteration statistics, kept for the caller (as FAISS's ClusteringIterationStats). */

@@ -19,7 +19,10 @@
  *        ecoef_cn = 1.05 * 2^-23 (norm rounding and the fma's rounding).
  *      A point is certain when t~_2 - t~_1 > 2E; every other point is appended to a list;
  *   3. exact_fix: for the listed points, sum (x - c)^2 in fp64 over all k centroids (exact
- *      differences, fp64 accumulation), ties to the lowest index. */
+ *      differences, fp64 accumulation), ties to the lowest index.
+ *
+ * Metric IP (largest inner product) runs the same kernels with ||c||^2 taken as 0 in every
+ * t_j (the bound keeps its max||c|| terms: still an upper bound) and -x.c in exact_fix. */
 #include "fkm_kernels.h"
 #include "assign_internal.h"
 #include "assign_v1.cuh"
@@ -86,9 +89,11 @@ __global__ void __launch_bounds__(256) exact_prep_kernel(const float *x, int64_t
 constexpr int FIX_P = 8;     /* flagged points per block iteration */
 constexpr int FIX_DCH = 512; /* dims of x staged at a time */
 
+/* IP: the score is -x.c in fp64 (largest inner product first), md = ip_offset - x.c. */
+template <bool IP>
 __global__ void __launch_bounds__(256) exact_fix_kernel(const float *x, int64_t ldx, const float *c, int64_t k,
                                                         int64_t ldc, int d, const int *count, const int64_t *list,
-                                                        int32_t *labels, float *md)
+                                                        int32_t *labels, float *md, float ip_offset)
 {
     __shared__ float sx[FIX_P][FIX_DCH];
     __shared__ double rb[FIX_P][8];
@@ -128,6 +133,13 @@ __global__ void __launch_bounds__(256) exact_fix_kernel(const float *x, int64_t 
                         const float4 cv = cr[e4];
 #pragma unroll
                         for (int q = 0; q < FIX_P; ++q) {
+                            if (IP) { /* products of floats are exact in fp64 */
+                                acc[q] = fma(-(double)cv.x, (double)sx[q][4 * e4 + 0], acc[q]);
+                                acc[q] = fma(-(double)cv.y, (double)sx[q][4 * e4 + 1], acc[q]);
+                                acc[q] = fma(-(double)cv.z, (double)sx[q][4 * e4 + 2], acc[q]);
+                                acc[q] = fma(-(double)cv.w, (double)sx[q][4 * e4 + 3], acc[q]);
+                                continue;
+                            }
                             double t0 = (double)cv.x - (double)sx[q][4 * e4 + 0];
                             double t1 = (double)cv.y - (double)sx[q][4 * e4 + 1];
                             double t2 = (double)cv.z - (double)sx[q][4 * e4 + 2];
@@ -176,7 +188,7 @@ __global__ void __launch_bounds__(256) exact_fix_kernel(const float *x, int64_t 
                 }
             const int64_t row = list[grp * FIX_P + tid];
             labels[row] = bi;
-            md[row] = (float)(b > 0.0 ? b : 0.0);
+            md[row] = IP ? (float)((double)ip_offset + b) : (float)(b > 0.0 ? b : 0.0);
         }
         __syncthreads();
     }
@@ -288,7 +300,9 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
         return (int)cudaErrorInvalidValue;
     if (!a->x || !a->c || !a->labels || !a->min_dist || !aligned16(a->x) || !aligned16(a->c))
         return (int)cudaErrorInvalidValue;
-    if (mode != FKM_K_EXACT && (!a->x_norm || !a->c_norm)) return (int)cudaErrorInvalidValue;
+    if (a->metric != FKM_KM_L2 && a->metric != FKM_KM_IP) return (int)cudaErrorInvalidValue;
+    const bool ip = a->metric == FKM_KM_IP;
+    if (mode != FKM_K_EXACT && !ip && (!a->x_norm || !a->c_norm)) return (int)cudaErrorInvalidValue;
 
     AssignParams p;
     p.x = (const char *)a->x;
@@ -302,6 +316,8 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
     p.cn = a->c_norm;
     p.labels = a->labels;
     p.md = a->min_dist;
+    p.ip = ip ? 1 : 0;
+    p.ip_offset = a->ip_offset;
     p.cnmax = nullptr;
     p.flag_count = nullptr;
     p.flag_list = nullptr;
@@ -362,9 +378,15 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
         {
             int64_t groups = (n + FIX_P - 1) / FIX_P;
             int maxb = num_sms() * 4;
-            exact_fix_kernel<<<(unsigned)(groups < maxb ? groups : maxb), 256, 0, s>>>(
-                (const float *)a->x, a->ldx, (const float *)a->c, k, a->ldc, a->d, count, list, a->labels,
-                a->min_dist);
+            const unsigned blocks = (unsigned)(groups < maxb ? groups : maxb);
+            if (p.ip)
+                exact_fix_kernel<true><<<blocks, 256, 0, s>>>((const float *)a->x, a->ldx, (const float *)a->c, k,
+                                                              a->ldc, a->d, count, list, a->labels, a->min_dist,
+                                                              a->ip_offset);
+            else
+                exact_fix_kernel<false><<<blocks, 256, 0, s>>>((const float *)a->x, a->ldx, (const float *)a->c, k,
+                                                               a->ldc, a->d, count, list, a->labels, a->min_dist,
+                                                               0.f);
             e = cudaGetLastError();
         }
         break;

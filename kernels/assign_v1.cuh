@@ -34,6 +34,8 @@ struct AssignParams {
     const float *cn;     /* k */
     int32_t *labels;
     float *md;
+    int ip;              /* metric IP: ||c||^2 and ||x||^2 are taken as 0 (cn, xn not read) */
+    float ip_offset;     /* IP: md = ip_offset + best / 2 = ip_offset - x.c */
     /* exact mode */
     const float *cnmax;  /* device scalar: max ||c||^2 */
     int *flag_count;
@@ -207,7 +209,7 @@ __global__ void __launch_bounds__(V1_T, V1Cfg<OP>::MINB) assign_v1_kernel(const 
 #pragma unroll
                 for (int e = 0; e < 2; ++e) {
                     const int col = jb + ni * 8 + e;
-                    const float cv = col < p.k ? __ldg(p.cn + col) : FKM_INF;
+                    const float cv = col < p.k ? (p.ip ? 0.f : __ldg(p.cn + col)) : FKM_INF;
 #pragma unroll
                     for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
@@ -270,10 +272,10 @@ __global__ void __launch_bounds__(V1_T, V1Cfg<OP>::MINB) assign_v1_kernel(const 
                 if (EXACT) merge_best2(b, bi, s2, rb[q * V1_BM + r], ri[q * V1_BM + r], rs[q * V1_BM + r]);
                 else merge_best(b, bi, rb[q * V1_BM + r], ri[q * V1_BM + r]);
             }
-            const float xn = p.xn[row];
             p.labels[row] = bi;
-            p.md[row] = fmaxf(xn + b, 0.f);
+            p.md[row] = p.ip ? p.ip_offset + 0.5f * b : fmaxf(p.xn[row] + b, 0.f);
             if (EXACT) {
+                const float xn = p.xn[row]; /* exact mode's own fp64-rounded norms, also for IP */
                 const float cm = *p.cnmax;
                 const float E = p.ecoef_dot * sqrtf(xn) * sqrtf(cm) + p.ecoef_cn * cm;
                 if (!(s2 - b > 2.f * E)) {

@@ -107,8 +107,9 @@ __global__ void __launch_bounds__(128 * NWG, 1) assign_v2_kernel(const AssignPar
         }
         if (tid < BN) {
             int64_t col = r0 + tid;
-            if (col < p.k) cp_async4(sCnAddr + (buf * BN + tid) * 4, p.cn + col);
-            else sCn[buf * BN + tid] = FKM_INF;
+            if (col >= p.k) sCn[buf * BN + tid] = FKM_INF;
+            else if (p.ip) sCn[buf * BN + tid] = 0.f;
+            else cp_async4(sCnAddr + (buf * BN + tid) * 4, p.cn + col);
         }
     };
 
@@ -155,7 +156,7 @@ __global__ void __launch_bounds__(128 * NWG, 1) assign_v2_kernel(const AssignPar
                 const int64_t row = r0 + h * 64 + r * 8;
                 if (t == 0 && row < p.n) {
                     p.labels[row] = bidx[h][r];
-                    p.md[row] = fmaxf(p.xn[row] + best[h][r], 0.f);
+                    p.md[row] = p.ip ? p.ip_offset + 0.5f * best[h][r] : fmaxf(p.xn[row] + best[h][r], 0.f);
                 }
                 best[h][r] = FKM_INF;
                 bidx[h][r] = 0;

@@ -54,6 +54,7 @@ struct Ctx {
     int device = 0;
     int64_t k = 0, d = 0;
     fkm_precision prec = FKM_PREC_AUTO;
+    fkm_metric metric = FKM_METRIC_L2;
     fkm_kmode mode = FKM_K_EXACT;
     int mode_known = 0;
     int ldx = 0, ldc = 0;
@@ -122,6 +123,14 @@ fkm_kmode pick_mode(fkm_precision prec, fkm_dtype dt)
     case FKM_PREC_BF16: return FKM_K_BF16;
     default: return dt == FKM_DT_F16 ? FKM_K_F16 : FKM_K_EXACT;
     }
+}
+
+/* The kernels' metric: COSINE and IP both take the largest x·c; a row's distance is
+ * 1 − x·c (COSINE) or −x·c (IP). */
+void set_metric(const Ctx *x, fkm_assign_args *a)
+{
+    a->metric = x->metric == FKM_METRIC_L2 ? FKM_KM_L2 : FKM_KM_IP;
+    a->ip_offset = x->metric == FKM_METRIC_COSINE ? 1.0f : 0.0f;
 }
 
 /* The compute-type copy of c32 and its norms (after any change of c32). */
@@ -487,6 +496,7 @@ int cu_step(void *vp, fkm_step_times *t, fkm_error *err)
         a.labels = lab;
         a.min_dist = md;
         a.workspace = x->aws.bytes ? x->aws.p : nullptr;
+        set_metric(x, &a);
         FKM_CUDA_TRY(err, fkm_k_assign(&a, (fkm_stream)x->s));
         FKM_CUDA_TRY(err, cudaEventRecord(ev[1], x->s));
         double *dst = nc > 1 ? (double *)x->part.p : (double *)x->stats.p;
@@ -562,7 +572,8 @@ int cu_finalize(void *vp, double *max_shift, int64_t *n_empty, fkm_error *err)
     CTX(vp);
     ON_DEVICE(x);
     if (!x->have_c) return fkm_fail(err, FKM_ERUNTIME, "cuda backend: finalize() before set_centroids()");
-    FKM_CUDA_TRY(err, fkm_k_finalize((const double *)x->stats.p, x->k, (int)x->d, (float *)x->c32.p,
+    FKM_CUDA_TRY(err, fkm_k_finalize((const double *)x->stats.p, x->k, (int)x->d,
+                                     x->metric == FKM_METRIC_COSINE, (float *)x->c32.p,
                                      (double *)x->out2.p, (fkm_stream)x->s));
     int s = refresh_centroids(x, err);
     if (s) return s;
@@ -657,6 +668,7 @@ int nearest_body(Ctx *x, const float *c, int64_t m, float *dist, int32_t *labels
         a.labels = (int32_t *)t[3].p;
         a.min_dist = (float *)t[4].p;
         a.workspace = t[5].bytes ? t[5].p : nullptr;
+        set_metric(x, &a);
         FKM_CUDA_TRY(err, fkm_k_assign(&a, (fkm_stream)x->s));
         FKM_CUDA_TRY(err, cudaMemcpyAsync(dist + r0, t[4].p, (size_t)mm * sizeof(float), cudaMemcpyDeviceToHost, x->s));
         if (labels)
@@ -822,8 +834,10 @@ extern "C" void fkm_cuda_mem_info(int device, size_t *free_bytes, size_t *total_
 }
 
 extern "C" int fkm_backend_cuda_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision prec,
-                                       int device, fkm_error *err)
+                                       fkm_metric metric, int device, fkm_error *err)
 {
+    if (metric != FKM_METRIC_L2 && metric != FKM_METRIC_COSINE && metric != FKM_METRIC_IP)
+        return fkm_fail(err, FKM_EINPUT, "cuda backend: unknown metric %d", (int)metric);
     if (k < 1 || k > INT32_MAX || d < 1 || d > INT32_MAX)
         return fkm_fail(err, FKM_EINPUT, "cuda backend: k = %lld and d = %lld must lie in [1, 2^31)",
                         (long long)k, (long long)d);
@@ -839,6 +853,7 @@ extern "C" int fkm_backend_cuda_create(fkm_backend *b, int64_t k, int64_t d, fkm
     x->k = k;
     x->d = d;
     x->prec = prec;
+    x->metric = metric;
     int s = create(x, err);
     if (s) {
         cu_destroy(x);

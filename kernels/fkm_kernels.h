@@ -42,18 +42,25 @@ int fkm_k_convert_rows_f16(fkm_kmode mode, const uint16_t *src, int64_t n, int d
 int fkm_k_row_norms(fkm_kmode mode, const void *x, int64_t n, int d, int ld, float *norms,
                     fkm_stream s);
 
+/* What "nearest" means. L2: the smallest squared L2 distance. IP: the largest inner product
+ * x·c (maximum inner product search; cosine similarity when rows and centroids are unit
+ * vectors). */
+typedef enum { FKM_KM_L2 = 0, FKM_KM_IP = 1 } fkm_kmetric;
+
 typedef struct fkm_assign_args {
     fkm_kmode mode;
+    fkm_kmetric metric;   /* FKM_KM_L2 (0) unless set */
+    float ip_offset;      /* IP: min_dist = ip_offset − x·c (not clamped; 1 gives 1 − cos) */
     const void *x;        /* n rows, compute type, leading dimension ldx */
     int64_t n;
     int d, ldx;
-    const float *x_norm;  /* n */
+    const float *x_norm;  /* n (not read for IP) */
     const void *c;        /* k centroids, compute type, leading dimension ldc */
     int64_t k;
     int ldc;
-    const float *c_norm;  /* k */
+    const float *c_norm;  /* k (not read for IP) */
     int32_t *labels;      /* out: n, nearest centroid, ties to the lowest index */
-    float *min_dist;      /* out: n, squared distance to it (clamped at 0) */
+    float *min_dist;      /* out: n, L2: squared distance to it (clamped at 0); IP: see ip_offset */
     void *workspace;      /* fkm_k_assign_workspace() bytes, or NULL when that is 0 */
 } fkm_assign_args;
 
@@ -70,9 +77,11 @@ int fkm_k_update(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const 
                  size_t workspace_bytes, fkm_stream s);
 
 /* Finalize on the device: for every cluster with count > 0, c32[j] = sums[j] / count[j]
- * (float32, dense k×d); empty clusters keep their centroid. out2[0] = max centroid shift
- * (L2), out2[1] = number of empty clusters (as a double). out2 is a device pointer. */
-int fkm_k_finalize(const double *stats, int64_t k, int d, float *c32, double *out2, fkm_stream s);
+ * (float32, dense k×d), scaled to unit length when normalize is set (cosine; a zero mean stays
+ * zero); empty clusters keep their centroid. out2[0] = max centroid shift (L2), out2[1] =
+ * number of empty clusters (as a double). out2 is a device pointer. */
+int fkm_k_finalize(const double *stats, int64_t k, int d, int normalize, float *c32, double *out2,
+                   fkm_stream s);
 
 #ifdef __cplusplus
 }

@@ -48,8 +48,8 @@ typedef struct fkm_backend {
     int (*set_centroids)(void *ctx, const float *c, int64_t k, fkm_error *err);
     /* Copy the current centroids to host memory (k×d float32). */
     int (*get_centroids)(void *ctx, float *c, fkm_error *err);
-    /* Assign every local row to its nearest centroid (squared L2; ties to the lowest
-     * index), keep the labels, and write the local statistics into the stats buffer.
+    /* Assign every local row to its nearest centroid (under the backend's metric; ties to the
+     * lowest index), keep the labels, and write the local statistics into the stats buffer.
      * A device backend need not wait for the device here: it may write *t (t may be NULL)
      * only in the next stats_to_host, stats_tail_to_host or finalize call, so *t must stay
      * valid until then. */
@@ -61,8 +61,8 @@ typedef struct fkm_backend {
     int (*stats_to_host)(void *ctx, double *host, fkm_error *err);
     int (*stats_from_host)(void *ctx, const double *host, fkm_error *err);
     /* From the global statistics: new centroid = sums / count for every non-empty
-     * cluster (empty ones keep the old centroid); report the largest centroid shift and
-     * the number of empty clusters. */
+     * cluster (empty ones keep the old centroid; COSINE: scaled to unit length); report the
+     * largest centroid shift and the number of empty clusters. */
     int (*finalize)(void *ctx, double *max_shift, int64_t *n_empty, fkm_error *err);
     /* Labels of the last step (n int32, host). */
     int (*labels)(void *ctx, int32_t *out, fkm_error *err);
@@ -73,11 +73,12 @@ typedef struct fkm_backend {
     int (*stats_tail_to_host)(void *ctx, double *host, int64_t count, fkm_error *err);
     /* Optional: the CUDA stream the backend works on (for NCCL), NULL on the CPU. */
     void *(*stream)(void *ctx);
-    /* Optional (NULL when absent): the squared distance of every local row to the nearest of
-     * the m host centroids c (m×d float32, row-major) into dist (n floats, host), and that
-     * centroid's index (ties to the lowest) into labels (n int32, host; may be NULL).
-     * Synchronous. Leaves the fit's centroids, labels and statistics alone (k-means|| calls
-     * it before the fit). The CPU backend's distances are exact (fp64, rounded once). */
+    /* Optional (NULL when absent): the distance (under the backend's metric; squared for L2)
+     * of every local row to the nearest of the m host centroids c (m×d float32, row-major) into
+     * dist (n floats, host), and that centroid's index (ties to the lowest) into labels (n
+     * int32, host; may be NULL). Synchronous. Leaves the fit's centroids, labels and
+     * statistics alone (k-means|| calls it before the fit). The CPU backend's distances are
+     * exact (fp64, rounded once). */
     int (*nearest)(void *ctx, const float *c, int64_t m, float *dist, int32_t *labels,
                    fkm_error *err);
     /* Optional: *count = how many local labels of the last step differ from the labels of the
@@ -89,11 +90,17 @@ typedef struct fkm_backend {
     void (*destroy)(void *ctx);
 } fkm_backend;
 
-/* Constructors. Each returns FKM_OK and fills *b, or an error. */
-int fkm_backend_cpu_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision prec, fkm_error *err);
+/* Constructors. Each returns FKM_OK and fills *b, or an error. metric (see fkm_metric) sets
+ * what "nearest" and a row's "distance" mean in step() and nearest(): L2 ‖x − c‖²; COSINE
+ * the largest x·c with distance 1 − x·c, and finalize() scales each new centroid to unit
+ * length (the rows are expected to be unit vectors already: the driver normalises them as
+ * they are read); IP the largest x·c with distance −x·c. The inertia in the statistics is the
+ * sum of the rows' distances. */
+int fkm_backend_cpu_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision prec,
+                           fkm_metric metric, fkm_error *err);
 /* Defined only when built with CUDA (FKM_HAVE_CUDA). device: CUDA ordinal to use. */
-int fkm_backend_cuda_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision prec, int device,
-                            fkm_error *err);
+int fkm_backend_cuda_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision prec,
+                            fkm_metric metric, int device, fkm_error *err);
 /* Number of visible CUDA devices (0 when built without CUDA or none is present). */
 int fkm_cuda_device_count(void);
 /* Free and total memory of a CUDA device in bytes (both 0 without CUDA). */

@@ -1,5 +1,6 @@
 /* The CPU backend: OpenMP threads over tiles of rows, distances from BLAS sgemm tiles
- * (‖x‖² − 2x·c + ‖c‖², never the n×k matrix), the argmin fused per tile, then an exact
+ * (‖x‖² − 2x·c + ‖c‖², never the n×k matrix; −2x·c alone under cosine and ip), the argmin
+ * fused per tile, then an exact
  * fp64 re-check of the rows whose two best candidates are closer than the fp32 error bound,
  * and a sort-inverse update (counting sort by label, each cluster reduced in row order), so
  * the result does not depend on the number of threads. Rows are processed in chunks whose
@@ -22,6 +23,9 @@ enum { TILE_M = 256, TILE_K = 512 };
 
 typedef struct cpu_ctx {
     int64_t k, d, n;
+    int ip;           /* metric COSINE or IP: the largest x·c wins (‖x‖², ‖c‖² taken as 0) */
+    double offset;    /* a row's distance: offset − x·c (COSINE 1, IP 0) */
+    int normalize;    /* COSINE: finalize scales each centroid to unit length */
     int64_t chunk;    /* rows per chunk */
     float *x;         /* n×d float32 when resident, else NULL */
     double *xnorm;    /* n: ‖x‖² in fp64 (resident), or one chunk's */
@@ -29,7 +33,7 @@ typedef struct cpu_ctx {
     fkm_dtype src_dt;
     float *cx;        /* one chunk as float32 (file residency) */
     float *c;         /* k×d */
-    float *cnorm;     /* k: ‖c‖² (fp32 of the fp64 value) */
+    float *cnorm;     /* k: ‖c‖² (fp32 of the fp64 value); 0 under ip */
     double cmax;      /* max ‖c‖ */
     int32_t *labels;  /* n */
     int32_t *prev;    /* n: the labels at the last changed() call, or NULL */
@@ -42,6 +46,14 @@ typedef struct cpu_ctx {
     int nthreads;
     size_t bytes;
 } cpu_ctx;
+
+/* −x·c in fp64 (float products are exact in fp64) */
+static double negdot64(const float *x, const float *c, int64_t d)
+{
+    double acc = 0;
+    for (int64_t t = 0; t < d; t++) acc -= (double)x[t] * (double)c[t];
+    return acc;
+}
 
 static double dist64(const float *x, const float *c, int64_t d)
 {
@@ -131,17 +143,25 @@ static int cpu_set_source(void *vp, const fkm_rowsrc *src, fkm_residency res, in
     return FKM_OK;
 }
 
+/* cn[j] = ‖c_j‖² as fp32 (0 when ip: the assignment then maximises x·c); returns max ‖c_j‖,
+ * which the rounding bound needs under every metric. */
+static double centroid_norms(const float *c, int64_t k, int64_t d, int ip, float *cn)
+{
+    double cmax = 0;
+    for (int64_t j = 0; j < k; j++) {
+        double acc = 0;
+        for (int64_t t = 0; t < d; t++) acc += (double)c[j * d + t] * c[j * d + t];
+        cn[j] = ip ? 0.0f : (float)acc;
+        if (sqrt(acc) > cmax) cmax = sqrt(acc);
+    }
+    return cmax;
+}
+
 static int cpu_set_centroids(void *vp, const float *c, int64_t k, fkm_error *err)
 {
     cpu_ctx *s = vp;
     memcpy(s->c, c, (size_t)(k * s->d) * sizeof(float));
-    s->cmax = 0;
-    for (int64_t j = 0; j < k; j++) {
-        double acc = 0;
-        for (int64_t t = 0; t < s->d; t++) acc += (double)c[j * s->d + t] * c[j * s->d + t];
-        s->cnorm[j] = (float)acc;
-        if (sqrt(acc) > s->cmax) s->cmax = sqrt(acc);
-    }
+    s->cmax = centroid_norms(s->c, k, s->d, s->ip, s->cnorm);
     return FKM_OK;
 }
 
@@ -155,21 +175,23 @@ static int cpu_get_centroids(void *vp, float *c, fkm_error *err)
 /* A set of centroids to assign to: the fit's, or nearest()'s. */
 typedef struct cset {
     const float *c;     /* k×d */
-    const float *cnorm; /* k: ‖c‖² */
+    const float *cnorm; /* k: ‖c‖² (0 under ip) */
     double cmax;        /* max ‖c‖ */
     int64_t k, d;
     float *tiles;       /* per thread `stride` floats (≥ TILE_M × TILE_K and ≥ k) */
     size_t stride;
+    int ip;             /* the largest x·c wins */
 } cset;
 
 static cset fit_set(const cpu_ctx *s)
 {
-    cset cs = {s->c, s->cnorm, s->cmax, s->k, s->d, s->tiles, s->tile_stride};
+    cset cs = {s->c, s->cnorm, s->cmax, s->k, s->d, s->tiles, s->tile_stride, s->ip};
     return cs;
 }
 
 /* Rows whose fp32 best and second-best are within 2·bound of each other: recompute every
- * candidate that could be the best in fp64 (ties to the lowest index). */
+ * candidate that could be the best in fp64 (ties to the lowest index). xnorm is 0 under ip,
+ * where the exact score is −x·c. */
 static int32_t recheck(const cset *s, const float *xi, double xnorm, float best32, double bound,
                        float *dots)
 {
@@ -180,7 +202,7 @@ static int32_t recheck(const cset *s, const float *xi, double xnorm, float best3
     for (int64_t j = 0; j < s->k; j++) {
         double dj = xnorm + s->cnorm[j] - 2.0 * dots[j];
         if (dj > best32 + 2 * bound) continue;
-        double e = dist64(xi, s->c + j * s->d, s->d);
+        double e = s->ip ? negdot64(xi, s->c + j * s->d, s->d) : dist64(xi, s->c + j * s->d, s->d);
         if (e < best) {
             best = e;
             bi = (int32_t)j;
@@ -245,10 +267,10 @@ static void assign(const cset *s, const float *x, const double *xnorm, int64_t n
             }
             for (int64_t i = 0; i < m; i++) {
                 double xr = sqrt(xnorm[r0 + i]) + s->cmax;
-                double bound = gam * xr * xr;
+                double bound = gam * xr * xr; /* also bounds the error of −2x·c alone (ip) */
+                const double xn = s->ip ? 0.0 : xnorm[r0 + i];
                 if (k > 1 && (double)second[i] - (double)best[i] <= 2 * bound)
-                    bidx[i] = recheck(s, x + (r0 + i) * d, xnorm[r0 + i],
-                                      (float)(best[i] + xnorm[r0 + i]), bound, tile);
+                    bidx[i] = recheck(s, x + (r0 + i) * d, xn, (float)(best[i] + xn), bound, tile);
                 labels[r0 + i] = bidx[i];
             }
         }
@@ -292,8 +314,13 @@ static void update(cpu_ctx *s, const float *x, int64_t n, const int32_t *labels)
                 }
             }
             double in = 0;
-            for (int64_t t = 0; t < d; t++) in += acc[t];
             counts[j] = (double)(s->offsets[j + 1] - s->offsets[j]);
+            if (s->ip) { /* Σ (offset − x·c) = offset·count − (Σ x)·c */
+                in = s->offset * counts[j];
+                for (int64_t t = 0; t < d; t++) in -= sj[t] * (double)cj[t];
+            } else {
+                for (int64_t t = 0; t < d; t++) in += acc[t];
+            }
             part[j] = in;
         }
         free(acc);
@@ -348,9 +375,14 @@ static int cpu_finalize(void *vp, double *max_shift, int64_t *n_empty, fkm_error
             empty++;
             continue;
         }
-        double acc = 0;
+        double acc = 0, scale = 1; /* normalize: as the CUDA finalize, in fp64 before rounding */
+        if (s->normalize) {
+            double n2 = 0;
+            for (int64_t t = 0; t < d; t++) n2 += (sums[j * d + t] / counts[j]) * (sums[j * d + t] / counts[j]);
+            if (n2 > 0) scale = 1.0 / sqrt(n2);
+        }
         for (int64_t t = 0; t < d; t++) {
-            float v = (float)(sums[j * d + t] / counts[j]);
+            float v = (float)(sums[j * d + t] / counts[j] * scale);
             double diff = (double)v - s->c[j * d + t];
             acc += diff * diff;
             s->c[j * d + t] = v;
@@ -437,6 +469,7 @@ static int cpu_step(void *vp, fkm_step_times *t, fkm_error *err)
 
 typedef struct nearest_arg {
     cset cs;
+    double offset;   /* ip: a row's distance is offset − x·c */
     float *dist;
     int32_t *labels; /* n, or NULL: then lab (one chunk) */
     int32_t *lab;
@@ -448,8 +481,14 @@ static int nearest_chunk(const float *x, const double *xn, int64_t m, int64_t r0
     int32_t *lab = a->labels ? a->labels + r0 : a->lab;
     assign(&a->cs, x, xn, m, lab);
     const int64_t d = a->cs.d;
+    const double off = a->offset;
+    if (a->cs.ip) {
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < m; i++) a->dist[r0 + i] = (float)dist64(x + i * d, a->cs.c + lab[i] * d, d);
+        for (int64_t i = 0; i < m; i++) a->dist[r0 + i] = (float)(off + negdot64(x + i * d, a->cs.c + lab[i] * d, d));
+    } else {
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < m; i++) a->dist[r0 + i] = (float)dist64(x + i * d, a->cs.c + lab[i] * d, d);
+    }
     return FKM_OK;
 }
 
@@ -472,15 +511,10 @@ static int cpu_nearest(void *vp, const float *c, int64_t m, float *dist, int32_t
         free(cn), free(tiles);
         return FKM_ENOMEM;
     }
-    double cmax = 0;
-    for (int64_t j = 0; j < m; j++) {
-        double acc = 0;
-        for (int64_t t = 0; t < d; t++) acc += (double)c[j * d + t] * c[j * d + t];
-        cn[j] = (float)acc;
-        if (sqrt(acc) > cmax) cmax = sqrt(acc);
-    }
-    cset cs = {c, cn, cmax, m, d, tiles, stride};
+    double cmax = centroid_norms(c, m, d, s->ip, cn);
+    cset cs = {c, cn, cmax, m, d, tiles, stride, s->ip};
     a.cs = cs;
+    a.offset = s->offset;
     a.dist = dist;
     a.labels = labels;
     a.lab = lab;
@@ -529,8 +563,11 @@ static void cpu_destroy(void *vp)
     free(s);
 }
 
-int fkm_backend_cpu_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision prec, fkm_error *err)
+int fkm_backend_cpu_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision prec,
+                           fkm_metric metric, fkm_error *err)
 {
+    if (metric != FKM_METRIC_L2 && metric != FKM_METRIC_COSINE && metric != FKM_METRIC_IP)
+        return fkm_fail(err, FKM_EINPUT, "cpu backend: unknown metric %d", (int)metric);
 #ifdef FKM_HAVE_OPENBLAS_THREADS
     /* Threads come from OpenMP over tiles; BLAS runs one thread per tile. */
     openblas_set_num_threads(1);
@@ -539,6 +576,9 @@ int fkm_backend_cpu_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision p
     if (!s) return FKM_ENOMEM;
     s->k = k;
     s->d = d;
+    s->ip = metric != FKM_METRIC_L2;
+    s->offset = metric == FKM_METRIC_COSINE ? 1.0 : 0.0;
+    s->normalize = metric == FKM_METRIC_COSINE;
     s->nthreads = omp_get_max_threads();
     size_t tile_floats = (size_t)TILE_M * TILE_K;
     if (tile_floats * sizeof(float) < (size_t)k * sizeof(double)) tile_floats = (size_t)k * 2;

@@ -109,12 +109,12 @@ static int make_backend(run *R, const fkm_params *p, fkm_error *err)
         if (R->device >= ngpu)
             return fkm_fail(err, FKM_EINPUT, "--device %d: %s has only %d CUDA devices", R->device,
                             R->comm.host, ngpu);
-        return fkm_backend_cuda_create(&R->be, R->k, R->d, p->precision, R->device, err);
+        return fkm_backend_cuda_create(&R->be, R->k, R->d, p->precision, p->metric, R->device, err);
 #else
         return fkm_fail(err, FKM_EINPUT, "--backend cuda: this fkm was built without CUDA");
 #endif
     }
-    return fkm_backend_cpu_create(&R->be, R->k, R->d, p->precision, err);
+    return fkm_backend_cpu_create(&R->be, R->k, R->d, p->precision, p->metric, err);
 }
 
 /* NCCL or MPI for the statistics (see fkm_comm_kind). Collective. */

@@ -66,6 +66,12 @@ int fkm_params_check(const fkm_params *p, fkm_error *err)
                         (long long)p->max_points_per_centroid);
     if (p->write_distances && !p->write_labels)
         return fkm_fail(err, FKM_EINPUT, "--distances needs --labels and --output");
+    if (p->metric != FKM_METRIC_L2 && p->metric != FKM_METRIC_COSINE && p->metric != FKM_METRIC_IP)
+        return fkm_fail(err, FKM_EINPUT, "--metric: unknown metric %d", (int)p->metric);
+    if (p->metric == FKM_METRIC_IP && p->init == FKM_INIT_KMEANS_PAR)
+        return fkm_fail(err, FKM_EINPUT, "--init kmeans|| draws rows in proportion to a distance, "
+                        "which --metric ip does not have (its -x.c can be negative): use --init "
+                        "random, kmeans++ (L2 on the rows) or a FILE");
     if (p->write_labels && !p->output)
         return fkm_fail(err, FKM_EINPUT, "--labels needs --output");
     return FKM_OK;

@@ -91,7 +91,7 @@ int main(void)
     /* the CPU backend on those rows, streamed from the file in chunks of 97 rows: two centroids,
      * the zero row and the marked row; every marked row lands on the marked centroid */
     fkm_backend b;
-    CHECK(fkm_backend_cpu_create(&b, 2, D, FKM_PREC_AUTO, &err) == FKM_OK, "cpu: %s", err.msg);
+    CHECK(fkm_backend_cpu_create(&b, 2, D, FKM_PREC_AUTO, FKM_METRIC_L2, &err) == FKM_OK, "cpu: %s", err.msg);
     float c[4] = {0, 0, marker(((int64_t)1 << 31) + 500, 0), marker(((int64_t)1 << 31) + 500, 1)};
     CHECK(b.set_source(b.ctx, &tail, FKM_RES_FILE, 97, &err) == FKM_OK, "set_source: %s", err.msg);
     CHECK(b.set_centroids(b.ctx, c, 2, &err) == FKM_OK, "set_centroids");

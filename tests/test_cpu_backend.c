@@ -27,7 +27,7 @@ static void check_step(int64_t n, int64_t k, int64_t d, int blobs, uint64_t seed
         for (int64_t t = 0; t < d; t++) c[j * d + t] = x[((j * 7919) % n) * d + t] + (float)(0.01 * ((j + t) % 3));
     fkm_backend b;
     fkm_error err;
-    CHECK(fkm_backend_cpu_create(&b, k, d, FKM_PREC_AUTO, &err) == 0, "create: %s", err.msg);
+    CHECK(fkm_backend_cpu_create(&b, k, d, FKM_PREC_AUTO, FKM_METRIC_L2, &err) == 0, "create: %s", err.msg);
     fkm_rowsrc src;
     fkm_rowsrc_memory(&src, x, FKM_DT_F32, n, d);
     CHECK(b.set_source(b.ctx, &src, FKM_RES_DEVICE, n, &err) == 0, "set_source");
@@ -117,7 +117,7 @@ static void check_thread_independence(uint64_t seed)
         omp_set_num_threads(r + 1);
         fkm_backend b;
         fkm_error err;
-        fkm_backend_cpu_create(&b, k, d, FKM_PREC_AUTO, &err);
+        fkm_backend_cpu_create(&b, k, d, FKM_PREC_AUTO, FKM_METRIC_L2, &err);
         fkm_rowsrc src;
         fkm_rowsrc_memory(&src, x, FKM_DT_F32, n, d);
         b.set_source(b.ctx, &src, FKM_RES_DEVICE, n, &err);

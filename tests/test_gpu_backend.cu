@@ -95,7 +95,7 @@ static void check_mode(fkm_precision p, int f16_input, int64_t n, int64_t k, int
     fkm_backend b;
     fkm_error err;
     fkm_error_clear(&err);
-    OK(fkm_backend_cuda_create(&b, k, d, p, 0, &err));
+    OK(fkm_backend_cuda_create(&b, k, d, p, FKM_METRIC_L2, 0, &err));
     CHECK(b.stats_on_device == 1 && strcmp(b.name, "cuda") == 0, "%s: table fields", what);
     OK(b.set_data(b.ctx, f16_input ? (const void *)xh.data() : (const void *)x,
                   f16_input ? FKM_DT_F16 : FKM_DT_F32, n, d, &err));
@@ -193,7 +193,7 @@ static void check_mode(fkm_precision p, int f16_input, int64_t n, int64_t k, int
     std::vector<float> c2[2];
     for (int rep = 0; rep < 2; rep++) {
         fkm_backend b2;
-        OK(fkm_backend_cuda_create(&b2, k, d, p, 0, &err));
+        OK(fkm_backend_cuda_create(&b2, k, d, p, FKM_METRIC_L2, 0, &err));
         OK(b2.set_centroids(b2.ctx, c0.data(), k, &err)); /* before set_data: must work too */
         OK(b2.set_data(b2.ctx, f16_input ? (const void *)xh.data() : (const void *)x,
                        f16_input ? FKM_DT_F16 : FKM_DT_F32, n, d, &err));
@@ -269,7 +269,7 @@ static void check_residency(fkm_precision p, int f16_input, int64_t n, int64_t k
         src.read = memsrc_read;
         src.ctx = &ms;
         fkm_backend b;
-        OK(fkm_backend_cuda_create(&b, k, d, p, 0, &err));
+        OK(fkm_backend_cuda_create(&b, k, d, p, FKM_METRIC_L2, 0, &err));
         OK(b.set_source(b.ctx, &src, res[r], chunk, &err));
         OK(b.set_centroids(b.ctx, c0.data(), k, &err));
         st[r].resize((size_t)len);
@@ -328,7 +328,7 @@ static void check_empty_rank(void)
     fkm_backend b;
     fkm_error err;
     fkm_error_clear(&err);
-    OK(fkm_backend_cuda_create(&b, k, d, FKM_PREC_AUTO, 0, &err));
+    OK(fkm_backend_cuda_create(&b, k, d, FKM_PREC_AUTO, FKM_METRIC_L2, 0, &err));
     OK(b.set_data(b.ctx, NULL, FKM_DT_F32, 0, d, &err));
     std::vector<float> c((size_t)(k * d));
     for (size_t i = 0; i < c.size(); i++) c[i] = (float)i;

@@ -278,6 +278,7 @@ static void test_finalize(int small)
         Ks = {7, 1000};
         Ds = {3, 130};
     }
+    for (int normalize = 0; normalize < 2; normalize++)
     for (int64_t k : Ks)
         for (int d : Ds) {
             if (k * d > 20000000) continue;
@@ -301,9 +302,11 @@ static void test_finalize(int small)
             for (int64_t j = 0; j < k; j++) {
                 double cnt = st[(size_t)(k * d + j)];
                 if (cnt <= 0) continue;
-                double acc = 0;
+                double acc = 0, n2 = 0, scale = 1;
+                for (int c = 0; c < d; c++) n2 += (st[(size_t)(j * d + c)] / cnt) * (st[(size_t)(j * d + c)] / cnt);
+                if (normalize && n2 > 0) scale = 1.0 / sqrt(n2);
                 for (int c = 0; c < d; c++) {
-                    float v = (float)(st[(size_t)(j * d + c)] / cnt);
+                    float v = (float)(st[(size_t)(j * d + c)] / cnt * scale);
                     double df = (double)v - (double)c0[(size_t)(j * d + c)];
                     acc += df * df;
                     rc[(size_t)(j * d + c)] = v;
@@ -321,16 +324,36 @@ static void test_finalize(int small)
             for (int rep = 0; rep < 2; rep++) {
                 CUDA_OK(cudaMemcpy(d_c, c0.data(), (size_t)(k * d) * 4, cudaMemcpyHostToDevice));
                 CUDA_OK(cudaMemset(d_out, 0xFF, 16));
-                CUDA_OK(fkm_k_finalize(d_st, k, d, d_c, d_out, 0));
+                CUDA_OK(fkm_k_finalize(d_st, k, d, normalize, d_c, d_out, 0));
                 CUDA_OK(cudaDeviceSynchronize());
                 CUDA_OK(cudaMemcpy(o[rep], d_out, 16, cudaMemcpyDeviceToHost));
                 gc[rep].resize((size_t)(k * d));
                 CUDA_OK(cudaMemcpy(gc[rep].data(), d_c, (size_t)(k * d) * 4, cudaMemcpyDeviceToHost));
             }
-            CHECK(memcmp(gc[0].data(), rc.data(), (size_t)(k * d) * 4) == 0,
-                  "finalize k=%lld d=%d: centroids differ from (float)(sum/count)", (long long)k, d);
-            CHECK(fabs(o[0][0] - rshift) <= 1e-12 * rshift, "finalize k=%lld d=%d: shift %.17g, ref %.17g",
-                  (long long)k, d, o[0][0], rshift);
+            if (!normalize) {
+                CHECK(memcmp(gc[0].data(), rc.data(), (size_t)(k * d) * 4) == 0,
+                      "finalize k=%lld d=%d: centroids differ from (float)(sum/count)", (long long)k, d);
+                CHECK(fabs(o[0][0] - rshift) <= 1e-12 * rshift, "finalize k=%lld d=%d: shift %.17g, ref %.17g",
+                      (long long)k, d, o[0][0], rshift);
+            } else {
+                /* the fp64 norm is summed in another order: one rounding of the float apart at most */
+                double worst = 0, worst_unit = 0;
+                for (int64_t j = 0; j < k; j++) {
+                    double nn = 0;
+                    for (int c = 0; c < d; c++) {
+                        const float gv = gc[0][(size_t)(j * d + c)], rv = rc[(size_t)(j * d + c)];
+                        worst = fmax(worst, fabs((double)gv - rv) / (fabs((double)rv) + 1e-30));
+                        nn += (double)gv * gv;
+                    }
+                    if (st[(size_t)(k * d + j)] > 0) worst_unit = fmax(worst_unit, fabs(sqrt(nn) - 1.0));
+                }
+                CHECK(worst <= 1.2e-7, "finalize normalize k=%lld d=%d: centroid off by %.3g relative",
+                      (long long)k, d, worst);
+                CHECK(worst_unit <= 1e-6 * sqrt((double)d), "finalize normalize k=%lld d=%d: | ||c|| - 1 | = %.3g",
+                      (long long)k, d, worst_unit);
+                CHECK(fabs(o[0][0] - rshift) <= 1e-6 * (rshift + 1e-6), "finalize normalize k=%lld d=%d: shift %.17g, ref %.17g",
+                      (long long)k, d, o[0][0], rshift);
+            }
             CHECK(o[0][1] == (double)ref_empty, "finalize k=%lld d=%d: empty %.17g, ref %lld",
                   (long long)k, d, o[0][1], (long long)ref_empty);
             CHECK(memcmp(o[0], o[1], 16) == 0 &&

@@ -147,7 +147,7 @@ static void test_nearest_changed(uint64_t seed)
     for (int64_t i = 0; i < m * d; i++) c[i] *= 10;
     fkm_backend b;
     fkm_error err;
-    CHECK(fkm_backend_cpu_create(&b, k, d, FKM_PREC_AUTO, &err) == 0, "create: %s", err.msg);
+    CHECK(fkm_backend_cpu_create(&b, k, d, FKM_PREC_AUTO, FKM_METRIC_L2, &err) == 0, "create: %s", err.msg);
     fkm_rowsrc src;
     fkm_rowsrc_memory(&src, x, FKM_DT_F32, n, d);
     CHECK(b.set_source(b.ctx, &src, FKM_RES_DEVICE, 1000, &err) == 0, "set_source: %s", err.msg);
@@ -170,10 +170,13 @@ static void test_nearest_changed(uint64_t seed)
     CHECK(memcmp(l0, l1, (size_t)n * 4) == 0, "nearest() changed the fit's labels");
     int64_t cnt = 0;
     CHECK(b.changed(b.ctx, &cnt, &err) == 0 && cnt == -1, "first changed() gives %lld, not -1", (long long)cnt);
-    /* move the centroids: the count equals the labels that differ */
+    /* move centroid 2 onto a row labelled otherwise (so that at least that row changes): the
+     * count equals the labels that differ */
     float *c2 = malloc((size_t)(k * d) * sizeof(float));
     memcpy(c2, c, (size_t)(k * d) * sizeof(float));
-    for (int64_t t = 0; t < d; t++) c2[2 * d + t] = c[5 * d + t] + 0.5f;
+    int64_t i0 = 0;
+    while (i0 < n - 1 && l0[i0] == 2) i0++;
+    for (int64_t t = 0; t < d; t++) c2[2 * d + t] = x[i0 * d + t];
     b.set_centroids(b.ctx, c2, k, &err);
     b.step(b.ctx, NULL, &err);
     b.labels(b.ctx, l1, &err);
