@@ -2,7 +2,9 @@
 #include "io_internal.h"
 #include "util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* A numeric scalar attribute converted to the memory type; FKM_EINPUT when missing. */
 static int get_attr(hid_t file, const char *name, hid_t mtype, void *out, const char *path,
@@ -18,8 +20,38 @@ static int get_attr(hid_t file, const char *name, hid_t mtype, void *out, const 
               : fkm_fail(err, FKM_EINPUT, "--resume '%s': attribute '%s' unreadable", path, name);
 }
 
+/* The string attribute `name` into buf (empty when missing or not a string). */
+static void get_str_attr(hid_t file, const char *name, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (H5Aexists(file, name) <= 0) return;
+    hid_t a = H5Aopen(file, name, H5P_DEFAULT);
+    hid_t t = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
+    if (t >= 0 && H5Tget_class(t) == H5T_STRING) {
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        if (H5Tis_variable_str(t) > 0) {
+            char *v = NULL;
+            H5Tset_size(mt, H5T_VARIABLE);
+            if (H5Aread(a, mt, &v) >= 0 && v) {
+                snprintf(buf, len, "%s", v);
+                H5free_memory(v);
+            }
+        } else {
+            size_t sz = H5Tget_size(t);
+            char *v = calloc(1, sz + 1);
+            H5Tset_size(mt, sz + 1);
+            if (v && H5Aread(a, mt, v) >= 0) snprintf(buf, len, "%s", v);
+            free(v);
+        }
+        H5Tclose(mt);
+    }
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+}
+
 int fkm_ckpt_read(const char *file, int64_t want_k, int64_t want_d, int64_t want_n,
-                  uint64_t want_seed, fkm_out_meta *m, float **centroids, fkm_error *err)
+                  uint64_t want_seed, const char *want_metric, fkm_out_meta *m, float **centroids,
+                  fkm_error *err)
 {
     fkm_error_clear(err);
     *centroids = NULL;
@@ -38,6 +70,11 @@ int fkm_ckpt_read(const char *file, int64_t want_k, int64_t want_d, int64_t want
     if (!st) st = get_attr(f, "iterations", H5T_NATIVE_INT32, &iters, file, err);
     if (!st) st = get_attr(f, "inertia", H5T_NATIVE_DOUBLE, &m->inertia, file, err);
     if (!st) st = get_attr(f, "nranks", H5T_NATIVE_INT32, &nranks, file, err);
+    m->chunk_rows = 0;
+    if (!st && H5Aexists(f, "chunk_rows") > 0)
+        st = get_attr(f, "chunk_rows", H5T_NATIVE_INT64, &m->chunk_rows, file, err);
+    char metric[32];
+    get_str_attr(f, "metric", metric, sizeof metric);
     H5Fclose(f);
     if (st) return st;
     m->iterations = iters;
@@ -48,6 +85,9 @@ int fkm_ckpt_read(const char *file, int64_t want_k, int64_t want_d, int64_t want
                         "--resume '%s': made for k=%lld d=%lld n=%lld, this run has k=%lld d=%lld n=%lld",
                         file, (long long)m->k, (long long)m->d, (long long)m->n, (long long)want_k,
                         (long long)want_d, (long long)want_n);
+    if (want_metric && strcmp(metric[0] ? metric : "l2", want_metric) != 0)
+        return fkm_fail(err, FKM_EINPUT, "--resume '%s': made with --metric %s, this run has --metric %s",
+                        file, metric[0] ? metric : "l2", want_metric);
     if (m->seed != want_seed)
         return fkm_fail(err, FKM_EINPUT, "--resume '%s': made with --seed %llu, this run has --seed %llu",
                         file, (unsigned long long)m->seed, (unsigned long long)want_seed);

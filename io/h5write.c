@@ -152,6 +152,10 @@ int fkm_out_create(const char *tmp_path, const fkm_out_meta *m, const float *cen
     if (!st) st = put_str_attr(file, "metric", m->metric ? m->metric : "l2", tmp_path, err);
     if (!st) st = put_str_attr(file, "init", m->init ? m->init : "random", tmp_path, err);
     if (!st) st = put_str_attr(file, "version", FKM_VERSION, tmp_path, err);
+    if (!st && m->chunk_rows > 0) {
+        int64_t chunk_rows = m->chunk_rows;
+        st = put_attr(file, "chunk_rows", H5T_STD_I64LE, H5T_NATIVE_INT64, &chunk_rows, tmp_path, err);
+    }
     if (!st && m->nranks > 0) {
         int32_t one = 1, nranks = m->nranks;
         st = put_attr(file, "checkpoint", H5T_STD_I32LE, H5T_NATIVE_INT32, &one, tmp_path, err);

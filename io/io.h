@@ -73,6 +73,8 @@ typedef struct fkm_out_meta {
     int nranks;         /* > 0 marks a checkpoint: attributes checkpoint = 1 and nranks are
                            added, `iterations` is the last finished iteration and `inertia`
                            that iteration's inertia (the stop test's state) */
+    int64_t chunk_rows; /* > 0: attribute chunk_rows, the rows per statistics chunk of the
+                           run (what bitwise reproduction needs); 0: not written */
 } fkm_out_meta;
 
 /* Writes exactly at tmp_path (the rename is the caller's); on failure the file is removed.
@@ -94,10 +96,12 @@ int fkm_out_write_f32(const char *tmp_path, const char *name, int64_t n_total, i
 int fkm_out_check_path(const char *path, fkm_error *err);
 
 /* Read a checkpoint written by fkm_out_create with nranks > 0: its centroids (malloc'ed
- * k×d) and meta (metric and init point to static storage). FKM_EINPUT naming the file when
- * it is missing, not a checkpoint, or does not match want_k, want_d, want_n, want_seed. */
+ * k×d) and meta (metric and init point to static storage; chunk_rows 0 when the checkpoint
+ * has none). FKM_EINPUT naming the file when it is missing, not a checkpoint, or does not
+ * match want_k, want_d, want_n, want_seed, want_metric. */
 int fkm_ckpt_read(const char *file, int64_t want_k, int64_t want_d, int64_t want_n,
-                  uint64_t want_seed, fkm_out_meta *m, float **centroids, fkm_error *err);
+                  uint64_t want_seed, const char *want_metric, fkm_out_meta *m, float **centroids,
+                  fkm_error *err);
 
 /* Load a k×d float32 init matrix from FILE:DATASET (any format and type fkm_reader_open
  * reads; dataset NULL or "" means "/centroids" for HDF5, ignored otherwise). *c is

@@ -39,12 +39,15 @@ typedef struct run {
     fkm_skipsrc skip;
     const fkm_rowsrc *use; /* the rows the fit uses: &src or &ssrc */
     int64_t n_used, row0_used; /* their global count, and this rank's first in that count */
+    fkm_rowsrc nsrc;    /* --metric cosine: the used rows scaled to unit length */
     fkm_rowsrc tsrc;    /* --max-points-per-centroid: the sampled rows of the used rows */
     fkm_subsrc tsub;
     int64_t *tidx;      /* ... their indices among this rank's used rows */
     const fkm_rowsrc *full; /* all used rows (the final pass), and their n_used, row0_used */
     int64_t n_full, row0_full;
     fkm_step_times t;   /* the last step's times */
+    int64_t chunk;      /* rows per statistics chunk, the same on every rank */
+    int64_t resume_chunk; /* the checkpoint's chunk_rows (0: none) */
     int start_iter;     /* first iteration to run (after a resume, the checkpoint's + 1) */
     double start_prev;  /* the stop test's previous inertia at start_iter (NaN when fresh) */
 } run;
@@ -63,6 +66,31 @@ static void catch_stop_signals(void)
     sigaction(SIGUSR1, &sa, NULL);
 }
 
+static const char *metric_name(fkm_metric m)
+{
+    return m == FKM_METRIC_COSINE ? "cosine" : m == FKM_METRIC_IP ? "ip" : "l2";
+}
+
+/* The reported inertia from the summed row distances of n rows: the sum for L2, the mean for
+ * cosine (1 − mean cosine) and ip (−mean inner product). */
+static double reported_inertia(const fkm_params *p, double sum, int64_t n)
+{
+    return p->metric == FKM_METRIC_L2 || n <= 0 ? sum : sum / (double)n;
+}
+
+/* Cosine: centroids scaled to unit length on the host (fp64 norm, one rounding), where they
+ * do not come from the backend's finalize: a fresh init, an empty-cluster split. */
+static void normalize_centroids(const fkm_params *p, float *c, int64_t k, int64_t d)
+{
+    if (p->metric != FKM_METRIC_COSINE) return;
+    for (int64_t j = 0; j < k; j++) {
+        double n2 = 0;
+        for (int64_t t = 0; t < d; t++) n2 += (double)c[j * d + t] * c[j * d + t];
+        const double inv = n2 > 0 ? 1.0 / sqrt(n2) : 1.0;
+        for (int64_t t = 0; t < d; t++) c[j * d + t] = (float)(c[j * d + t] * inv);
+    }
+}
+
 /* Write the checkpoint after iteration `it` (collective; temporary file + rename). */
 static int write_checkpoint(run *R, const fkm_params *p, int it, double inertia, fkm_error *err)
 {
@@ -75,7 +103,8 @@ static int write_checkpoint(run *R, const fkm_params *p, int it, double inertia,
     }
     int s = fkm_comm_agree(&R->comm, err);
     if (!s) {
-        fkm_out_meta m = {k, d, R->n, it, inertia, 0, p->seed, "l2", "checkpoint", R->comm.size};
+        fkm_out_meta m = {k, d, R->n, it, inertia, 0, p->seed, metric_name(p->metric), "checkpoint",
+                          R->comm.size, R->chunk};
         s = fkm_output_write(&R->comm, p->checkpoint, &m, c, counts, NULL, NULL, 0, 0, err);
     }
     free(c);
@@ -241,7 +270,16 @@ static int cmp_i64(const void *a, const void *b)
 enum { KMPAR_ROUNDS = 5 }; /* k-means|| rounds; oversampling ell = 2k per round */
 
 /* The starting centroids (every rank the same), for every init but a resume. */
+static int initial_centroids_raw(run *R, const fkm_params *p, float *c, fkm_error *err);
+
 static int initial_centroids(run *R, const fkm_params *p, float *c, fkm_error *err)
+{
+    int s = initial_centroids_raw(R, p, c, err);
+    if (!s) normalize_centroids(p, c, R->k, R->d);
+    return s;
+}
+
+static int initial_centroids_raw(run *R, const fkm_params *p, float *c, fkm_error *err)
 {
     const int64_t k = R->k, d = R->d;
     if (p->init == FKM_INIT_FILE) {
@@ -320,13 +358,14 @@ static int train_sample(run *R, const fkm_params *p, fkm_error *err)
  * backend's memory when the rows fit there (the GPU's free memory with room for labels,
  * norms and the sort, or half of the host's free memory for the CPU backend), else pinned
  * host memory for the GPU when they fit in half of the host's free memory, else the file.
- * Default chunk: in memory, the whole shard (one sort per pass); streamed, 1/16 of the
- * shard clamped to [32, 256] MiB of source rows: the copy/compute pipeline then loses
+ * Default chunk (given the largest shard of any rank, n_max, so that it does not depend on
+ * this rank's share; after a --resume, the checkpoint's): in memory, the whole shard (one sort
+ * per pass); streamed, 1/16 of the shard clamped to [32, 256] MiB of source rows: the copy/compute pipeline then loses
  * about one chunk in sixteen to its fill and drain (measured on an H100: 1.03-1.10 x
  * max(copy, compute) at 64-128 MiB chunks), while each chunk's copy (≥ 0.6 ms at
  * 53 GB/s) stays long next to its fixed cost of launches and a sort. */
-static int choose_residency(run *R, const fkm_params *p, fkm_residency *res, int64_t *chunk,
-                            fkm_error *err)
+static int choose_residency(run *R, const fkm_params *p, int64_t n_max, fkm_residency *res,
+                            int64_t *chunk, fkm_error *err)
 {
     const int64_t n = R->use->n, d = R->d;
     const double src_rb = (double)fkm_rowsrc_row_bytes(R->use);
@@ -346,12 +385,12 @@ static int choose_residency(run *R, const fkm_params *p, fkm_residency *res, int
             r = host_fits ? FKM_RES_DEVICE : FKM_RES_FILE;
         }
     }
-    int64_t c = p->chunk_rows;
+    int64_t c = p->chunk_rows > 0 ? p->chunk_rows : R->resume_chunk;
     if (c <= 0) {
         if (r == FKM_RES_DEVICE) {
-            c = n;
+            c = n_max;
         } else {
-            double bytes = (double)n * src_rb / 16;
+            double bytes = (double)n_max * src_rb / 16;
             if (bytes < 32.0 * (1 << 20)) bytes = 32.0 * (1 << 20);
             if (bytes > 256.0 * (1 << 20)) bytes = 256.0 * (1 << 20);
             c = (int64_t)(bytes / src_rb);
@@ -361,6 +400,29 @@ static int choose_residency(run *R, const fkm_params *p, fkm_residency *res, int
     *res = r;
     *chunk = c;
     return FKM_OK;
+}
+
+/* Make the backend for R->use, choose its residency and the chunk (the smallest any rank
+ * chose, so that every rank adds its statistics in the same blocks whatever its residency),
+ * give it the rows and, unless c is NULL, the centroids. Collective. */
+static int setup_backend(run *R, const fkm_params *p, const float *c, fkm_residency *res,
+                         fkm_error *err)
+{
+    double v[2] = {(double)R->use->n, 0};
+    int s = fkm_comm_allreduce_max_f64(&R->comm, v, 1, err);
+    if (s) return s;
+    int64_t chunk = 1;
+    if (make_backend(R, p, err) == FKM_OK) {
+        R->have_be = 1;
+        choose_residency(R, p, (int64_t)v[0], res, &chunk, err);
+    }
+    if ((s = fkm_comm_agree(&R->comm, err))) return s;
+    v[1] = -(double)chunk;
+    if ((s = fkm_comm_allreduce_max_f64(&R->comm, v + 1, 1, err))) return s;
+    R->chunk = (int64_t)-v[1];
+    if (R->be.set_source(R->be.ctx, R->use, *res, R->chunk, err) == FKM_OK && c)
+        R->be.set_centroids(R->be.ctx, c, R->k, err);
+    return fkm_comm_agree(&R->comm, err);
 }
 
 static const char *residency_name(fkm_residency r)
@@ -427,17 +489,18 @@ static int iterate(run *R, const fkm_params *p, fkm_result *res, fkm_error *err)
             if (!c) s = FKM_ENOMEM;
             if (!s) s = R->be.get_centroids(R->be.ctx, c, err);
             if (!s) fkm_split_empty(c, R->host_stats + k * d, k, d, p->seed, it);
+            if (!s) normalize_centroids(p, c, k, d);
             if (!s) s = R->be.set_centroids(R->be.ctx, c, k, err);
             free(c);
         }
         if ((s = fkm_comm_agree(&R->comm, err))) return s;
-        st.inertia = R->host_stats[fkm_stats_len(k, d) - 1]; /* in place after finalize */
+        st.inertia = reported_inertia(p, R->host_stats[fkm_stats_len(k, d) - 1], R->n_used); /* in place after finalize */
         /* the backend's own timings (CUDA events on the GPU): host time after pass() is
          * mostly waiting for them, which the total shows */
         st.ms_assign = R->t.ms_assign;
         st.ms_update = R->t.ms_update;
         st.ms_total = fkm_now_ms() - t0;
-        st.rel_change = isnan(prev) ? NAN : fabs(prev - st.inertia) / (prev > 0 ? prev : 1.0);
+        st.rel_change = isnan(prev) ? NAN : fabs(prev - st.inertia) / (fabs(prev) > 0 ? fabs(prev) : 1.0);
         res->stats[res->nstats++] = st;
         res->iterations = it;
         fkm_log_iter(human, R->json, &st);
@@ -498,6 +561,10 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
     if ((s = open_input(&R, p, &info, err))) goto done;
     R.k = p->k;
     R.d = info.d;
+    if (p->metric == FKM_METRIC_COSINE) { /* every later read sees unit rows */
+        fkm_rowsrc_normalize(&R.nsrc, R.use);
+        R.use = &R.nsrc;
+    }
     if ((s = train_sample(&R, p, err))) goto done;
 
     res->k = R.k;
@@ -520,11 +587,12 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
     if (p->resume) {
         fkm_out_meta m;
         float *c = NULL;
-        fkm_ckpt_read(p->resume, R.k, R.d, info.n, p->seed, &m, &c, err);
+        fkm_ckpt_read(p->resume, R.k, R.d, info.n, p->seed, metric_name(p->metric), &m, &c, err);
         if (!(s = fkm_comm_agree(&R.comm, err))) {
             memcpy(res->centroids, c, (size_t)(R.k * R.d) * sizeof(float));
             R.start_iter = m.iterations + 1;
             R.start_prev = m.inertia;
+            R.resume_chunk = m.chunk_rows;
             if (R.comm.rank == 0 && p->verbose > 0)
                 printf("resuming from '%s' after iteration %d%s\n", p->resume, m.iterations,
                        m.nranks != R.comm.size ? " (made with another number of ranks: the last "
@@ -538,14 +606,7 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
     /* k-means|| needs the backend (distances of every row to the candidates) */
     const int late_init = p->init == FKM_INIT_KMEANS_PAR && !p->resume;
     fkm_residency residency = FKM_RES_DEVICE;
-    int64_t chunk = 1;
-    if (make_backend(&R, p, err) == FKM_OK) {
-        R.have_be = 1;
-        if (choose_residency(&R, p, &residency, &chunk, err) == FKM_OK &&
-            R.be.set_source(R.be.ctx, R.use, residency, chunk, err) == FKM_OK && !late_init)
-            R.be.set_centroids(R.be.ctx, res->centroids, R.k, err);
-    }
-    if ((s = fkm_comm_agree(&R.comm, err))) goto done;
+    if ((s = setup_backend(&R, p, late_init ? NULL : res->centroids, &residency, err))) goto done;
     if (late_init) {
         if ((s = initial_centroids(&R, p, res->centroids, err))) goto done;
         R.be.set_centroids(R.be.ctx, res->centroids, R.k, err);
@@ -558,11 +619,12 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
     if (R.comm.rank == 0 && p->verbose > 0) {
         char initname[512];
         init_names(p, initname, sizeof initname);
-        printf("fkm %s: %s:%s  N=%lld D=%lld K=%lld  ranks=%d  backend=%s  init=%s  seed=%llu  "
-               "comm=%s  residency=%s  chunk_rows=%lld  max_iter=%d tol=%g\n",
+        printf("fkm %s: %s:%s  N=%lld D=%lld K=%lld  ranks=%d  backend=%s  metric=%s  init=%s  "
+               "seed=%llu  comm=%s  residency=%s  chunk_rows=%lld  max_iter=%d tol=%g\n",
                FKM_VERSION, p->input, p->dataset, (long long)info.n, (long long)info.d,
-               (long long)R.k, R.comm.size, R.be.name, initname, (unsigned long long)p->seed,
-               R.use_nccl ? "nccl" : "mpi", residency_name(residency), (long long)chunk,
+               (long long)R.k, R.comm.size, R.be.name, metric_name(p->metric), initname,
+               (unsigned long long)p->seed,
+               R.use_nccl ? "nccl" : "mpi", residency_name(residency), (long long)R.chunk,
                p->max_iter, p->tol);
         fflush(stdout);
     }
@@ -578,20 +640,14 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
         R.use = R.full;
         R.n_used = R.n_full;
         R.row0_used = R.row0_full;
-        if (make_backend(&R, p, err) == FKM_OK) {
-            R.have_be = 1;
-            if (choose_residency(&R, p, &residency, &chunk, err) == FKM_OK &&
-                R.be.set_source(R.be.ctx, R.use, residency, chunk, err) == FKM_OK)
-                R.be.set_centroids(R.be.ctx, res->centroids, R.k, err);
-        }
-        if ((s = fkm_comm_agree(&R.comm, err))) goto done;
+        if ((s = setup_backend(&R, p, res->centroids, &residency, err))) goto done;
     }
     /* Final pass: labels, counts and inertia of the output centroids. */
     if ((s = pass(&R, NULL, err))) goto done;
     {
         const int64_t kd = R.k * R.d;
         R.be.get_centroids(R.be.ctx, res->centroids, err); /* waits: the tail is in place */
-        res->inertia = R.host_stats[kd + R.k];
+        res->inertia = reported_inertia(p, R.host_stats[kd + R.k], R.n_used);
         for (int64_t j = 0; j < R.k; j++) res->counts[j] = (int64_t)R.host_stats[kd + j];
         if (!err->status) R.be.labels(R.be.ctx, res->labels, err);
         if (!err->status && R.nbad) {
@@ -624,7 +680,7 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
         char initname[512];
         init_names(p, initname, sizeof initname);
         fkm_out_meta m = {R.k, R.d, info.n, res->iterations, res->inertia, res->converged, p->seed,
-                          "l2", initname, 0};
+                          metric_name(p->metric), initname, 0, R.chunk};
         if ((s = fkm_output_write(&R.comm, p->output, &m, res->centroids, res->counts,
                                   p->write_labels ? res->labels : NULL, res->distances, res->row0,
                                   res->nlocal, err)))

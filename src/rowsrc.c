@@ -1,5 +1,7 @@
 #include "rowsrc.h"
+#include "half.h"
 
+#include <math.h>
 #include <string.h>
 
 static int mem_read(void *ctx, int64_t r0, int64_t m, void *dst, fkm_error *err)
@@ -116,4 +118,38 @@ void fkm_rowsrc_subset(fkm_rowsrc *s, fkm_subsrc *u, const fkm_rowsrc *base, con
     s->resident = NULL;
     s->read = subset_read;
     s->ctx = u;
+}
+
+static int normalize_read(void *ctx, int64_t r0, int64_t m, void *dst, fkm_error *err)
+{
+    const fkm_rowsrc *b = ctx;
+    int st = b->read(b->ctx, r0, m, dst, err);
+    if (st) return st;
+    const int64_t d = b->d;
+#pragma omp parallel for schedule(static) if (m > 4096)
+    for (int64_t i = 0; i < m; i++) {
+        double n2 = 0;
+        if (b->dt == FKM_DT_F16) {
+            uint16_t *h = (uint16_t *)dst + i * d;
+            for (int64_t t = 0; t < d; t++) n2 += (double)fkm_half_to_float(h[t]) * fkm_half_to_float(h[t]);
+            const double inv = n2 > 0 ? 1.0 / sqrt(n2) : 1.0;
+            for (int64_t t = 0; t < d; t++) h[t] = fkm_float_to_half((float)(fkm_half_to_float(h[t]) * inv));
+        } else {
+            float *f = (float *)dst + i * d;
+            for (int64_t t = 0; t < d; t++) n2 += (double)f[t] * f[t];
+            const double inv = n2 > 0 ? 1.0 / sqrt(n2) : 1.0;
+            for (int64_t t = 0; t < d; t++) f[t] = (float)(f[t] * inv);
+        }
+    }
+    return FKM_OK;
+}
+
+void fkm_rowsrc_normalize(fkm_rowsrc *s, const fkm_rowsrc *base)
+{
+    s->n = base->n;
+    s->d = base->d;
+    s->dt = base->dt;
+    s->resident = NULL;
+    s->read = normalize_read;
+    s->ctx = (void *)base;
 }

@@ -54,6 +54,11 @@ typedef struct fkm_subsrc {
 void fkm_rowsrc_subset(fkm_rowsrc *s, fkm_subsrc *u, const fkm_rowsrc *base, const int64_t *idx,
                        int64_t n);
 
+/* The rows of base scaled to unit L2 length (cosine metric): each row's norm in fp64, the
+ * scaled values rounded once to the source's type (float16 rows stay float16). Zero rows
+ * stay zero. */
+void fkm_rowsrc_normalize(fkm_rowsrc *s, const fkm_rowsrc *base);
+
 /* Read every row of src once, in pieces of about 64 MiB, and find the rows holding a NaN or
  * an infinity. Without skip, the first one is an FKM_EINPUT naming it (global row
  * row0 + i, its column and value; `what` names the input). With skip, *bad gets their sorted
