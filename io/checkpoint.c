@@ -29,6 +29,7 @@ static void get_str_attr(hid_t file, const char *name, char *buf, size_t len)
     hid_t t = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
     if (t >= 0 && H5Tget_class(t) == H5T_STRING) {
         hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_cset(mt, H5Tget_cset(t)); /* no conversion between character sets */
         if (H5Tis_variable_str(t) > 0) {
             char *v = NULL;
             H5Tset_size(mt, H5T_VARIABLE);
@@ -88,6 +89,7 @@ int fkm_ckpt_read(const char *file, int64_t want_k, int64_t want_d, int64_t want
     if (want_metric && strcmp(metric[0] ? metric : "l2", want_metric) != 0)
         return fkm_fail(err, FKM_EINPUT, "--resume '%s': made with --metric %s, this run has --metric %s",
                         file, metric[0] ? metric : "l2", want_metric);
+    m->metric = want_metric ? want_metric : "l2";
     if (m->seed != want_seed)
         return fkm_fail(err, FKM_EINPUT, "--resume '%s': made with --seed %llu, this run has --seed %llu",
                         file, (unsigned long long)m->seed, (unsigned long long)want_seed);

@@ -26,6 +26,7 @@ static const char *USAGE =
     "  info  FILE\n"
     "        list every 2-D dataset of FILE with shape, dtype and chunking\n"
     "  fit   --input FILE --k K [--dataset /data] [--iters 25] [--tol 1e-4]\n"
+    "        [--metric l2|cosine|ip]\n"
     "        [--init random|kmeans++|kmeans|||FILE.h5:/dataset] [--init-sample M]\n"
     "        [--seed 1234] [--backend auto|cpu|cuda]\n"
     "        [--shift-tol S] [--reassign-tol R] [--max-points-per-centroid M]\n"
@@ -37,7 +38,7 @@ static const char *USAGE =
     "        [--distances]\n"
     "        k-means of the rows of FILE:DATASET; run under mpirun for several ranks\n"
     "  assign --centroids FILE.h5[:/centroids] --input FILE --output labels.h5\n"
-    "        [--dataset /data] [--distances] [--backend auto|cpu|cuda]\n"
+    "        [--dataset /data] [--distances] [--metric l2|cosine|ip] [--backend auto|cpu|cuda]\n"
     "        [--precision auto|exact|tf32|fp16|bf16] [--comm auto|nccl|mpi] [--device N]\n"
     "        [--residency auto|device|host|file] [--chunk-rows R] [--skip-nonfinite] [-q|-v]\n"
     "        label every row of FILE:DATASET with its nearest centroid (/labels, /counts,\n"
@@ -210,7 +211,7 @@ static void split_file_dataset(char *buf, const char **dataset)
     }
 }
 
-/* The flags fit and assign share: input, backend, arithmetic, communicator, residency,
+/* The flags fit and assign share: input, metric, backend, arithmetic, communicator, residency,
  * non-finite rows, verbosity. 0, or 2 after printing a usage error. */
 static int parse_run_flags(flag *f, int nf, fkm_params *p)
 {
@@ -234,6 +235,11 @@ static int parse_run_flags(flag *f, int nf, fkm_params *p)
         static const char *const names[] = {"auto", "device", "host", "file"};
         if (pick("--residency", v->value, names, 4, &choice)) return 2;
         p->residency = (fkm_residency)choice;
+    }
+    if ((v = get(f, nf, "--metric"))) {
+        static const char *const names[] = {"l2", "cosine", "ip"};
+        if (pick("--metric", v->value, names, 3, &choice)) return 2;
+        p->metric = (fkm_metric)choice;
     }
     if ((v = get(f, nf, "--comm"))) {
         static const char *const names[] = {"auto", "nccl", "mpi"};
@@ -265,7 +271,7 @@ static int cmd_fit(int argc, char **argv)
                 {"--comm", 1},    {"--device", 1},  {"--checkpoint", 1}, {"--checkpoint-every", 1},
                 {"--resume", 1},  {"--residency", 1}, {"--skip-nonfinite", 0},
                 {"--init-sample", 1}, {"--shift-tol", 1}, {"--reassign-tol", 1},
-                {"--distances", 0}, {"--max-points-per-centroid", 1}};
+                {"--distances", 0}, {"--max-points-per-centroid", 1}, {"--metric", 1}};
     const int nf = sizeof f / sizeof f[0];
     if (parse_flags(argc, argv, f, nf, NULL)) return 2;
     fkm_params p;
@@ -351,7 +357,7 @@ static int cmd_assign(int argc, char **argv)
     flag f[] = {{"--centroids", 1}, {"--input", 1},     {"--dataset", 1},   {"--output", 1},
                 {"--distances", 0}, {"--backend", 1},   {"--precision", 1}, {"--comm", 1},
                 {"--device", 1},    {"--residency", 1}, {"--chunk-rows", 1}, {"--skip-nonfinite", 0},
-                {"-q", 0},          {"-v", 0}};
+                {"-q", 0},          {"-v", 0},          {"--metric", 1}};
     const int nf = sizeof f / sizeof f[0];
     if (parse_flags(argc, argv, f, nf, NULL)) return 2;
     fkm_params p;

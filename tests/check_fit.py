@@ -1,9 +1,12 @@
 #!/usr/bin/python3
 """Independent checks of fkm's output files (numpy + h5py, fp64).
 
-  check_fit.py ref INPUT DSET INIT OUT ITERS   fp64 Lloyd from INIT's /centroids for ITERS
+  check_fit.py ref INPUT DSET INIT OUT ITERS [--metric cosine|ip]
+                                               fp64 Lloyd from INIT's /centroids for ITERS
                                                iterations must give OUT's centroids, labels,
-                                               counts and inertia
+                                               counts and inertia (and /distances when there);
+                                               cosine: spherical k-means on unit rows, ip: the
+                                               largest inner product, as the README defines them
   check_fit.py same A B                        every dataset and attribute bitwise equal
   check_fit.py same --datasets-only A B        every dataset bitwise equal (attributes such as
                                                init, which name the input, may differ)
@@ -37,18 +40,40 @@ def assign(x, c):
     return lab, best, part
 
 
-def ref(inp, dset, init, out, iters):
+def unit(a):
+    n = np.sqrt((a * a).sum(1))
+    n[n == 0] = 1
+    return a / n[:, None]
+
+
+def assign_ip(x, c, offset):
+    # the largest x.c (ties to the lowest index); distance offset - x.c; part: the two
+    # smallest "distances" -x.c per row
+    s = -(x @ c.T)
+    lab = np.argmin(s, 1)
+    part = np.partition(s, 1, axis=1) if c.shape[0] > 1 else np.stack([s[:, 0], s[:, 0] + 1], 1)
+    best = offset - (x * c[lab]).sum(1)
+    return lab, best, part
+
+
+def ref(inp, dset, init, out, iters, metric="l2"):
     x = h5py.File(inp, "r")[dset][...].astype(np.float64)
     c = h5py.File(init, "r")["/centroids"][...].astype(np.float32).astype(np.float64)
     k = c.shape[0]
+    if metric == "cosine":
+        x = unit(x)
+        c = unit(c).astype(np.float32).astype(np.float64)
+    offset = 1.0 if metric == "cosine" else 0.0
+    step = (lambda x, c: assign(x, c)) if metric == "l2" else (lambda x, c: assign_ip(x, c, offset))
     for _ in range(iters):
-        lab, _, _ = assign(x, c)
+        lab, _, _ = step(x, c)
         cnt = np.bincount(lab, minlength=k)
         sums = np.zeros_like(c)
         np.add.at(sums, lab, x)
         nz = cnt > 0
-        c[nz] = (sums[nz] / cnt[nz][:, None]).astype(np.float32).astype(np.float64)
-    lab, best, part = assign(x, c)
+        m = sums[nz] / cnt[nz][:, None]
+        c[nz] = (unit(m) if metric == "cosine" else m).astype(np.float32).astype(np.float64)
+    lab, best, part = step(x, c)
     f = h5py.File(out, "r")
     oc = f["/centroids"][...].astype(np.float64)
     rel = np.abs(oc - c).max() / max(np.abs(c).max(), 1e-30)
@@ -56,7 +81,11 @@ def ref(inp, dset, init, out, iters):
         fail("centroids differ from the fp64 reference by %.3g relative" % rel)
     ol = f["/labels"][...]
     gap = part[:, 1] - part[:, 0] if k > 1 else np.full(len(lab), np.inf)
-    clear = gap > 1e-5 * np.maximum(part[:, 0], 1e-30)
+    if metric == "l2":
+        clear = gap > 1e-5 * np.maximum(part[:, 0], 1e-30)
+    else:  # scores x.c: relative to the largest |x.c| possible for the row
+        scale = np.sqrt((x * x).sum(1)) * np.sqrt((c * c).sum(1)).max()
+        clear = gap > 1e-5 * np.maximum(scale, 1e-30)
     bad = np.count_nonzero((ol != lab) & clear)
     if bad:
         fail("%d labels differ from the fp64 reference" % bad)
@@ -64,8 +93,22 @@ def ref(inp, dset, init, out, iters):
     if not np.array_equal(cnt, f["/counts"][...]):
         fail("/counts disagree with /labels")
     inertia = float(f.attrs["inertia"])
-    if abs(inertia - best.sum()) > 1e-6 * best.sum():
-        fail("inertia %.17g vs reference %.17g" % (inertia, best.sum()))
+    want = best.sum() if metric == "l2" else best.mean()
+    if abs(inertia - want) > 1e-6 * max(abs(want), 1e-3):
+        fail("inertia %.17g vs reference %.17g" % (inertia, want))
+    if str(f.attrs["metric"]) != metric:
+        fail("attribute metric is %s, not %s" % (f.attrs["metric"], metric))
+    if "distances" in f:
+        od = f["/distances"][...].astype(np.float64)
+        # reference distances to the output's own labels (they may differ at near-ties)
+        rd = ((x - oc[ol]) ** 2).sum(1) if metric == "l2" else offset - (x * oc[ol]).sum(1)
+        derr = np.abs(od - rd).max() / max(np.abs(rd).max(), 1e-30)
+        if derr > 1e-5:
+            fail("/distances differ from the reference by %.3g relative" % derr)
+    if metric == "cosine":
+        nrm = np.sqrt((oc * oc).sum(1))
+        if np.abs(nrm - 1).max() > 1e-5:
+            fail("cosine centroids are not unit vectors (| ||c|| - 1 | up to %.3g)" % np.abs(nrm - 1).max())
     print("check_fit: ref ok (centroid rel err %.2g, %d near-ties skipped)" % (rel, np.count_nonzero(~clear)))
 
 
@@ -139,7 +182,8 @@ def initfile(inp, dset, k, out):
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "ref":
-        ref(args[0], args[1], args[2], args[3], int(args[4]))
+        metric = args[args.index("--metric") + 1] if "--metric" in args else "l2"
+        ref(args[0], args[1], args[2], args[3], int(args[4]), metric)
     elif cmd == "same":
         only = "--datasets-only" in args
         same(*[a for a in args if a != "--datasets-only"], datasets_only=only)

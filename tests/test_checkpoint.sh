@@ -26,14 +26,15 @@ done
 
 # signals: stop mid-run under mpirun, checkpoint, exit 75, resume to the same result
 "$FKM" gen --output "$T/big.h5" --n 200000 --d 32 --clusters 16 --seed 2 || fail gen-big
-long=(--input "$T/big.h5" --k 48 --iters 150 --tol 0 --seed 5 --backend cpu -q)
+long=(--input "$T/big.h5" --k 48 --iters 400 --tol 0 --seed 5 --backend cpu -q)
 mpirun_n 2 "$FKM" fit "${long[@]}" --output "$T/long_full.h5" || fail "long uninterrupted"
 for sig in USR1 TERM; do
   rm -f "$T/ck2.h5" "$T/long_res.h5"
   "$MPIEXEC" --oversubscribe -n 2 "$FKM" fit "${long[@]}" --checkpoint "$T/ck2.h5" --checkpoint-every 1000 \
-    --output "$T/long_part.h5" > "$T/sig.txt" 2>&1 &
+    --output "$T/long_part.h5" --log-json "$T/sig.json" > "$T/sig.txt" 2>&1 &
   pid=$!
-  sleep 1.5
+  # signal once a few iterations have run (a fixed sleep raced the run's end on a fast machine)
+  for _ in $(seq 600); do [ "$(grep -c '"iter"' "$T/sig.json" 2>/dev/null)" -ge 5 ] && break; sleep 0.05; done
   kill -$sig $pid
   wait $pid; rc=$?
   # mpirun forwards SIGUSR1 and passes on the ranks' status 75; on SIGTERM it forwards the
