@@ -106,6 +106,100 @@ static void check_step(int64_t n, int64_t k, int64_t d, int blobs, uint64_t seed
     free(x); free(c); free(c2); free(lab); free(ref); free(d1); free(d2); free(sums); free(cnt); free(st);
 }
 
+/* Metrics cosine and ip on (n, k, d): labels are the largest x·c of the fp64 reference wherever
+ * the gap is not a tie — half of the centroids are near-copies of the other half (1e-6 apart),
+ * so the fp64 re-check decides many rows; the inertia is Σ (offset − x·c); finalize gives the
+ * means, scaled to unit length under cosine; nearest() returns offset − x·c in fp64. */
+static void check_step_metric(int64_t n, int64_t k, int64_t d, fkm_metric metric, uint64_t seed)
+{
+    float *x = t_blobs(n, d, 5, seed);
+    const double offset = metric == FKM_METRIC_COSINE ? 1.0 : 0.0;
+    if (metric == FKM_METRIC_COSINE) /* the driver hands cosine rows over as unit vectors */
+        for (int64_t i = 0; i < n; i++) {
+            double n2 = 0;
+            for (int64_t t = 0; t < d; t++) n2 += (double)x[i * d + t] * x[i * d + t];
+            for (int64_t t = 0; t < d; t++) x[i * d + t] = (float)(x[i * d + t] / sqrt(n2));
+        }
+    float *c = malloc((size_t)(k * d) * sizeof *c);
+    for (int64_t j = 0; j < k; j++)
+        for (int64_t t = 0; t < d; t++) {
+            const int64_t src = j < (k + 1) / 2 ? j : j - (k + 1) / 2; /* near-copies */
+            c[j * d + t] = x[((src * 7919) % n) * d + t] * (j == src ? 1.0f : 1.0f + 1e-6f * (float)((t % 3) - 1));
+        }
+    fkm_backend b;
+    fkm_error err;
+    CHECK(fkm_backend_cpu_create(&b, k, d, FKM_PREC_AUTO, metric, &err) == 0, "create: %s", err.msg);
+    fkm_rowsrc src;
+    fkm_rowsrc_memory(&src, x, FKM_DT_F32, n, d);
+    CHECK(b.set_source(b.ctx, &src, FKM_RES_DEVICE, n, &err) == 0, "set_source");
+    CHECK(b.set_centroids(b.ctx, c, k, &err) == 0, "set_centroids");
+    const int64_t len = fkm_stats_len(k, d);
+    int32_t *lab = malloc((size_t)n * sizeof *lab), *ref = malloc((size_t)n * sizeof *ref);
+    double *d1 = malloc((size_t)n * sizeof *d1), *d2 = malloc((size_t)n * sizeof *d2);
+    memset(lab, 0xff, (size_t)n * sizeof *lab);
+    CHECK(b.step(b.ctx, NULL, &err) == 0, "step");
+    CHECK(b.labels(b.ctx, lab, &err) == 0, "labels");
+    t_ref_assign_ip(x, n, d, c, k, ref, d1, d2);
+    double cmax = 0;
+    for (int64_t j = 0; j < k; j++) {
+        double a = 0;
+        for (int64_t t = 0; t < d; t++) a += (double)c[j * d + t] * c[j * d + t];
+        cmax = fmax(cmax, sqrt(a));
+    }
+    int64_t bad = 0, ties = 0;
+    double *sums = calloc((size_t)(k * d), sizeof *sums), *cnt = calloc((size_t)k, sizeof *cnt), in = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double xn = 0;
+        for (int64_t t = 0; t < d; t++) xn += (double)x[i * d + t] * x[i * d + t];
+        if (d2[i] - d1[i] <= 1e-12 * sqrt(xn) * cmax) ties++;
+        else if (lab[i] != ref[i]) bad++;
+        const int32_t j = lab[i];
+        if (j < 0 || j >= k) continue;
+        cnt[j]++;
+        for (int64_t t = 0; t < d; t++) sums[j * d + t] += x[i * d + t];
+        double dot = 0;
+        for (int64_t t = 0; t < d; t++) dot += (double)x[i * d + t] * c[j * d + t];
+        in += offset - dot;
+    }
+    CHECK(bad == 0, "metric %d n=%lld k=%lld d=%lld: %lld labels differ from fp64 (%lld ties skipped)", (int)metric,
+          (long long)n, (long long)k, (long long)d, (long long)bad, (long long)ties);
+    double *st = malloc((size_t)len * sizeof *st);
+    b.stats_to_host(b.ctx, st, &err);
+    for (int64_t j = 0; j < k; j++) CHECK(st[k * d + j] == cnt[j], "metric %d count %lld", (int)metric, (long long)j);
+    CHECK(fabs(st[len - 1] - in) <= 1e-9 * (fabs(in) + (double)n), "metric %d inertia %.17g vs %.17g", (int)metric,
+          st[len - 1], in);
+    /* nearest() on the same centroids: labels as step, distances offset − x·c exactly rounded */
+    float *dist = malloc((size_t)n * sizeof *dist);
+    int32_t *lab2 = malloc((size_t)n * sizeof *lab2);
+    CHECK(b.nearest(b.ctx, c, k, dist, lab2, &err) == 0, "nearest");
+    int64_t badd = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double dot = 0;
+        for (int64_t t = 0; t < d; t++) dot += (double)x[i * d + t] * c[lab2[i] * d + t];
+        if (lab2[i] != lab[i] || dist[i] != (float)(offset - dot)) badd++;
+    }
+    CHECK(badd == 0, "metric %d: nearest() differs from step or fp64 on %lld rows", (int)metric, (long long)badd);
+    double shift;
+    int64_t empty;
+    CHECK(b.finalize(b.ctx, &shift, &empty, &err) == 0, "finalize");
+    float *c2 = malloc((size_t)(k * d) * sizeof *c2);
+    b.get_centroids(b.ctx, c2, &err);
+    int64_t badc = 0;
+    for (int64_t j = 0; j < k; j++) {
+        if (cnt[j] == 0) continue;
+        double n2 = 0;
+        for (int64_t t = 0; t < d; t++) n2 += (sums[j * d + t] / cnt[j]) * (sums[j * d + t] / cnt[j]);
+        const double scale = metric == FKM_METRIC_COSINE ? 1.0 / sqrt(n2) : 1.0;
+        for (int64_t t = 0; t < d; t++) {
+            const double want = sums[j * d + t] / cnt[j] * scale;
+            if (fabs(c2[j * d + t] - want) > 1e-6 * (fabs(want) + 1e-6)) badc++;
+        }
+    }
+    CHECK(badc == 0, "metric %d: %lld centroid values differ from the (normalised) means", (int)metric, (long long)badc);
+    b.destroy(b.ctx);
+    free(x); free(c); free(c2); free(lab); free(lab2); free(ref); free(d1); free(d2); free(sums); free(cnt); free(st); free(dist);
+}
+
 /* The stats must be bitwise the same with 1 and 2 threads. */
 static void check_thread_independence(uint64_t seed)
 {
@@ -181,6 +275,11 @@ int main(void)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int blobs = 0; blobs < 2; blobs++)
             check_step(shapes[s][0], shapes[s][1], shapes[s][2], blobs, seed + s * 2 + (uint64_t)blobs);
+    const int64_t mshapes[][3] = {{1, 1, 1}, {300, 2, 3}, {2001, 64, 17}, {3001, 700, 130}};
+    for (size_t s = 0; s < sizeof mshapes / sizeof mshapes[0]; s++) {
+        check_step_metric(mshapes[s][0], mshapes[s][1], mshapes[s][2], FKM_METRIC_COSINE, seed + 100 + s);
+        check_step_metric(mshapes[s][0], mshapes[s][1], mshapes[s][2], FKM_METRIC_IP, seed + 200 + s);
+    }
     check_thread_independence(seed);
     check_sampler();
     check_split();

@@ -107,6 +107,29 @@ void t_ref_assign(const float *x, int64_t n, int64_t d, const float *c, int64_t 
     }
 }
 
+void t_ref_assign_ip(const float *x, int64_t n, int64_t d, const float *c, int64_t k, int32_t *label,
+                     double *d1, double *d2)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double best = INFINITY, second = INFINITY;
+        int32_t bi = 0;
+        for (int64_t j = 0; j < k; j++) {
+            double acc = 0;
+            for (int64_t t = 0; t < d; t++) acc -= (double)x[i * d + t] * (double)c[j * d + t];
+            if (acc < best) {
+                second = best;
+                best = acc;
+                bi = (int32_t)j;
+            } else if (acc < second) {
+                second = acc;
+            }
+        }
+        if (label) label[i] = bi;
+        if (d1) d1[i] = best;
+        if (d2) d2[i] = second;
+    }
+}
+
 int t_clear_gap(double d1, double d2, double rel)
 {
     double scale = d1 > 1e-30 ? d1 : 1e-30;

@@ -40,6 +40,10 @@ uint64_t t_xs_next(uint64_t *s);
  * distance d1 and the second-best distance d2. Any output pointer may be NULL. */
 void t_ref_assign(const float *x, int64_t n, int64_t d, const float *c, int64_t k, int32_t *label,
                   double *d1, double *d2);
+/* The same for the largest inner product (metrics cosine and ip): d1, d2 = the two smallest
+ * −x·c in fp64. */
+void t_ref_assign_ip(const float *x, int64_t n, int64_t d, const float *c, int64_t k, int32_t *label,
+                     double *d1, double *d2);
 /* 1 when the reference label of a row is unambiguous at relative gap `rel`:
  * (d2 - d1) > rel * max(d1, tiny). */
 int t_clear_gap(double d1, double d2, double rel);
