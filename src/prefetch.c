@@ -2,7 +2,9 @@
 #include "util.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct slot {
     void *buf;
@@ -28,6 +30,15 @@ struct fkm_prefetch {
     int quit;
 };
 
+/* " (read ahead: rows [r0, r0 + m) of this rank's shard)" after a failed read's message. */
+static void append_rows(fkm_error *e, int64_t r0, int64_t m)
+{
+    const size_t len = strlen(e->msg);
+    if (len < sizeof e->msg - 1)
+        snprintf(e->msg + len, sizeof e->msg - len, " (read ahead: rows [%lld, %lld) of this rank's shard)",
+                 (long long)r0, (long long)(r0 + m));
+}
+
 static void *reader(void *arg)
 {
     fkm_prefetch *pf = arg;
@@ -45,10 +56,13 @@ static void *reader(void *arg)
         s->m = pf->src.n - s->r0 < pf->chunk_rows ? pf->src.n - s->r0 : pf->chunk_rows;
         fkm_error_clear(&s->err);
         s->status = pf->src.read(pf->src.ctx, s->r0, s->m, s->buf, &s->err);
+        if (s->status) /* the consumer sees this message, on another thread: say which rows */
+            append_rows(&s->err, s->r0, s->m);
         pthread_mutex_lock(&pf->mu);
         if (pass != pf->pass) continue; /* a new pass began meanwhile: this read is stale */
         s->ready = 1;
-        pf->next_read = c + 1;
+        /* after a failed read the pass ends there: the consumer stops at this chunk */
+        pf->next_read = s->status ? pf->nchunks : c + 1;
         pthread_cond_broadcast(&pf->cv);
     }
     pthread_mutex_unlock(&pf->mu);
