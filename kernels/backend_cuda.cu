@@ -10,8 +10,11 @@
  * Residency (set_source): DEVICE keeps every row on the GPU, converted once. HOST and FILE
  * keep one chunk of chunk_rows rows (and its labels and distances) on the GPU and stream the
  * rows every step, each chunk's labels going to a pinned host array as they are made: HOST from a
- * pinned host copy of the shard made once, FILE through the source into two pinned chunk
- * buffers, the host's read of chunk c+1 overlapping the GPU's work on chunk c. The
+ * pinned host copy of the shard made once, FILE through the read-ahead (prefetch.h): a reader
+ * thread fills three pinned chunk buffers ahead of the GPU, and a buffer goes back to it once
+ * its host-to-device copy has completed. Streamed tiers keep the n row norms on the device
+ * when they fit (computed in the first pass, by the same kernel on the same rows, then
+ * reused), else recompute each chunk's every pass. The
  * host-to-device copies run on a second stream into two device staging buffers, so the copy
  * of chunk c+1 overlaps the conversion, assignment and update of chunk c (events order each
  * staging buffer's reuse after its conversion, and each pinned buffer's after its copy). In every residency
@@ -36,6 +39,7 @@
 #include "backend.h"
 #include "cuda_check.h"
 #include "fkm_kernels.h"
+#include "prefetch.h"
 #include "rowsrc.h"
 #include "util.h"
 
@@ -44,6 +48,8 @@
 namespace {
 
 constexpr size_t STAGE_BYTES = 64ull << 20; /* upload staging buffer at most */
+constexpr int FILE_BUFS = 3; /* FILE: pinned read-ahead buffers: one being copied to the device
+                                while the reader fills the next two */
 
 struct Buf {
     void *p = nullptr;
@@ -68,14 +74,16 @@ struct Ctx {
     int ev_used = 0;
     fkm_step_times *pending = nullptr; /* times to fill at the next synchronising call */
     Buf x, xnorm, labels, mind;        /* rows (all, or one chunk), labels and distances (all) */
+    int norm_cache = 0;                /* HOST / FILE: xnorm holds all n norms (else one chunk's) */
+    int norms_ready = 0;               /* ... and a whole pass has computed them */
     Buf stage[2];                      /* HOST / FILE: chunks as read (f32 or f16), on the device */
-    void *pin[2] = {nullptr, nullptr}; /* FILE: pinned chunk buffers */
+    fkm_prefetch *pf = nullptr;        /* FILE: the read-ahead thread and its pinned buffers */
     void *hshard = nullptr;            /* HOST: every row, pinned (as the source gave them) */
     const void *hview = nullptr;       /* HOST: the caller's pinned rows, or hshard */
     int32_t *h_labels = nullptr;       /* HOST / FILE: every label, pinned; the device holds a chunk's */
     int32_t *h_prev = nullptr;         /* HOST / FILE: the previous step's labels, for changed() */
     cudaStream_t cs = nullptr;         /* HOST / FILE: the copy stream */
-    cudaEvent_t copied[2] = {nullptr, nullptr};   /* copy into stage[i] (from pin[i]) done */
+    cudaEvent_t copied[2] = {nullptr, nullptr};   /* copy into stage[i] done */
     cudaEvent_t converted[2] = {nullptr, nullptr}; /* stage[i] read by its conversion */
     size_t pin_bytes = 0;
     Buf c32, c, cnorm;                 /* centroids */
@@ -196,9 +204,11 @@ void free_rows(Ctx *x)
     Buf *bufs[] = {&x->x, &x->xnorm, &x->labels, &x->mind, &x->stage[0], &x->stage[1], &x->part, &x->aws, &x->uws, &x->prev};
     x->have_prev = 0;
     for (Buf *b : bufs) dev_free(x, b);
-    for (int i = 0; i < 2; i++) {
-        if (x->pin[i]) cudaFreeHost(x->pin[i]);
-        x->pin[i] = nullptr;
+    x->norm_cache = x->norms_ready = 0;
+    if (x->pf) { /* no copy may still read its buffers; then join the reader */
+        if (x->cs) cudaStreamSynchronize(x->cs);
+        fkm_prefetch_destroy(x->pf);
+        x->pf = nullptr;
     }
     if (x->hshard) cudaFreeHost(x->hshard);
     x->hshard = nullptr;
@@ -222,6 +232,60 @@ int upload(Ctx *x, const void *rows, int64_t m, void *dst, void *stage, fkm_erro
                                                    x->ldx, (fkm_stream)x->s)
                           : fkm_k_convert_rows(x->mode, (const float *)stage, m, d, dst, x->ldx,
                                                (fkm_stream)x->s));
+    return FKM_OK;
+}
+
+/* FILE with rows in host memory: the read-ahead copies them out (as a read would). */
+int resident_read(void *ctx, int64_t r0, int64_t m, void *dst, fkm_error *err)
+{
+    (void)err;
+    const Ctx *x = static_cast<const Ctx *>(ctx);
+    const size_t rb = fkm_rowsrc_row_bytes(&x->src);
+    memcpy(dst, (const char *)x->src.resident + (size_t)r0 * rb, (size_t)m * rb);
+    return FKM_OK;
+}
+
+/* The read-ahead's buffers: pinned, so that copies from them run at full rate and async. */
+void *pin_alloc(size_t bytes, void *user)
+{
+    (void)user;
+    void *p = nullptr;
+    if (cudaMallocHost(&p, bytes ? bytes : 1) != cudaSuccess) {
+        (void)cudaGetLastError(); /* not sticky; the read-ahead reports the failure */
+        return nullptr;
+    }
+    return p;
+}
+
+void pin_free(void *p, void *user)
+{
+    (void)user;
+    if (cudaFreeHost(p) != cudaSuccess) (void)cudaGetLastError(); /* freeing: nothing to do */
+}
+
+/* Streamed tiers: keep every row's norm on the device (xnorm of n floats) when that fits in
+ * the free device memory with a margin (for what comes later: nearest()'s buffers, the
+ * communicator), so that only the first pass computes them; else xnorm stays one chunk's and
+ * every pass recomputes them. Either way the same kernel on the same rows: same bits. */
+int keep_norms(Ctx *x, fkm_error *err)
+{
+    const int64_t n = x->n;
+    if (n <= 0) return FKM_OK;
+    if (n <= x->chunk) { /* one chunk: xnorm holds every row's already */
+        x->norm_cache = 1;
+        return FKM_OK;
+    }
+    size_t fr = 0, tot = 0;
+    FKM_CUDA_TRY(err, cudaMemGetInfo(&fr, &tot));
+    const double margin = (double)tot / 20 > (double)(512u << 20) ? (double)tot / 20 : (double)(512u << 20);
+    const size_t bytes = (size_t)n * sizeof(float);
+    if ((double)bytes + margin > (double)fr) return FKM_OK;
+    Buf all;
+    fkm_error e2;
+    if (dev_alloc(x, &all, bytes, "the row norms", &e2) != FKM_OK) return FKM_OK; /* recompute */
+    dev_free(x, &x->xnorm);
+    x->xnorm = all;
+    x->norm_cache = 1;
     return FKM_OK;
 }
 
@@ -271,7 +335,7 @@ int cu_set_source(void *vp, const fkm_rowsrc *src, fkm_residency res, int64_t ch
         x->ev.push_back(e);
     }
     if (x->res != FKM_RES_DEVICE) {
-        /* streamed: two device staging chunks (and, for FILE, two pinned host chunks) */
+        /* streamed: two device staging chunks (and, for FILE, the read-ahead's pinned chunks) */
         for (int i = 0; i < 2; i++) {
             if ((s = dev_alloc(x, &x->stage[i], (size_t)cm * rb, "the upload staging buffers", err)))
                 return s;
@@ -305,11 +369,19 @@ int cu_set_source(void *vp, const fkm_rowsrc *src, fkm_residency res, int64_t ch
             x->hview = x->hshard;
             x->src.resident = nullptr;
             x->src.read = nullptr;
-        } else {
-            x->pin_bytes = 2 * (size_t)cm * rb;
-            for (int i = 0; i < 2 && cm > 0; i++)
-                FKM_CUDA_TRY(err, cudaMallocHost(&x->pin[i], (size_t)cm * rb));
+        } else if (x->res == FKM_RES_FILE && n > 0) {
+            /* the read-ahead thread, into pinned buffers (rows held in memory are copied out
+             * of it as the reads would have given them) */
+            fkm_rowsrc rs = *src;
+            if (src->resident) {
+                rs.read = resident_read;
+                rs.ctx = x;
+            }
+            if ((s = fkm_prefetch_create(&x->pf, &rs, x->chunk, FILE_BUFS, pin_alloc, pin_free, nullptr, err)))
+                return s;
+            x->pin_bytes = FILE_BUFS * (size_t)cm * rb;
         }
+        if ((s = keep_norms(x, err))) return s;
         x->have_data = 1;
         return sync(x, err);
     }
@@ -399,17 +471,37 @@ int cu_get_centroids(void *vp, float *c, fkm_error *err)
     return sync(x, err);
 }
 
-/* Host side of streaming: rows [r0, r0 + m) into pinned buffer i (after the copy that
- * last read it finished). */
-int fetch(Ctx *x, int i, int64_t r0, int64_t m, fkm_error *err)
+/* FILE: the next chunk of the read-ahead's pass, which must be rows [r0, r0 + m), in a
+ * pinned buffer (*rows) that stays ours until fkm_prefetch_release. A failed read is the
+ * reader's message (the source names the file; the read-ahead adds the rows). *wait_ms
+ * (may be NULL) grows by the time spent waiting for it. */
+int file_next(Ctx *x, int64_t r0, int64_t m, const void **rows, double *wait_ms, fkm_error *err)
 {
-    FKM_CUDA_TRY(err, cudaEventSynchronize(x->copied[i])); /* its last copy is done */
-    const size_t rb = fkm_rowsrc_row_bytes(&x->src);
-    if (x->src.resident) {
-        memcpy(x->pin[i], (const char *)x->src.resident + (size_t)r0 * rb, (size_t)m * rb);
-        return FKM_OK;
-    }
-    return x->src.read(x->src.ctx, r0, m, x->pin[i], err);
+    int64_t pr0 = -1, pm = 0;
+    double w = 0;
+    int s = fkm_prefetch_next(x->pf, rows, &pr0, &pm, &w, err);
+    if (wait_ms) *wait_ms += w;
+    if (s) return s;
+    if (pr0 != r0 || pm != m)
+        return fkm_fail(err, FKM_ERUNTIME, "internal: the read-ahead gave rows [%lld, %lld), the "
+                        "backend expected [%lld, %lld)", (long long)pr0, (long long)(pr0 + pm),
+                        (long long)r0, (long long)(r0 + m));
+    return FKM_OK;
+}
+
+/* Streamed tiers, on the stream: m rows as read (f32 or f16, in stage) into x->x in the
+ * compute type, and their norms into xnd unless a whole pass has cached them already. */
+int convert_chunk(Ctx *x, const void *stage, int64_t m, float *xnd, fkm_error *err)
+{
+    const int d = (int)x->d;
+    FKM_CUDA_TRY(err, x->src.dt == FKM_DT_F16
+                          ? fkm_k_convert_rows_f16(x->mode, (const uint16_t *)stage, m, d, x->x.p,
+                                                   x->ldx, (fkm_stream)x->s)
+                          : fkm_k_convert_rows(x->mode, (const float *)stage, m, d, x->x.p, x->ldx,
+                                               (fkm_stream)x->s));
+    if (!x->norms_ready)
+        FKM_CUDA_TRY(err, fkm_k_row_norms(x->mode, x->x.p, m, d, x->ldx, xnd, (fkm_stream)x->s));
+    return FKM_OK;
 }
 
 __global__ void k_add_stats(double *__restrict__ acc, const double *__restrict__ part, int64_t len,
@@ -425,7 +517,7 @@ int cu_step(void *vp, fkm_step_times *t, fkm_error *err)
     ON_DEVICE(x);
     x->pending = nullptr;
     x->ev_used = 0;
-    if (t) t->ms_assign = t->ms_update = 0;
+    if (t) t->ms_assign = t->ms_update = t->ms_io = 0;
     if (!x->have_data || !x->have_c)
         return fkm_fail(err, FKM_ERUNTIME, "cuda backend: step() before set_source() and set_centroids()");
     const int d = (int)x->d;
@@ -446,33 +538,33 @@ int cu_step(void *vp, fkm_step_times *t, fkm_error *err)
     int s;
     const bool file = x->res == FKM_RES_FILE;
     const size_t rb = fkm_rowsrc_row_bytes(&x->src);
+    double wait_ms = 0; /* FILE: the host waiting for reads, and for copies to free a buffer */
     if (streamed) { /* both staging buffers start free */
         for (int i = 0; i < 2; i++) FKM_CUDA_TRY(err, cudaEventRecord(x->converted[i], x->s));
     }
-    if (file && (s = fetch(x, 0, 0, n < C ? n : C, err))) return s;
+    if (file) { /* a new read-ahead pass (no copy of an abandoned one may still read a buffer) */
+        FKM_CUDA_TRY(err, cudaStreamSynchronize(x->cs));
+        fkm_prefetch_begin(x->pf);
+    }
     for (int64_t c = 0; c < nc; c++) {
         const int64_t r0 = c * C, m = n - r0 < C ? n - r0 : C;
         const void *xc;
         const float *xn;
         if (streamed) {
             const int i = (int)(c & 1);
-            const void *from = file ? x->pin[i] : (const void *)((const char *)x->hview + (size_t)r0 * rb);
+            const void *from = file ? nullptr : (const void *)((const char *)x->hview + (size_t)r0 * rb);
+            if (file && (s = file_next(x, r0, m, &from, &wait_ms, err))) return s;
             /* copy stream: into stage[i] once its previous chunk is converted */
             FKM_CUDA_TRY(err, cudaStreamWaitEvent(x->cs, x->converted[i], 0));
             FKM_CUDA_TRY(err, cudaMemcpyAsync(x->stage[i].p, from, (size_t)m * rb, cudaMemcpyHostToDevice, x->cs));
             FKM_CUDA_TRY(err, cudaEventRecord(x->copied[i], x->cs));
-            /* compute stream: convert when the copy is in */
+            /* compute stream: convert (and, until cached, the norms) when the copy is in */
             FKM_CUDA_TRY(err, cudaStreamWaitEvent(x->s, x->copied[i], 0));
-            FKM_CUDA_TRY(err, x->src.dt == FKM_DT_F16
-                                  ? fkm_k_convert_rows_f16(x->mode, (const uint16_t *)x->stage[i].p, m, d,
-                                                           x->x.p, x->ldx, (fkm_stream)x->s)
-                                  : fkm_k_convert_rows(x->mode, (const float *)x->stage[i].p, m, d,
-                                                       x->x.p, x->ldx, (fkm_stream)x->s));
+            float *xnd = (float *)x->xnorm.p + (x->norm_cache ? r0 : 0);
+            if ((s = convert_chunk(x, x->stage[i].p, m, xnd, err))) return s;
             FKM_CUDA_TRY(err, cudaEventRecord(x->converted[i], x->s));
-            FKM_CUDA_TRY(err, fkm_k_row_norms(x->mode, x->x.p, m, d, x->ldx, (float *)x->xnorm.p,
-                                              (fkm_stream)x->s));
             xc = x->x.p;
-            xn = (const float *)x->xnorm.p;
+            xn = xnd;
         } else {
             xc = (const char *)x->x.p + (size_t)r0 * x->ldx * eb;
             xn = (const float *)x->xnorm.p + r0;
@@ -512,12 +604,17 @@ int cu_step(void *vp, fkm_step_times *t, fkm_error *err)
         if (streamed) /* this chunk's labels to the host before the next chunk overwrites them */
             FKM_CUDA_TRY(err, cudaMemcpyAsync(x->h_labels + r0, lab, (size_t)m * sizeof(int32_t),
                                               cudaMemcpyDeviceToHost, x->s));
-        /* the host reads the next chunk while the GPU works on this one */
-        if (file && c + 1 < nc) {
-            const int64_t r1 = r0 + C, m1 = n - r1 < C ? n - r1 : C;
-            if ((s = fetch(x, (int)((c + 1) & 1), r1, m1, err))) return s;
+        /* FILE: the pinned buffer goes back to the reader once its copy is done; this chunk's
+         * work is queued already, so the GPU is busy while the host waits */
+        if (file) {
+            const double t0 = fkm_now_ms();
+            FKM_CUDA_TRY(err, cudaEventSynchronize(x->copied[c & 1]));
+            wait_ms += fkm_now_ms() - t0;
+            fkm_prefetch_release(x->pf);
         }
     }
+    if (streamed && x->norm_cache) x->norms_ready = 1; /* every chunk's norms are queued */
+    if (t) t->ms_io = wait_ms;
     x->pending = t;
     return FKM_OK;
 }
@@ -602,27 +699,33 @@ int cu_labels(void *vp, int32_t *out, fkm_error *err)
 }
 
 /* nearest(): rows [r0, r0 + m) of a streamed shard into x->x (compute type) and their norms
- * into x->xnorm, synchronously through pin[0] and stage[0] (no overlap: k-means|| runs it a
- * few times only). */
-int load_chunk_sync(Ctx *x, int64_t r0, int64_t m, fkm_error *err)
+ * into *xn (x->xnorm, at r0 when it holds every row's), synchronously through stage[0] (no
+ * overlap: k-means|| runs it a few times only). FILE: through a read-ahead pass of its own,
+ * begun at the first chunk (nearest() walks the chunks in order). */
+int load_chunk_sync(Ctx *x, int64_t r0, int64_t m, const float **xn, fkm_error *err)
 {
     const size_t rb = fkm_rowsrc_row_bytes(&x->src);
-    const void *from = (const char *)x->hview + (size_t)r0 * rb;
-    if (x->res == FKM_RES_FILE) {
-        int s = fetch(x, 0, r0, m, err);
-        if (s) return s;
-        from = x->pin[0];
+    const bool file = x->res == FKM_RES_FILE;
+    const void *from = file ? nullptr : (const void *)((const char *)x->hview + (size_t)r0 * rb);
+    int s;
+    if (file) {
+        if (r0 == 0) {
+            FKM_CUDA_TRY(err, cudaStreamSynchronize(x->cs));
+            fkm_prefetch_begin(x->pf);
+        }
+        if ((s = file_next(x, r0, m, &from, nullptr, err))) return s;
     }
-    const int d = (int)x->d;
-    FKM_CUDA_TRY(err, cudaMemcpyAsync(x->stage[0].p, from, (size_t)m * rb, cudaMemcpyHostToDevice, x->s));
-    FKM_CUDA_TRY(err, x->src.dt == FKM_DT_F16
-                          ? fkm_k_convert_rows_f16(x->mode, (const uint16_t *)x->stage[0].p, m, d,
-                                                   x->x.p, x->ldx, (fkm_stream)x->s)
-                          : fkm_k_convert_rows(x->mode, (const float *)x->stage[0].p, m, d, x->x.p,
-                                               x->ldx, (fkm_stream)x->s));
-    FKM_CUDA_TRY(err, fkm_k_row_norms(x->mode, x->x.p, m, d, x->ldx, (float *)x->xnorm.p,
-                                      (fkm_stream)x->s));
-    return sync(x, err); /* pin[0] and stage[0] are free again */
+    float *xnd = (float *)x->xnorm.p + (x->norm_cache ? r0 : 0);
+    cudaError_t e = cudaMemcpyAsync(x->stage[0].p, from, (size_t)m * rb, cudaMemcpyHostToDevice, x->s);
+    s = e != cudaSuccess ? fkm_cuda_fail(err, e, __FILE__, __LINE__, "cudaMemcpyAsync")
+                         : convert_chunk(x, x->stage[0].p, m, xnd, err);
+    if (!s) s = sync(x, err); /* stage[0] and the pinned buffer are free again */
+    else cudaStreamSynchronize(x->s); /* also after a failure, before the buffer goes back */
+    if (file) fkm_prefetch_release(x->pf);
+    if (s) return s;
+    if (x->norm_cache && r0 + m == x->n) x->norms_ready = 1; /* a whole pass, in order */
+    *xn = xnd;
+    return FKM_OK;
 }
 
 /* nearest() with its temporary device buffers t[0..5]: the m centroids as float32, in the
@@ -649,9 +752,8 @@ int nearest_body(Ctx *x, const float *c, int64_t m, float *dist, int32_t *labels
         const void *xc = (const char *)x->x.p + (size_t)r0 * x->ldx * eb;
         const float *xn = (const float *)x->xnorm.p + r0;
         if (x->res != FKM_RES_DEVICE) {
-            if ((s = load_chunk_sync(x, r0, mm, err))) return s;
+            if ((s = load_chunk_sync(x, r0, mm, &xn, err))) return s;
             xc = x->x.p;
-            xn = (const float *)x->xnorm.p;
         }
         fkm_assign_args a;
         memset(&a, 0, sizeof a);
