@@ -7,8 +7,16 @@
  *
  * Rows are fp16, a Gaussian mixture generated in pinned memory (so the host tier streams
  * from it without a copy). With a file name, the rows are also written there (HDF5, fp16)
- * and the file tier reads them back every iteration; its read rate is printed. */
+ * and the file tier reads them back every iteration; its read rate is printed.
+ *
+ * Tier letter a (the measured chunk rule, as `fkm fit` applies it when --chunk-rows is not
+ * given): the backend's probe_stream rates and the chunk fkm_plan_chunk picks from them for
+ * this shard, then the host tier with that chunk next to fixed chunks (the shard in 4 ... 256
+ * chunks, the old fixed rule, and chunk_rows), each as a ratio to max(copy, compute) with the
+ * compute of the whole shard in one chunk on the device (the model's compute without d), and
+ * the model's predicted ratio; with a file, the file tier's read rate with the chosen chunk. */
 #include "backend.h"
+#include "chunkplan.h"
 #include "half.h"
 #include "io.h"
 #include "rowsrc.h"
@@ -73,10 +81,74 @@ static double time_tier(const fkm_rowsrc *src, fkm_residency res, int64_t chunk,
     return med;
 }
 
+static int cmp_i64_desc(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x < y) - (x > y);
+}
+
+/* Tier letter a: the measured chunk rule against fixed chunks (see the top). */
+static void measured_rule(const fkm_rowsrc *mem, const fkm_rowsrc *fs, int64_t n, int64_t d, int64_t k,
+                          int64_t chunk, const float *c0, int reps, double h2d)
+{
+    fkm_backend b;
+    fkm_error err;
+    fkm_stream_rates rt;
+    fkm_chunk_plan plan;
+    const double rb = (double)d * 2;
+    if (fkm_backend_cuda_create(&b, k, d, FKM_PREC_AUTO, FKM_METRIC_L2, 0, &err)) {
+        fprintf(stderr, "bench_tiers: %s\n", err.msg);
+        exit(1);
+    }
+    const double t0 = fkm_now_ms();
+    const int ps = b.probe_stream(b.ctx, FKM_DT_F16, FKM_RES_HOST, &rt, &err);
+    const double tprobe = fkm_now_ms() - t0;
+    b.destroy(b.ctx);
+    if (ps || fkm_plan_chunk(n, rb, &rt, &plan, &err)) {
+        fprintf(stderr, "bench_tiers: measured rule: %s\n", err.msg);
+        exit(1);
+    }
+    printf("  measured rule: probe %.0f ms: H2D %.1f GB/s, compute %.3g ns/row + %.3f ms/chunk\n"
+           "    -> %lld chunks of %lld rows (%.1f MiB); model: copy %.2f ms, compute %.2f ms, "
+           "predicted %.3f x max\n",
+           tprobe, rt.copy_gbs, rt.ms_per_row * 1e6, rt.ms_fixed, (long long)plan.nchunks,
+           (long long)plan.chunk, plan.chunk * rb / (1 << 20), plan.ms_copy, plan.ms_comp, plan.ratio);
+    /* the compute floor: the whole shard in one chunk on the device (no per-chunk cost) */
+    const double comp = time_tier(mem, FKM_RES_DEVICE, n, k, c0, reps, NULL);
+    const double floor = comp > h2d ? comp : h2d;
+    printf("    device tier, one chunk: %.2f ms; floor max(compute, H2D) = %.2f ms\n", comp, floor);
+    /* the chunks to compare: the rule's, the shard in 4..256 chunks, the old fixed rule, the
+     * command line's */
+    int64_t cand[16];
+    int nc = 0;
+    cand[nc++] = plan.chunk;
+    for (int64_t parts = 4; parts <= 256; parts *= 4) cand[nc++] = (n + parts - 1) / parts;
+    double old = (double)n * rb / 16;
+    old = old < 32.0 * (1 << 20) ? 32.0 * (1 << 20) : old > 256.0 * (1 << 20) ? 256.0 * (1 << 20) : old;
+    cand[nc++] = (int64_t)(old / rb) < n ? (int64_t)(old / rb) : n;
+    cand[nc++] = chunk < n ? chunk : n;
+    qsort(cand, (size_t)nc, sizeof cand[0], cmp_i64_desc);
+    for (int i = 0; i < nc; i++) {
+        if (i > 0 && cand[i] == cand[i - 1]) continue;
+        const int64_t c = cand[i] < 1 ? 1 : cand[i], parts = (n + c - 1) / c;
+        const double host = time_tier(mem, FKM_RES_HOST, c, k, c0, reps, NULL);
+        const double model = fkm_plan_time(plan.ms_copy, plan.ms_comp, rt.ms_fixed, parts) /
+                             (plan.ms_copy > plan.ms_comp ? plan.ms_copy : plan.ms_comp);
+        printf("    chunk %10lld (%5lld chunks, %7.1f MiB): host tier %9.2f ms = %.3f x max; model %.3f%s\n",
+               (long long)c, (long long)parts, c * rb / (1 << 20), host, host / floor, model,
+               c == plan.chunk ? "   <- the measured rule" : "");
+    }
+    if (fs) {
+        const double tf = time_tier(fs, FKM_RES_FILE, plan.chunk, k, c0, reps, NULL);
+        printf("    file tier with the rule's chunk: %.2f ms (read rate %.2f GB/s)\n", tf,
+               (double)n * rb / tf * 1e-6);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: bench_tiers N D K [chunk_rows] [reps] [file.h5|-] [tiers=dhf]\n");
+        fprintf(stderr, "usage: bench_tiers N D K [chunk_rows] [reps] [file.h5|-] [tiers=dhf, a: the measured chunk rule]\n");
         return 2;
     }
     const int64_t n = atoll(argv[1]), d = atoll(argv[2]), k = atoll(argv[3]);
@@ -157,7 +229,10 @@ int main(int argc, char **argv)
         printf("  %-28s %10.2f ms  = %.3f x max(compute, H2D) (target <= 1.1)\n", "host tier (pinned)", host,
                host / floor);
     }
-    if (file && strchr(tiers, 'f')) {
+    fkm_reader *r = NULL;
+    fkm_rowsrc fs;
+    fkm_filesrc ff;
+    if (file && (strchr(tiers, 'f') || strchr(tiers, 'a'))) {
         fkm_error err;
         /* write the rows as an HDF5 fp16 dataset through fkm's own writer path: gen's layout */
         fkm_gen_params g = {file, "/data", n, d, 64, FKM_IO_F16, 1, 4.0, 1.0};
@@ -167,19 +242,19 @@ int main(int argc, char **argv)
             return 1;
         }
         printf("  (wrote %s in %.1f s)\n", file, (fkm_now_ms() - tw) / 1e3);
-        fkm_reader *r;
         fkm_dsinfo info;
         if (fkm_reader_open(file, "/data", &r, &info, &err)) {
             fprintf(stderr, "bench_tiers: %s\n", err.msg);
             return 1;
         }
-        fkm_rowsrc fs;
-        fkm_filesrc ff;
         fkm_rowsrc_file(&fs, &ff, r, &info, 0, n);
+    }
+    if (r && strchr(tiers, 'f')) {
         double tf = time_tier(&fs, FKM_RES_FILE, chunk, k, c0, reps, NULL);
         printf("  %-28s %10.2f ms  (read rate %.2f GB/s)\n", "file tier (HDF5 re-read)", tf, (double)bytes / tf * 1e-6);
-        fkm_reader_close(r);
     }
+    if (strchr(tiers, 'a')) measured_rule(&mem, r ? &fs : NULL, n, d, k, chunk, c0, reps, h2d);
+    fkm_reader_close(r);
     CK(cudaFreeHost(h));
     free(c0);
     return 0;

@@ -29,6 +29,7 @@
  * first of stats_to_host, stats_tail_to_host or finalize that follows it and written into
  * the fkm_step_times the step was given (see backend.h). The stream is an ordinary
  * (blocking) stream, returned by stream() for NCCL. */
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <new>
@@ -864,6 +865,218 @@ int cu_changed(void *vp, int64_t *count, fkm_error *err)
     return FKM_OK;
 }
 
+/* ---- probe_stream (backend.h): what a streamed step costs on this device ----
+ * The probe runs the real thing: set_source (HOST, from pinned synthetic rows) and step on
+ * this backend, between two events; so the per-row and per-chunk costs are those of the
+ * streamed path as it stands (convert, norms, assign, update, the chunk's labels to the
+ * host, the statistics added), and the backend is left as created. */
+
+constexpr size_t PROBE_COPY_BYTES = 32ull << 20; /* one timed host-to-device copy */
+constexpr size_t PROBE_ROW_BYTES = 64ull << 20;  /* the synthetic rows, at most */
+constexpr int64_t PROBE_TINY = 256;              /* rows of a "tiny" chunk: one row tile */
+constexpr int64_t PROBE_FIRST = 16384;           /* rows of the first, sizing, chunk */
+constexpr double PROBE_TARGET_MS = 10.0;         /* the timed chunk's compute, about */
+constexpr unsigned PROBE_HEAD_NS = 2000000;      /* the GPU waits this long before a timed step */
+
+/* splitmix64's finaliser: a fixed pseudo-random 64-bit value of an index */
+__device__ __forceinline__ uint64_t probe_hash(uint64_t i)
+{
+    i += 0x9E3779B97F4A7C15ull;
+    i = (i ^ (i >> 30)) * 0xBF58476D1CE4E5B9ull;
+    i = (i ^ (i >> 27)) * 0x94D049BB133111EBull;
+    return i ^ (i >> 31);
+}
+
+__device__ __forceinline__ float probe_unit(uint64_t i) /* in [-1, 1) */
+{
+    return (float)(probe_hash(i) >> 40) * (2.0f / 16777216.0f) - 1.0f;
+}
+
+__global__ void k_probe_centroids(float *__restrict__ c, int64_t len)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < len; i += (int64_t)gridDim.x * blockDim.x)
+        c[i] = probe_unit((uint64_t)i);
+}
+
+/* m synthetic rows as a source hands them out (float32, or half bits): each a centroid drawn
+ * from its row index plus noise of a quarter of the centroids' spread, so that rows are not
+ * zeros, labels spread over all k clusters, and every row has a clear nearest centroid as in
+ * clustered data (the exact mode's fp64 re-check stays as rare as there). */
+__global__ void k_probe_rows(const float *__restrict__ c, int64_t k, int d, int64_t m, int f16, void *dst)
+{
+    const int64_t len = m * d;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < len; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t r = i / d, t = i % d;
+        const int64_t j = (int64_t)(probe_hash((uint64_t)r ^ 0x5DEECE66Dull) % (uint64_t)k);
+        const float v = c[j * d + t] + 0.25f * probe_unit((uint64_t)i + (1ull << 62));
+        if (f16) ((__half *)dst)[i] = __float2half_rn(v);
+        else ((float *)dst)[i] = v;
+    }
+}
+
+/* Keeps the GPU busy for ns while the host queues the step that follows, so that the step is
+ * timed as a pipeline runs: the host ahead of the GPU, launch gaps hidden. */
+__global__ void k_probe_wait(unsigned ns)
+{
+    uint64_t t0, t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+    do {
+        __nanosleep(1000);
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    } while (t - t0 < ns);
+}
+
+unsigned probe_blocks(int64_t len)
+{
+    const int64_t b = (len + 255) / 256;
+    return (unsigned)(b < 1 ? 1 : b > 4096 ? 4096 : b);
+}
+
+double median(double *v, int n)
+{
+    for (int i = 1; i < n; i++) /* insertion sort: a handful of values */
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            const double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return v[n / 2];
+}
+
+struct Probe {
+    fkm_rowsrc src;       /* the synthetic rows, pinned (HOST streams them without a copy) */
+    void *host = nullptr; /* those rows */
+    Buf dev;              /* device buffer: copy target, then where the rows are made */
+    cudaEvent_t ev[2] = {nullptr, nullptr};
+};
+
+/* ms of one streamed step over the first m synthetic rows in chunks of `chunk` rows. */
+int probe_step(Ctx *x, Probe *P, int64_t m, int64_t chunk, double *ms, fkm_error *err)
+{
+    fkm_rowsrc src = P->src;
+    src.n = m;
+    int s;
+    if ((s = cu_set_source(x, &src, FKM_RES_HOST, chunk, err)) || (s = refresh_centroids(x, err))) return s;
+    k_probe_wait<<<1, 1, 0, x->s>>>(PROBE_HEAD_NS);
+    FKM_CUDA_TRY(err, cudaGetLastError());
+    FKM_CUDA_TRY(err, cudaEventRecord(P->ev[0], x->s));
+    if ((s = cu_step(x, nullptr, err))) return s;
+    FKM_CUDA_TRY(err, cudaEventRecord(P->ev[1], x->s));
+    FKM_CUDA_TRY(err, cudaEventSynchronize(P->ev[1]));
+    float t = 0;
+    FKM_CUDA_TRY(err, cudaEventElapsedTime(&t, P->ev[0], P->ev[1]));
+    *ms = t;
+    return FKM_OK;
+}
+
+int probe_body(Ctx *x, Probe *P, fkm_dtype dt, fkm_stream_rates *r, fkm_error *err)
+{
+    const int d = (int)x->d;
+    const int64_t k = x->k;
+    const size_t rb = (size_t)d * (dt == FKM_DT_F16 ? 2 : 4);
+    int64_t mmax = (int64_t)(PROBE_ROW_BYTES / rb);
+    if (mmax < 1) mmax = 1;
+    const int64_t tiny = mmax < PROBE_TINY ? mmax : PROBE_TINY;
+    const size_t bytes = PROBE_COPY_BYTES > (size_t)mmax * rb ? PROBE_COPY_BYTES : (size_t)mmax * rb;
+    int s;
+    if ((s = dev_alloc(x, &P->dev, bytes, "the stream probe's rows", err))) return s;
+    FKM_CUDA_TRY(err, cudaMallocHost(&P->host, bytes));
+    for (int i = 0; i < 2; i++) FKM_CUDA_TRY(err, cudaEventCreate(&P->ev[i]));
+
+    /* the pinned host-to-device copy rate: the median of five copies after a warm-up */
+    double t[5];
+    for (int i = -1; i < 5; i++) {
+        FKM_CUDA_TRY(err, cudaEventRecord(P->ev[0], x->s));
+        FKM_CUDA_TRY(err, cudaMemcpyAsync(P->dev.p, P->host, PROBE_COPY_BYTES, cudaMemcpyHostToDevice, x->s));
+        FKM_CUDA_TRY(err, cudaEventRecord(P->ev[1], x->s));
+        FKM_CUDA_TRY(err, cudaEventSynchronize(P->ev[1]));
+        float ms = 0;
+        FKM_CUDA_TRY(err, cudaEventElapsedTime(&ms, P->ev[0], P->ev[1]));
+        if (i >= 0) t[i] = ms;
+    }
+    const double copy_ms = median(t, 5);
+    if (!(copy_ms > 0)) return fkm_fail(err, FKM_ERUNTIME, "cuda backend: the stream probe's copy took no time");
+    const double ms_per_byte = copy_ms / (double)PROBE_COPY_BYTES;
+
+    /* k random centroids (the fit's c32, as set_centroids would leave it) and the rows near
+     * them, made on the device and brought to the pinned host buffer */
+    k_probe_centroids<<<probe_blocks(k * d), 256, 0, x->s>>>((float *)x->c32.p, k * d);
+    FKM_CUDA_TRY(err, cudaGetLastError());
+    x->have_c = 1;
+    k_probe_rows<<<probe_blocks(mmax * d), 256, 0, x->s>>>((const float *)x->c32.p, k, d, mmax,
+                                                           dt == FKM_DT_F16, P->dev.p);
+    FKM_CUDA_TRY(err, cudaGetLastError());
+    FKM_CUDA_TRY(err, cudaMemcpyAsync(P->host, P->dev.p, (size_t)mmax * rb, cudaMemcpyDeviceToHost, x->s));
+    FKM_CUDA_TRY(err, cudaStreamSynchronize(x->s));
+    dev_free(x, &P->dev);
+    memset(&P->src, 0, sizeof P->src);
+    P->src.n = mmax;
+    P->src.d = x->d;
+    P->src.dt = dt;
+    P->src.resident = P->host;
+
+    /* warm-up (a kernel's first launch loads it), then a first chunk that sizes the timed one
+     * (its compute is its time less its copy: in one chunk they do not overlap) and a tiny one */
+    double w = 0, t0 = 0;
+    const int64_t m0 = mmax < PROBE_FIRST ? mmax : PROBE_FIRST;
+    if ((s = probe_step(x, P, tiny, tiny, &w, err)) || (s = probe_step(x, P, m0, m0, &t0, err)) ||
+        (s = probe_step(x, P, tiny, tiny, &w, err)))
+        return s;
+    const double c0 = t0 - (double)m0 * rb * ms_per_byte;
+    int64_t m = m0;
+    if (c0 > 0 && c0 < PROBE_TARGET_MS) {
+        const double want = (double)m0 * PROBE_TARGET_MS / c0;
+        m = want >= (double)mmax ? mmax : (int64_t)want;
+        if (m < m0) m = m0;
+    }
+    /* the timed rounds: one chunk of m rows (copy, then compute), and R tiny chunks in a row
+     * (their copies, a few KiB, overlap the compute); R up to 8 and the rounds 3 while they
+     * stay short, fewer for a very large k·d (the probe stays well under a second) */
+    int64_t R = w > 0 ? (int64_t)(20.0 / w) : 8;
+    R = R < 1 ? 1 : R > 8 ? 8 : R;
+    if (R * tiny > mmax) R = mmax / tiny > 0 ? mmax / tiny : 1;
+    const int rounds = t0 * (double)m / (double)m0 + (double)R * w < 30 ? 3 : 1;
+    double tm[3], tr[3];
+    for (int i = 0; i < rounds; i++)
+        if ((s = probe_step(x, P, m, m, &tm[i], err)) || (s = probe_step(x, P, R * tiny, tiny, &tr[i], err)))
+            return s;
+    /* m rows in one chunk: copy(m) + f + m·p;  R tiny chunks: R·(f + tiny·p). The tiny chunk's
+     * time is the fixed cost of any chunk: launches, the sort's passes, the k×d statistics
+     * written and added, and the assign's last wave (one row tile sweeping all k centroids) */
+    const double a = median(tm, rounds) - (double)m * rb * ms_per_byte, b = median(tr, rounds) / (double)R;
+    double per_row = m > tiny && a > b ? (a - b) / (double)(m - tiny) : (a > 0 ? a : b) / (double)m;
+    const double fixed = b - (double)tiny * per_row;
+    r->copy_gbs = 1e-6 / ms_per_byte;
+    r->ms_per_row = per_row;
+    r->ms_fixed = fixed > 0 ? fixed : 0;
+    if (!(per_row > 0))
+        return fkm_fail(err, FKM_ERUNTIME, "cuda backend: the stream probe measured no compute");
+    return FKM_OK;
+}
+
+int cu_probe_stream(void *vp, fkm_dtype dt, fkm_residency res, fkm_stream_rates *r, fkm_error *err)
+{
+    CTX(vp);
+    ON_DEVICE(x);
+    if (res != FKM_RES_HOST && res != FKM_RES_FILE)
+        return fkm_fail(err, FKM_EINPUT, "cuda backend: probe_stream of residency %d (not streamed)", (int)res);
+    if (x->have_data || x->have_c)
+        return fkm_fail(err, FKM_ERUNTIME, "cuda backend: probe_stream after set_source or set_centroids");
+    const size_t peak = x->peak;
+    Probe P;
+    int s = probe_body(x, &P, dt, r, err);
+    cudaStreamSynchronize(x->s); /* before the buffers go, also after a failure */
+    free_rows(x);                /* the backend as it was made: no rows, no centroids */
+    x->have_c = 0;
+    x->n = 0;
+    dev_free(x, &P.dev);
+    if (P.host) cudaFreeHost(P.host);
+    for (cudaEvent_t e : P.ev)
+        if (e) cudaEventDestroy(e);
+    x->peak = peak; /* the probe's buffers are gone before the fit: its peak is the fit's own */
+    return s;
+}
+
 void *cu_stream(void *vp) { return (void *)static_cast<Ctx *>(vp)->s; }
 
 size_t cu_peak_bytes(void *vp) { return static_cast<Ctx *>(vp)->peak; }
@@ -981,5 +1194,6 @@ extern "C" int fkm_backend_cuda_create(fkm_backend *b, int64_t k, int64_t d, fkm
     b->changed = cu_changed;
     b->peak_bytes = cu_peak_bytes;
     b->destroy = cu_destroy;
+    b->probe_stream = cu_probe_stream;
     return FKM_OK;
 }

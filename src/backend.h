@@ -30,6 +30,15 @@ typedef struct fkm_step_times {
 
 struct fkm_rowsrc;
 
+/* What a streamed step costs on this hardware (probe_stream): the chunk size follows from it
+ * (chunkplan.h). */
+typedef struct fkm_stream_rates {
+    double copy_gbs;   /* host-to-device copy rate from pinned memory, GB/s (1e9 bytes/s) */
+    double ms_per_row; /* compute of one row in a chunk (convert, norms, assign, update) */
+    double ms_fixed;   /* fixed cost of one chunk whatever its rows (launches, the sort's
+                          passes, writing and adding the chunk's k×d statistics) */
+} fkm_stream_rates;
+
 typedef struct fkm_backend {
     const char *name; /* "cpu", "cuda" */
     void *ctx;
@@ -88,6 +97,14 @@ typedef struct fkm_backend {
     /* Peak device (or host working) memory in bytes, for the log; 0 if unknown. */
     size_t (*peak_bytes)(void *ctx);
     void (*destroy)(void *ctx);
+    /* Optional (NULL when absent): measure on this hardware, in well under a second, what a
+     * step streamed in residency res (HOST or FILE) costs for rows of type dt: the pinned
+     * host-to-device copy rate, the compute per row and per chunk, on synthetic random rows
+     * against k random centroids of this backend's k and d (see fkm_stream_rates). Call it
+     * before set_source and set_centroids: it runs the backend's own streamed step on those
+     * rows, then leaves the backend as it was made. */
+    int (*probe_stream)(void *ctx, fkm_dtype dt, fkm_residency res, fkm_stream_rates *rates,
+                        fkm_error *err);
 } fkm_backend;
 
 /* Constructors. Each returns FKM_OK and fills *b, or an error. metric (see fkm_metric) sets

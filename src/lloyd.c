@@ -2,6 +2,7 @@
  * this; it talks to the hardware only through the backend table and to other ranks only
  * through the communicator. */
 #include "backend.h"
+#include "chunkplan.h"
 #include "comm.h"
 #include "init.h"
 #include "kmeanspp.h"
@@ -354,13 +355,43 @@ static int train_sample(run *R, const fkm_params *p, fkm_error *err)
     return FKM_OK;
 }
 
+/* The streamed chunk from the backend's measured copy and compute rates (chunkplan.h), or 0
+ * when the backend cannot measure them (no probe_stream, or it failed: the caller then keeps
+ * the fixed rule). Logs one line on rank 0: the rates, the choice and the predicted ratio of
+ * a pass to max(copy, compute). */
+static int64_t measured_chunk(run *R, const fkm_params *p, fkm_residency r, int64_t n_max)
+{
+    if (!R->be.probe_stream || n_max < 1) return 0;
+    fkm_stream_rates rates;
+    fkm_chunk_plan plan;
+    fkm_error e;
+    fkm_error_clear(&e);
+    const double rb = (double)fkm_rowsrc_row_bytes(R->use);
+    const double t0 = fkm_now_ms();
+    if (R->be.probe_stream(R->be.ctx, R->use->dt, r, &rates, &e) != FKM_OK ||
+        fkm_plan_chunk(n_max, rb, &rates, &plan, &e) != FKM_OK) {
+        if (R->comm.rank == 0 && p->verbose > 1)
+            printf("chunk: no measured rates (%s); the fixed rule applies\n", e.msg);
+        return 0;
+    }
+    if (R->comm.rank == 0 && p->verbose > 0)
+        printf("chunk: measured H2D %.1f GB/s, compute %.3g ns/row + %.3f ms/chunk (in %.0f ms); "
+               "shard of %lld rows: copy %.1f ms, compute %.1f ms -> %lld chunks of %lld rows "
+               "(%.1f MiB), predicted %.3f x max(copy, compute)\n",
+               rates.copy_gbs, rates.ms_per_row * 1e6, rates.ms_fixed, fkm_now_ms() - t0,
+               (long long)n_max, plan.ms_copy, plan.ms_comp, (long long)plan.nchunks,
+               (long long)plan.chunk, (double)plan.chunk * rb / (1 << 20), plan.ratio);
+    return plan.chunk;
+}
+
 /* Where this rank's rows live (see fkm_residency), and the chunk size. AUTO: in the
  * backend's memory when the rows fit there (the GPU's free memory with room for labels,
  * norms and the sort, or half of the host's free memory for the CPU backend), else pinned
  * host memory for the GPU when they fit in half of the host's free memory, else the file.
  * Default chunk (given the largest shard of any rank, n_max, so that it does not depend on
  * this rank's share; after a --resume, the checkpoint's): in memory, the whole shard (one sort
- * per pass); streamed, 1/16 of the shard clamped to [32, 256] MiB of source rows: the copy/compute pipeline then loses
+ * per pass); streamed, from the backend's measured copy and compute rates (measured_chunk)
+ * when it can measure them, else 1/16 of the shard clamped to [32, 256] MiB of source rows: the copy/compute pipeline then loses
  * about one chunk in sixteen to its fill and drain (measured on an H100: 1.03-1.10 x
  * max(copy, compute) at 64-128 MiB chunks), while each chunk's copy (≥ 0.6 ms at
  * 53 GB/s) stays long next to its fixed cost of launches and a sort. */
@@ -389,7 +420,7 @@ static int choose_residency(run *R, const fkm_params *p, int64_t n_max, fkm_resi
     if (c <= 0) {
         if (r == FKM_RES_DEVICE) {
             c = n_max;
-        } else {
+        } else if ((c = measured_chunk(R, p, r, n_max)) <= 0) {
             double bytes = (double)n_max * src_rb / 16;
             if (bytes < 32.0 * (1 << 20)) bytes = 32.0 * (1 << 20);
             if (bytes > 256.0 * (1 << 20)) bytes = 256.0 * (1 << 20);
