@@ -363,7 +363,7 @@ int main(int argc, char **argv)
             CK(cudaMalloc(&stats, (size_t)(k * d + k + 1) * 8));
             CK(cudaMalloc(&out2, 16));
             auto update = [&] {
-                CK(fkm_k_update(mode, x, n, d, ld, lab, md, k, stats, uws, ub, (fkm_stream)g_s));
+                CK(fkm_k_update(mode, x, n, d, ld, lab, md, nullptr, k, stats, uws, ub, (fkm_stream)g_s));
             };
             auto iter = [&] {
                 assign();

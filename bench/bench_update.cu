@@ -118,7 +118,7 @@ static void run_case(fkm_kmode mode, int64_t n, int64_t k, int d, int lmode, cud
     CK(cudaGetLastError());
     const size_t wsb = fkm_k_update_workspace(n, k, d);
     CK(cudaMalloc(&ws, wsb));
-    double ms = median_ms([&] { CK(fkm_k_update(mode, x, n, d, ld, lab, md, k, stats, ws, wsb, (fkm_stream)s)); }, s);
+    double ms = median_ms([&] { CK(fkm_k_update(mode, x, n, d, ld, lab, md, nullptr, k, stats, ws, wsb, (fkm_stream)s)); }, s);
     const double gb = (double)n * ld * eb / 1e9;
     printf("%-5s n=%-8lld k=%-6lld d=%-5d %-8s %8.3f ms  %6.0f GB/s of rows  ws %.0f MiB\n",
            eb == 2 ? "f16" : "f32", (long long)n, (long long)k, d, lname[lmode], ms,

@@ -121,6 +121,11 @@ typedef struct fkm_params {
                                 output centroid under the metric, squared for L2; NaN for left-out
                                 rows) and keep them in the result; needs write_labels; 0 */
     fkm_metric metric;       /* FKM_METRIC_L2 (default), COSINE or IP; see fkm_metric */
+    const char *weights;     /* file of row weights (one per input row, finite, ≥ 0; any input
+                                format, 1-D or one column); NULL (default) = all 1. The update
+                                then uses Σ w·x / Σ w, the inertia Σ w·distance, k-means++ and
+                                k-means|| draw ∝ w·D² (random init ignores the weights) */
+    const char *weights_dataset; /* HDF5 dataset of the weights; "/weights" */
 } fkm_params;
 
 /* Per-iteration statistics, kept for the caller (as FAISS's ClusteringIterationStats). */
@@ -139,6 +144,7 @@ typedef struct fkm_result {
     int64_t k, d, n;        /* global shape */
     float *centroids;       /* k×d, row-major; identical on every rank */
     int64_t *counts;        /* k; rows per cluster for the output centroids */
+    double *weight_sums;    /* k; with weights, the weight of each cluster's rows; else NULL */
     double inertia;         /* of the output centroids (final assignment pass) */
     int iterations;         /* Lloyd iterations run */
     int converged;          /* 1 when the tolerance stopped the loop */

@@ -1,5 +1,6 @@
 /* Reading a checkpoint back (writing is fkm_out_create with nranks > 0). */
 #include "io_internal.h"
+#include "reader_impl.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -18,36 +19,6 @@ static int get_attr(hid_t file, const char *name, hid_t mtype, void *out, const 
     if (a >= 0) H5Aclose(a);
     return ok ? FKM_OK
               : fkm_fail(err, FKM_EINPUT, "--resume '%s': attribute '%s' unreadable", path, name);
-}
-
-/* The string attribute `name` into buf (empty when missing or not a string). */
-static void get_str_attr(hid_t file, const char *name, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    if (H5Aexists(file, name) <= 0) return;
-    hid_t a = H5Aopen(file, name, H5P_DEFAULT);
-    hid_t t = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
-    if (t >= 0 && H5Tget_class(t) == H5T_STRING) {
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_cset(mt, H5Tget_cset(t)); /* no conversion between character sets */
-        if (H5Tis_variable_str(t) > 0) {
-            char *v = NULL;
-            H5Tset_size(mt, H5T_VARIABLE);
-            if (H5Aread(a, mt, &v) >= 0 && v) {
-                snprintf(buf, len, "%s", v);
-                H5free_memory(v);
-            }
-        } else {
-            size_t sz = H5Tget_size(t);
-            char *v = calloc(1, sz + 1);
-            H5Tset_size(mt, sz + 1);
-            if (v && H5Aread(a, mt, v) >= 0) snprintf(buf, len, "%s", v);
-            free(v);
-        }
-        H5Tclose(mt);
-    }
-    if (t >= 0) H5Tclose(t);
-    if (a >= 0) H5Aclose(a);
 }
 
 int fkm_ckpt_read(const char *file, int64_t want_k, int64_t want_d, int64_t want_n,
@@ -75,7 +46,7 @@ int fkm_ckpt_read(const char *file, int64_t want_k, int64_t want_d, int64_t want
     if (!st && H5Aexists(f, "chunk_rows") > 0)
         st = get_attr(f, "chunk_rows", H5T_NATIVE_INT64, &m->chunk_rows, file, err);
     char metric[32];
-    get_str_attr(f, "metric", metric, sizeof metric);
+    if (fkm_h5_str_attr(f, "metric", metric, sizeof metric) != 1) metric[0] = '\0';
     H5Fclose(f);
     if (st) return st;
     m->iterations = iters;

@@ -16,6 +16,7 @@ typedef struct {
     int direct;      /* 1: float32/float64 on disk, HDF5 converts to native float itself */
     void *scratch;   /* raw elements of a converting read, grown on demand */
     size_t scratch_bytes;
+    int rank;        /* 2, or 1 for a vector (fkm_reader_open_vector): n values as n×1 */
 } h5_state;
 
 static void h5_close(fkm_reader *r)
@@ -31,12 +32,14 @@ static void h5_close(fkm_reader *r)
     r->impl = NULL;
 }
 
-int fkm_h5_dtype_attr(hid_t obj, char *buf, size_t len)
+int fkm_h5_dtype_attr(hid_t obj, char *buf, size_t len) { return fkm_h5_str_attr(obj, "dtype", buf, len); }
+
+int fkm_h5_str_attr(hid_t obj, const char *name, char *buf, size_t len)
 {
     buf[0] = '\0';
-    htri_t ex = H5Aexists(obj, "dtype");
+    htri_t ex = H5Aexists(obj, name);
     if (ex <= 0) return ex < 0 ? -1 : 0;
-    hid_t a = H5Aopen(obj, "dtype", H5P_DEFAULT);
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
     if (a < 0) return -1;
     hid_t t = H5Aget_type(a), sp = H5Aget_space(a), mt = H5I_INVALID_HID;
     int ret = -1;
@@ -177,7 +180,7 @@ static int read_rows(fkm_reader *r, h5_state *s, int64_t row0, int64_t nrows, vo
     char detail[256];
     int st = FKM_OK;
     hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)nrows, (hsize_t)r->d};
-    hid_t mspace = H5Screate_simple(2, count, NULL);
+    hid_t mspace = H5Screate_simple(s->rank, count, NULL);
     if (mspace < 0)
         return fkm_fail(err, FKM_ERUNTIME,
                         "%s '%s': cannot make a dataspace of %lld rows (HDF5: %s)", r->role,
@@ -264,13 +267,14 @@ int fkm_h5_reader_open(fkm_reader *r, fkm_dsinfo *info, fkm_error *err)
                       role, file, dataset, fkm_h5_detail(detail, sizeof detail));
         goto fail;
     }
-    if (rank != 2) {
+    if (rank != 2 && !(rank == 1 && r->vector)) {
         st = fkm_fail(err, FKM_EINPUT,
-                      "%s '%s': dataset '%s' is %d-D, expected 2-D (rows × columns)", role, file,
-                      dataset, rank);
+                      "%s '%s': dataset '%s' is %d-D, expected %s", role, file, dataset, rank,
+                      r->vector ? "1-D (one value per row) or 2-D with one column" : "2-D (rows × columns)");
         goto fail;
     }
-    hsize_t dims[2];
+    s->rank = rank;
+    hsize_t dims[2] = {0, 1};
     if (H5Sget_simple_extent_dims(s->fspace, dims, NULL) < 0) {
         st = fkm_fail(err, FKM_EINPUT, "%s '%s': dataset '%s': cannot get its shape (HDF5: %s)",
                       role, file, dataset, fkm_h5_detail(detail, sizeof detail));
@@ -315,8 +319,8 @@ int fkm_h5_reader_open(fkm_reader *r, fkm_dsinfo *info, fkm_error *err)
             goto fail;
         }
         if (H5Pget_layout(dcpl) == H5D_CHUNKED) {
-            hsize_t cdims[2];
-            if (H5Pget_chunk(dcpl, 2, cdims) != 2) {
+            hsize_t cdims[2] = {0, 1};
+            if (H5Pget_chunk(dcpl, 2, cdims) != rank) {
                 st = fkm_fail(err, FKM_EINPUT,
                               "%s '%s': dataset '%s': cannot get its chunk shape (HDF5: %s)", role,
                               file, dataset, fkm_h5_detail(detail, sizeof detail));

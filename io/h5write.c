@@ -136,6 +136,9 @@ int fkm_out_create(const char *tmp_path, const fkm_out_meta *m, const float *cen
     if (!st)
         st = put_dataset(file, "/counts", 1, kdims, H5T_STD_I64LE, H5T_NATIVE_INT64, counts,
                          tmp_path, err);
+    if (!st && m->weight_sums)
+        st = put_dataset(file, "/weights", 1, kdims, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                         m->weight_sums, tmp_path, err);
     if (!st && n_labels > 0) st = make_labels(file, n_labels, tmp_path, err);
     if (!st) st = put_attr(file, "k", H5T_STD_I64LE, H5T_NATIVE_INT64, &k, tmp_path, err);
     if (!st) st = put_attr(file, "d", H5T_STD_I64LE, H5T_NATIVE_INT64, &d, tmp_path, err);

@@ -50,6 +50,11 @@ typedef struct fkm_reader fkm_reader;
  * thread-safe). */
 int fkm_reader_open(const char *file, const char *dataset, fkm_reader **r, fkm_dsinfo *info,
                     fkm_error *err);
+/* Open one value per row (sample weights, say) for reading: as fkm_reader_open, but a 1-D
+ * dataset or array of n values also reads as n×1, and anything with more than one column is an
+ * FKM_EINPUT error. Messages start with `role` (e.g. "--weights"). */
+int fkm_reader_open_vector(const char *role, const char *file, const char *dataset, fkm_reader **r,
+                           fkm_dsinfo *info, fkm_error *err);
 /* Read rows [row0, row0+nrows) converted to float32 into dst (nrows×d). */
 int fkm_reader_read_f32(fkm_reader *r, int64_t row0, int64_t nrows, float *dst, fkm_error *err);
 /* Read rows [row0, row0+nrows) in the native form: the IEEE half bits (uint16_t) when
@@ -75,6 +80,8 @@ typedef struct fkm_out_meta {
                            that iteration's inertia (the stop test's state) */
     int64_t chunk_rows; /* > 0: attribute chunk_rows, the rows per statistics chunk of the
                            run (what bitwise reproduction needs); 0: not written */
+    const double *weight_sums; /* k, or NULL: written as /weights (float64), the clusters'
+                           weight sums of a weighted run */
 } fkm_out_meta;
 
 /* Writes exactly at tmp_path (the rename is the caller's); on failure the file is removed.

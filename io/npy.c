@@ -239,6 +239,10 @@ static int parse_and_check(fkm_reader *r, const char *text, size_t len, fkm_erro
                         "%s '%s': Fortran-order arrays are not supported; save a C-order copy "
                         "(np.ascontiguousarray)",
                         r->role, r->file);
+    if (h.ndims == 1 && r->vector) { /* a vector: n values as n×1 */
+        h.ndims = 2;
+        h.dims[1] = 1;
+    }
     if (h.ndims != 2) {
         char shape[128] = "(";
         size_t at = 1;

@@ -148,8 +148,8 @@ static void npy_hint(const fkm_reader *r, fkm_error *err)
                  r->role, r->file);
 }
 
-int fkm_reader_open_as(const char *role, const char *file, const char *dataset, fkm_reader **out,
-                       fkm_dsinfo *info, fkm_error *err)
+static int open_reader(const char *role, const char *file, const char *dataset, int vector,
+                       fkm_reader **out, fkm_dsinfo *info, fkm_error *err)
 {
     fkm_error_clear(err);
     *out = NULL;
@@ -158,6 +158,7 @@ int fkm_reader_open_as(const char *role, const char *file, const char *dataset, 
     if (!r) return FKM_ENOMEM;
     snprintf(r->role, sizeof r->role, "%s", role);
     snprintf(r->file, sizeof r->file, "%s", file);
+    r->vector = vector;
 
     fkm_elem elem = FKM_EL_F32;
     fkm_dsinfo tmp;
@@ -177,11 +178,29 @@ int fkm_reader_open_as(const char *role, const char *file, const char *dataset, 
         fkm_reader_close(r);
         return st;
     }
+    if (vector && r->d != 1) {
+        fkm_fail(err, FKM_EINPUT, "%s '%s'%s%s: %lld × %lld values, expected one per row (a 1-D array, or one column)",
+                 role, file, r->dset[0] ? ":" : "", r->dset, (long long)r->n, (long long)r->d);
+        fkm_reader_close(r);
+        return FKM_EINPUT;
+    }
     info->n = r->n;
     info->d = r->d;
     info->dtype = r->dtype;
     *out = r;
     return FKM_OK;
+}
+
+int fkm_reader_open_as(const char *role, const char *file, const char *dataset, fkm_reader **out,
+                       fkm_dsinfo *info, fkm_error *err)
+{
+    return open_reader(role, file, dataset, 0, out, info, err);
+}
+
+int fkm_reader_open_vector(const char *role, const char *file, const char *dataset, fkm_reader **out,
+                           fkm_dsinfo *info, fkm_error *err)
+{
+    return open_reader(role, file, dataset, 1, out, info, err);
 }
 
 int fkm_reader_open(const char *file, const char *dataset, fkm_reader **r, fkm_dsinfo *info,

@@ -50,6 +50,7 @@ struct fkm_reader {
     char role[16];             /* "input", "init": the first word of messages */
     char file[512];            /* the path as given */
     char dset[512];            /* HDF5 dataset path; "" for the other formats */
+    int vector;                /* fkm_reader_open_vector: a 1-D array reads as n×1 */
 };
 
 /* The formats. Each returns FKM_OK with r->ops set, or an error with everything it
@@ -60,6 +61,8 @@ int fkm_h5_reader_open(fkm_reader *r, fkm_dsinfo *info, fkm_error *err); /* uses
  * marked): 1 with its value in buf (trailing spaces dropped, control characters shown as
  * '?'), 0 when there is none, -1 when it exists but is not one readable string. */
 int fkm_h5_dtype_attr(hid_t obj, char *buf, size_t len);
+/* The same for any string attribute `name` of obj. */
+int fkm_h5_str_attr(hid_t obj, const char *name, char *buf, size_t len);
 int fkm_npy_open(fkm_reader *r, fkm_error *err);
 int fkm_bigann_open(fkm_reader *r, fkm_elem elem, fkm_error *err);
 

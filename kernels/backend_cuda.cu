@@ -96,6 +96,8 @@ struct Ctx {
     Buf aws, uws;                      /* assign / update workspaces (one chunk) */
     Buf prev, cnt;                     /* changed(): labels at its last call (n), a counter */
     int have_prev = 0;
+    Buf w;                             /* set_weights: the row weights (DEVICE: all n; streamed: a chunk's) */
+    float *h_w = nullptr;              /* streamed: all n weights, pinned, copied a chunk at a time */
     size_t cur = 0, peak = 0;
 };
 
@@ -202,9 +204,11 @@ void free_rows(Ctx *x)
 {
     x->have_data = 0;
     x->pending = nullptr;
-    Buf *bufs[] = {&x->x, &x->xnorm, &x->labels, &x->mind, &x->stage[0], &x->stage[1], &x->part, &x->aws, &x->uws, &x->prev};
+    Buf *bufs[] = {&x->x, &x->xnorm, &x->labels, &x->mind, &x->stage[0], &x->stage[1], &x->part, &x->aws, &x->uws, &x->prev, &x->w};
     x->have_prev = 0;
     for (Buf *b : bufs) dev_free(x, b);
+    if (x->h_w) cudaFreeHost(x->h_w);
+    x->h_w = nullptr;
     x->norm_cache = x->norms_ready = 0;
     if (x->pf) { /* no copy may still read its buffers; then join the reader */
         if (x->cs) cudaStreamSynchronize(x->cs);
@@ -529,7 +533,7 @@ int cu_step(void *vp, fkm_step_times *t, fkm_error *err)
     if (nc == 0) { /* no rows: zero statistics */
         FKM_CUDA_TRY(err, cudaEventRecord(x->ev[0], x->s));
         FKM_CUDA_TRY(err, cudaEventRecord(x->ev[1], x->s));
-        FKM_CUDA_TRY(err, fkm_k_update(x->mode, nullptr, 0, d, x->ldx, nullptr, nullptr, x->k,
+        FKM_CUDA_TRY(err, fkm_k_update(x->mode, nullptr, 0, d, x->ldx, nullptr, nullptr, nullptr, x->k,
                                        (double *)x->stats.p, nullptr, 0, (fkm_stream)x->s));
         FKM_CUDA_TRY(err, cudaEventRecord(x->ev[2], x->s));
         x->ev_used = 3;
@@ -593,7 +597,15 @@ int cu_step(void *vp, fkm_step_times *t, fkm_error *err)
         FKM_CUDA_TRY(err, fkm_k_assign(&a, (fkm_stream)x->s));
         FKM_CUDA_TRY(err, cudaEventRecord(ev[1], x->s));
         double *dst = nc > 1 ? (double *)x->part.p : (double *)x->stats.p;
-        FKM_CUDA_TRY(err, fkm_k_update(x->mode, xc, m, d, x->ldx, lab, md, x->k, dst, x->uws.p,
+        const float *wc = nullptr; /* this chunk's row weights (set_weights), or none */
+        if (x->w.p && streamed) {
+            FKM_CUDA_TRY(err, cudaMemcpyAsync(x->w.p, x->h_w + r0, (size_t)m * sizeof(float),
+                                              cudaMemcpyHostToDevice, x->s));
+            wc = (const float *)x->w.p;
+        } else if (x->w.p) {
+            wc = (const float *)x->w.p + r0;
+        }
+        FKM_CUDA_TRY(err, fkm_k_update(x->mode, xc, m, d, x->ldx, lab, md, wc, x->k, dst, x->uws.p,
                                        x->uws.bytes, (fkm_stream)x->s));
         if (nc > 1) { /* chunk statistics added in chunk order */
             k_add_stats<<<(unsigned)((len + 255) / 256), 256, 0, x->s>>>((double *)x->stats.p, dst, len,
@@ -1077,6 +1089,30 @@ int cu_probe_stream(void *vp, fkm_dtype dt, fkm_residency res, fkm_stream_rates 
     return s;
 }
 
+/* set_weights (backend.h): DEVICE keeps all n on the device; the streamed residencies keep
+ * them pinned on the host and copy each chunk's before its update (the device holds one
+ * chunk's, as with the rows). */
+int cu_set_weights(void *vp, const float *w, fkm_error *err)
+{
+    CTX(vp);
+    ON_DEVICE(x);
+    int s = sync(x, err); /* no step may still read the old weights */
+    if (s) return s;
+    dev_free(x, &x->w);
+    if (x->h_w) cudaFreeHost(x->h_w);
+    x->h_w = nullptr;
+    if (!w || x->n == 0) return FKM_OK;
+    const size_t bytes = (size_t)x->n * sizeof(float);
+    if (x->res == FKM_RES_DEVICE) {
+        if ((s = dev_alloc(x, &x->w, bytes, "the row weights", err))) return s;
+        FKM_CUDA_TRY(err, cudaMemcpyAsync(x->w.p, w, bytes, cudaMemcpyHostToDevice, x->s));
+        return sync(x, err);
+    }
+    FKM_CUDA_TRY(err, cudaMallocHost((void **)&x->h_w, bytes));
+    memcpy(x->h_w, w, bytes);
+    return dev_alloc(x, &x->w, (size_t)x->chunk * sizeof(float), "a chunk's row weights", err);
+}
+
 void *cu_stream(void *vp) { return (void *)static_cast<Ctx *>(vp)->s; }
 
 size_t cu_peak_bytes(void *vp) { return static_cast<Ctx *>(vp)->peak; }
@@ -1192,6 +1228,7 @@ extern "C" int fkm_backend_cuda_create(fkm_backend *b, int64_t k, int64_t d, fkm
     b->stream = cu_stream;
     b->nearest = cu_nearest;
     b->changed = cu_changed;
+    b->set_weights = cu_set_weights;
     b->peak_bytes = cu_peak_bytes;
     b->destroy = cu_destroy;
     b->probe_stream = cu_probe_stream;

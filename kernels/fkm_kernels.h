@@ -69,12 +69,13 @@ size_t fkm_k_assign_workspace(fkm_kmode mode, int64_t n, int64_t k, int d);
 int fkm_k_assign(const fkm_assign_args *a, fkm_stream s);
 
 /* Sort-inverse update. stats (device, doubles) = [sums k×d | counts k | inertia 1] of the
- * n rows: sums and counts per label, inertia = Σ min_dist (in fp64). Deterministic: two
- * calls on the same inputs give bitwise equal stats. Overwrites stats. */
+ * n rows: sums and counts per label, inertia = Σ min_dist (in fp64). With weights (device, n
+ * floats ≥ 0; NULL = all ones): sums of w·x, counts = Σ w, inertia = Σ w·min_dist.
+ * Deterministic: two calls on the same inputs give bitwise equal stats. Overwrites stats. */
 size_t fkm_k_update_workspace(int64_t n, int64_t k, int d);
 int fkm_k_update(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *labels,
-                 const float *min_dist, int64_t k, double *stats, void *workspace,
-                 size_t workspace_bytes, fkm_stream s);
+                 const float *min_dist, const float *weights, int64_t k, double *stats,
+                 void *workspace, size_t workspace_bytes, fkm_stream s);
 
 /* Finalize on the device: for every cluster with count > 0, c32[j] = sums[j] / count[j]
  * (float32, dense k×d), scaled to unit length when normalize is set (cosine; a zero mean stays

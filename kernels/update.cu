@@ -21,6 +21,10 @@
  *            order (into sums when the cluster has ≤ 32 pieces, else in place into the
  *            group's first slot); level 2: the groups of larger clusters, in order.
  *
+ * Weighted (weights given): every row's values and distance are multiplied by its weight in
+ * fp64 and each piece also sums its rows' weights (an extra column of the partials), so the
+ * counts are the clusters' weight sums, combined in the same fixed order as the sums.
+ *
  * Every reduction order is a function of (n, k, d, mode) and of the labels only, never of
  * timing: two calls give bitwise equal stats. No floating-point atomics anywhere (integer
  * atomics hand out work and mark segment bounds, exactly). Labels must lie in [0, k); one
@@ -166,7 +170,8 @@ template <typename IdxT> cudaError_t layout(int64_t n, int64_t k, int d, Layout 
     L->ir1 = off;      off = align_up(off + (size_t)items * sizeof(int64_t));
     L->counter = off;  off = align_up(off + sizeof(unsigned long long));
     L->ipart = off;    off = align_up(off + (size_t)L->ntiles * sizeof(double));
-    L->partials = off; off = align_up(off + (size_t)items * (size_t)d * sizeof(double));
+    /* d + 1 columns: the weighted update keeps each piece's weight sum beside its sums */
+    L->partials = off; off = align_up(off + (size_t)items * (size_t)(d + 1) * sizeof(double));
     L->temp = off;     off = align_up(off + L->temp_bytes);
     L->total = off + ALIGN; /* slack to align a caller's base pointer */
     return cudaSuccess;
@@ -185,16 +190,17 @@ __device__ __forceinline__ void block_tree_sum(double *sh)
     }
 }
 
-/* fp64 sum of min_dist over one tile, in a fixed order (each thread its 16 consecutive
- * rows, then a tree). Every thread must call it. */
-__device__ __forceinline__ double tile_inertia(const float *__restrict__ min_dist, int64_t n,
+/* fp64 sum of min_dist (times the row's weight when w is given) over one tile, in a fixed
+ * order (each thread its 16 consecutive rows, then a tree). Every thread must call it. */
+__device__ __forceinline__ double tile_inertia(const float *__restrict__ min_dist,
+                                               const float *__restrict__ w, int64_t n,
                                                int64_t tile, double *sh)
 {
     const int64_t r0 = tile * TILE + (int64_t)threadIdx.x * TILE_ITEMS;
     double s = 0.0;
 #pragma unroll
     for (int i = 0; i < TILE_ITEMS; i++)
-        if (r0 + i < n) s += (double)min_dist[r0 + i];
+        if (r0 + i < n) s += w ? (double)w[r0 + i] * (double)min_dist[r0 + i] : (double)min_dist[r0 + i];
     sh[threadIdx.x] = s;
     block_tree_sum(sh);
     return sh[0];
@@ -203,8 +209,8 @@ __device__ __forceinline__ double tile_inertia(const float *__restrict__ min_dis
 /* Row ids and the per-tile inertia partials. */
 template <typename IdxT>
 __global__ void __launch_bounds__(THREADS)
-    k_iota(IdxT *__restrict__ vals, const float *__restrict__ min_dist, int64_t n,
-           double *__restrict__ ipart)
+    k_iota(IdxT *__restrict__ vals, const float *__restrict__ min_dist, const float *__restrict__ w,
+           int64_t n, double *__restrict__ ipart)
 {
     __shared__ double sh[THREADS];
     const int64_t tile = blockIdx.x;
@@ -213,7 +219,7 @@ __global__ void __launch_bounds__(THREADS)
         const int64_t r = tile * TILE + i * THREADS + threadIdx.x;
         if (r < n) vals[r] = (IdxT)r;
     }
-    const double in = tile_inertia(min_dist, n, tile, sh);
+    const double in = tile_inertia(min_dist, w, n, tile, sh);
     if (threadIdx.x == 0) ipart[tile] = in;
 }
 
@@ -252,11 +258,13 @@ __global__ void __launch_bounds__(THREADS)
     }
 }
 
-/* Counts, pieces per cluster, and (block 0) the inertia from its partials. */
+/* Counts (weighted: left to the combine), pieces per cluster, and (block 0) the inertia from
+ * its partials. */
 __global__ void __launch_bounds__(THREADS)
     k_plan(const unsigned long long *__restrict__ start, const unsigned long long *__restrict__ end,
-           int64_t k, int64_t P, int64_t *__restrict__ npieces, double *__restrict__ counts,
-           const double *__restrict__ ipart, int64_t nipart, double *__restrict__ inertia)
+           int64_t k, int64_t P, bool weighted, int64_t *__restrict__ npieces,
+           double *__restrict__ counts, const double *__restrict__ ipart, int64_t nipart,
+           double *__restrict__ inertia)
 {
     const int64_t j = (int64_t)blockIdx.x * THREADS + threadIdx.x;
     if (j < k) {
@@ -264,7 +272,7 @@ __global__ void __launch_bounds__(THREADS)
         int64_t np = (c + P - 1) / P;
         if (np > MAX_PIECES) np = MAX_PIECES;
         npieces[j] = np;
-        counts[j] = (double)c;
+        if (!weighted) counts[j] = (double)c;
     } else if (j == k) {
         npieces[k] = 0;
     }
@@ -300,42 +308,43 @@ __global__ void __launch_bounds__(THREADS)
     ir1[item] = s0 + (q + 1) * cnt / np;
 }
 
-/* 16 bytes of stored elements, added into fp64 accumulators. */
 template <typename T> struct Acc;
+/* 16 bytes of stored elements, added into fp64 accumulators; W: each times the row's weight
+ * w (in fp64: exact, the product of two floats). */
 template <> struct Acc<__half> {
     static constexpr int VEC = 8;
-    static __device__ __forceinline__ void add(double (&acc)[8], const int4 &v)
+    template <bool W> static __device__ __forceinline__ void add(double (&acc)[8], const int4 &v, double w)
     {
         const __half2 *h = reinterpret_cast<const __half2 *>(&v);
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             const float2 f = __half22float2(h[i]);
-            acc[2 * i] += (double)f.x;
-            acc[2 * i + 1] += (double)f.y;
+            acc[2 * i] += W ? (double)f.x * w : (double)f.x;
+            acc[2 * i + 1] += W ? (double)f.y * w : (double)f.y;
         }
     }
 };
 template <> struct Acc<__nv_bfloat16> {
     static constexpr int VEC = 8;
-    static __device__ __forceinline__ void add(double (&acc)[8], const int4 &v)
+    template <bool W> static __device__ __forceinline__ void add(double (&acc)[8], const int4 &v, double w)
     {
         const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&v);
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             const float2 f = __bfloat1622float2(h[i]);
-            acc[2 * i] += (double)f.x;
-            acc[2 * i + 1] += (double)f.y;
+            acc[2 * i] += W ? (double)f.x * w : (double)f.x;
+            acc[2 * i + 1] += W ? (double)f.y * w : (double)f.y;
         }
     }
 };
 template <> struct Acc<float> {
     static constexpr int VEC = 4;
-    static __device__ __forceinline__ void add(double (&acc)[4], const int4 &v)
+    template <bool W> static __device__ __forceinline__ void add(double (&acc)[4], const int4 &v, double w)
     {
-        acc[0] += (double)__int_as_float(v.x);
-        acc[1] += (double)__int_as_float(v.y);
-        acc[2] += (double)__int_as_float(v.z);
-        acc[3] += (double)__int_as_float(v.w);
+        acc[0] += W ? (double)__int_as_float(v.x) * w : (double)__int_as_float(v.x);
+        acc[1] += W ? (double)__int_as_float(v.y) * w : (double)__int_as_float(v.y);
+        acc[2] += W ? (double)__int_as_float(v.z) * w : (double)__int_as_float(v.z);
+        acc[3] += W ? (double)__int_as_float(v.w) * w : (double)__int_as_float(v.w);
     }
 };
 
@@ -355,13 +364,15 @@ __device__ __forceinline__ int4 load_vec(const T *__restrict__ row, int col0, in
     return v;
 }
 
-/* Persistent: each block takes items from the counter until none is left. */
-template <typename T, typename IdxT, bool ALIGNED>
+/* Persistent: each block takes items from the counter until none is left. W: rows weighted
+ * by w; the item's weight sum goes to column d of its partial row (rows of pd = d + 1). */
+template <typename T, typename IdxT, bool ALIGNED, bool W>
 __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
     k_reduce(const T *__restrict__ x, int64_t ld, int d, int nvec, int C, int R,
-             const IdxT *__restrict__ perm, const int64_t *__restrict__ item_off, int64_t k,
-             const int64_t *__restrict__ ir0, const int64_t *__restrict__ ir1,
-             unsigned long long *__restrict__ counter, double *__restrict__ partials)
+             const IdxT *__restrict__ perm, const float *__restrict__ w,
+             const int64_t *__restrict__ item_off, int64_t k, const int64_t *__restrict__ ir0,
+             const int64_t *__restrict__ ir1, unsigned long long *__restrict__ counter,
+             double *__restrict__ partials)
 {
     constexpr int VEC = Acc<T>::VEC;
     constexpr int U = FKM_UPD_UNROLL;
@@ -379,7 +390,8 @@ __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
         const int64_t item = s_item;
         if (item >= total) break; /* uniform over the block */
         const int64_t r0 = ir0[item], r1 = ir1[item];
-        double *out = partials + item * (int64_t)d;
+        const int64_t pd = d + (W ? 1 : 0);
+        double *out = partials + item * pd;
 
         for (int v0 = 0; v0 < nvec; v0 += C) {
             const int v = v0 + cc;
@@ -392,16 +404,21 @@ __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
                 for (; r + (U - 1) * Rs < r1; r += U * Rs) {
                     int64_t id[U];
                     int4 vv[U];
+                    double wv[U];
 #pragma unroll
                     for (int u = 0; u < U; u++) id[u] = (int64_t)perm[r + u * Rs];
 #pragma unroll
-                    for (int u = 0; u < U; u++) vv[u] = load_vec<T, ALIGNED>(x + id[u] * ld, col0, d);
+                    for (int u = 0; u < U; u++) {
+                        vv[u] = load_vec<T, ALIGNED>(x + id[u] * ld, col0, d);
+                        wv[u] = W ? (double)w[id[u]] : 1.0;
+                    }
 #pragma unroll
-                    for (int u = 0; u < U; u++) Acc<T>::add(acc, vv[u]);
+                    for (int u = 0; u < U; u++) Acc<T>::template add<W>(acc, vv[u], wv[u]);
                 }
                 for (; r < r1; r += Rs) {
                     const int64_t i0 = (int64_t)perm[r];
-                    Acc<T>::add(acc, load_vec<T, ALIGNED>(x + i0 * ld, col0, d));
+                    Acc<T>::template add<W>(acc, load_vec<T, ALIGNED>(x + i0 * ld, col0, d),
+                                            W ? (double)w[i0] : 1.0);
                 }
             }
             /* combine the R row lanes: fixed pairwise tree over lanes */
@@ -429,6 +446,19 @@ __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
                 if (v0 + c < nvec && col < d) out[col] = red[(e * R) * C + c];
             }
         }
+        if (W) { /* the item's weight sum: row lanes in order of their rows, then the same tree */
+            double ws = 0.0;
+            if (active && cc == 0)
+                for (int64_t r = r0 + lane; r < r1; r += Rs) ws += (double)w[(int64_t)perm[r]];
+            __syncthreads();
+            if (active && cc == 0) red[lane] = ws;
+            __syncthreads();
+            for (int s = 1; s < R; s <<= 1) {
+                if (tid < R && tid % (2 * s) == 0 && tid + s < R) red[tid] += red[tid + s];
+                __syncthreads();
+            }
+            if (tid == 0) out[d] = red[0];
+        }
         __syncthreads(); /* red and s_item reused by the next item */
     }
 }
@@ -450,11 +480,12 @@ __device__ __forceinline__ double sum_rows(const double *__restrict__ p, int64_t
     return s;
 }
 
-/* Combine level 1: one warp per (group leader item, 32 columns). */
+/* Combine level 1: one warp per (group leader item, 32 columns); partial rows of pd doubles,
+ * ncols of them used (d, or d + 1 with the weight sums). */
 __global__ void __launch_bounds__(THREADS)
     k_combine1(double *__restrict__ partials, const int32_t *__restrict__ icl,
                const int64_t *__restrict__ item_off, int64_t k, int64_t max_items, int d,
-               int ntiles, double *__restrict__ sums)
+               int ncols, int ntiles, double *__restrict__ sums, double *__restrict__ counts)
 {
     const int64_t w = ((int64_t)blockIdx.x * THREADS + threadIdx.x) / 32;
     const int lane = threadIdx.x & 31;
@@ -462,34 +493,35 @@ __global__ void __launch_bounds__(THREADS)
     const int64_t b = w / ntiles;
     if (b >= item_off[k]) return;
     const int col = (int)(w - b * ntiles) * 32 + lane;
-    if (col >= d) return;
+    if (col >= ncols) return;
     const int64_t j = icl[b], a = item_off[j], np = item_off[j + 1] - a, q = b - a;
     if (q % GROUP) return;
     const int64_t e = q + GROUP < np ? q + GROUP : np;
-    const double s = sum_rows(partials + col, a + q, a + e, d, 1);
-    if (np <= GROUP) sums[j * (int64_t)d + col] = s;
-    else partials[b * (int64_t)d + col] = s; /* in place: only this thread reads slot b */
+    const double s = sum_rows(partials + col, a + q, a + e, ncols, 1);
+    if (np <= GROUP) *(col < d ? sums + j * (int64_t)d + col : counts + j) = s;
+    else partials[b * (int64_t)ncols + col] = s; /* in place: only this thread reads slot b */
 }
 
 /* Combine level 2: one warp per (cluster, 32 columns); empty clusters get zeros. */
 __global__ void __launch_bounds__(THREADS)
     k_combine2(const double *__restrict__ partials, const int64_t *__restrict__ item_off, int64_t k,
-               int d, int ntiles, double *__restrict__ sums)
+               int d, int ncols, int ntiles, double *__restrict__ sums, double *__restrict__ counts)
 {
     const int64_t w = ((int64_t)blockIdx.x * THREADS + threadIdx.x) / 32;
     const int lane = threadIdx.x & 31;
     if (w >= k * ntiles) return;
     const int64_t j = w / ntiles;
     const int col = (int)(w - j * ntiles) * 32 + lane;
-    if (col >= d) return;
+    if (col >= ncols) return;
     const int64_t a = item_off[j], np = item_off[j + 1] - a;
-    if (np == 0) sums[j * (int64_t)d + col] = 0.0;
-    else if (np > GROUP) sums[j * (int64_t)d + col] = sum_rows(partials + col, a, a + np, d, GROUP);
+    double *dst = col < d ? sums + j * (int64_t)d + col : counts + j;
+    if (np == 0) *dst = 0.0;
+    else if (np > GROUP) *dst = sum_rows(partials + col, a, a + np, ncols, GROUP);
 }
 
-template <typename T, typename IdxT, bool ALIGNED>
+template <typename T, typename IdxT, bool ALIGNED, bool W>
 cudaError_t launch_reduce_t(const T *x, int64_t ld, int d, const Geo &g, const IdxT *perm,
-                            const int64_t *item_off, int64_t k, const int64_t *ir0,
+                            const float *w, const int64_t *item_off, int64_t k, const int64_t *ir0,
                             const int64_t *ir1, unsigned long long *counter, double *partials,
                             cudaStream_t s)
 {
@@ -497,36 +529,37 @@ cudaError_t launch_reduce_t(const T *x, int64_t ld, int d, const Geo &g, const I
     cudaError_t e;
     if ((e = cudaGetDevice(&dev)) != cudaSuccess) return e;
     if ((e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return e;
-    if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_reduce<T, IdxT, ALIGNED>,
+    if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_reduce<T, IdxT, ALIGNED, W>,
                                                            THREADS, 0)) != cudaSuccess)
         return e;
     int64_t grid = (int64_t)sms * (per_sm > 0 ? per_sm : 1);
     if (grid > g.max_items) grid = g.max_items;
-    k_reduce<T, IdxT, ALIGNED><<<(unsigned)grid, THREADS, 0, s>>>(
-        x, ld, d, g.nvec, g.C, g.R, perm, item_off, k, ir0, ir1, counter, partials);
+    k_reduce<T, IdxT, ALIGNED, W><<<(unsigned)grid, THREADS, 0, s>>>(
+        x, ld, d, g.nvec, g.C, g.R, perm, w, item_off, k, ir0, ir1, counter, partials);
     return cudaGetLastError();
 }
 
 template <typename T, typename IdxT>
 cudaError_t launch_reduce(const void *x, int64_t ld, int d, const Geo &g, const IdxT *perm,
-                          const int64_t *item_off, int64_t k, const int64_t *ir0,
+                          const float *w, const int64_t *item_off, int64_t k, const int64_t *ir0,
                           const int64_t *ir1, unsigned long long *counter, double *partials,
                           cudaStream_t s)
 {
     const T *xt = static_cast<const T *>(x);
-    if (((uintptr_t)x % 16 == 0) && (ld % g.vec == 0))
-        return launch_reduce_t<T, IdxT, true>(xt, ld, d, g, perm, item_off, k, ir0, ir1, counter,
-                                              partials, s);
-    return launch_reduce_t<T, IdxT, false>(xt, ld, d, g, perm, item_off, k, ir0, ir1, counter,
-                                           partials, s);
+    const bool al = ((uintptr_t)x % 16 == 0) && (ld % g.vec == 0);
+    if (w)
+        return al ? launch_reduce_t<T, IdxT, true, true>(xt, ld, d, g, perm, w, item_off, k, ir0, ir1, counter, partials, s)
+                  : launch_reduce_t<T, IdxT, false, true>(xt, ld, d, g, perm, w, item_off, k, ir0, ir1, counter, partials, s);
+    return al ? launch_reduce_t<T, IdxT, true, false>(xt, ld, d, g, perm, w, item_off, k, ir0, ir1, counter, partials, s)
+              : launch_reduce_t<T, IdxT, false, false>(xt, ld, d, g, perm, w, item_off, k, ir0, ir1, counter, partials, s);
 }
 
 inline unsigned blocks_for(int64_t threads) { return (unsigned)((threads + THREADS - 1) / THREADS); }
 
 template <typename IdxT>
 int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *labels,
-        const float *min_dist, int64_t k, double *stats, void *workspace, size_t workspace_bytes,
-        cudaStream_t s)
+        const float *min_dist, const float *w, int64_t k, double *stats, void *workspace,
+        size_t workspace_bytes, cudaStream_t s)
 {
     Layout L;
     FKM_K_TRY(layout<IdxT>(n, k, d, &L));
@@ -553,7 +586,7 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
     IdxT *vals = (IdxT *)(base + L.vals);
     uint32_t *keys_out = (uint32_t *)(base + L.keys);
     const int bits = sort_bits(k);
-    k_iota<IdxT><<<ntiles, THREADS, 0, s>>>(bits > 0 ? vals : perm, min_dist, n, ipart);
+    k_iota<IdxT><<<ntiles, THREADS, 0, s>>>(bits > 0 ? vals : perm, min_dist, w, n, ipart);
     FKM_K_LAUNCHED();
     const uint32_t *keys = (const uint32_t *)labels;
     if (bits > 0) {
@@ -578,8 +611,8 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
 
     /* plan, scan, items */
     FKM_K_TRY(cudaMemsetAsync(counter, 0, sizeof(unsigned long long), s));
-    k_plan<<<blocks_for(k + 1), THREADS, 0, s>>>(start, end, k, g.P, npieces, counts, ipart,
-                                                  L.ntiles, inertia);
+    k_plan<<<blocks_for(k + 1), THREADS, 0, s>>>(start, end, k, g.P, w != nullptr, npieces, counts,
+                                                  ipart, L.ntiles, inertia);
     FKM_K_LAUNCHED();
     {
         size_t tb = L.temp_bytes;
@@ -592,19 +625,20 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
     /* reduce */
     cudaError_t e;
     if (mode == FKM_K_F16)
-        e = launch_reduce<__half, IdxT>(x, ld, d, g, perm, item_off, k, ir0, ir1, counter, partials, s);
+        e = launch_reduce<__half, IdxT>(x, ld, d, g, perm, w, item_off, k, ir0, ir1, counter, partials, s);
     else if (mode == FKM_K_BF16)
-        e = launch_reduce<__nv_bfloat16, IdxT>(x, ld, d, g, perm, item_off, k, ir0, ir1, counter,
+        e = launch_reduce<__nv_bfloat16, IdxT>(x, ld, d, g, perm, w, item_off, k, ir0, ir1, counter,
                                                partials, s);
     else
-        e = launch_reduce<float, IdxT>(x, ld, d, g, perm, item_off, k, ir0, ir1, counter, partials, s);
+        e = launch_reduce<float, IdxT>(x, ld, d, g, perm, w, item_off, k, ir0, ir1, counter, partials, s);
     FKM_K_TRY(e);
-    /* combine */
-    const int ntc = (d + 31) / 32;
+    /* combine (weighted: one more column, the weight sums, which become the counts) */
+    const int ncols = d + (w ? 1 : 0), ntc = (ncols + 31) / 32;
     k_combine1<<<blocks_for(g.max_items * ntc * 32), THREADS, 0, s>>>(
-        partials, icl, item_off, k, g.max_items, d, ntc, sums);
+        partials, icl, item_off, k, g.max_items, d, ncols, ntc, sums, counts);
     FKM_K_LAUNCHED();
-    k_combine2<<<blocks_for(k * ntc * 32), THREADS, 0, s>>>(partials, item_off, k, d, ntc, sums);
+    k_combine2<<<blocks_for(k * ntc * 32), THREADS, 0, s>>>(partials, item_off, k, d, ncols, ntc, sums,
+                                                             counts);
     FKM_K_LAUNCHED();
     return 0;
 }
@@ -621,8 +655,9 @@ extern "C" size_t fkm_k_update_workspace(int64_t n, int64_t k, int d)
 }
 
 extern "C" int fkm_k_update(fkm_kmode mode, const void *x, int64_t n, int d, int ld,
-                            const int32_t *labels, const float *min_dist, int64_t k, double *stats,
-                            void *workspace, size_t workspace_bytes, fkm_stream s)
+                            const int32_t *labels, const float *min_dist, const float *weights,
+                            int64_t k, double *stats, void *workspace, size_t workspace_bytes,
+                            fkm_stream s)
 {
     if (n < 0 || k < 1 || k > INT32_MAX || d < 1 || ld < d || !stats ||
         (mode != FKM_K_EXACT && mode != FKM_K_TF32 && mode != FKM_K_F16 && mode != FKM_K_BF16))
@@ -634,8 +669,8 @@ extern "C" int fkm_k_update(fkm_kmode mode, const void *x, int64_t n, int d, int
     }
     if (!x || !labels || !min_dist) return (int)cudaErrorInvalidValue;
     if ((uint64_t)n <= 0xFFFFFFFFull)
-        return run<uint32_t>(mode, x, n, d, ld, labels, min_dist, k, stats, workspace,
+        return run<uint32_t>(mode, x, n, d, ld, labels, min_dist, weights, k, stats, workspace,
                              workspace_bytes, st);
-    return run<uint64_t>(mode, x, n, d, ld, labels, min_dist, k, stats, workspace,
+    return run<uint64_t>(mode, x, n, d, ld, labels, min_dist, weights, k, stats, workspace,
                          workspace_bytes, st);
 }

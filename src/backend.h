@@ -94,6 +94,10 @@ typedef struct fkm_backend {
      * step at the previous call (−1 at the first call), then remember the current labels.
      * Synchronous; the stop rule --reassign-tol calls it once per iteration. */
     int (*changed)(void *ctx, int64_t *count, fkm_error *err);
+    /* Optional (NULL when absent): the weights of the rows given to set_source (n floats ≥ 0,
+     * in their order, host; copied), or NULL for all ones. Call after set_source; then step()
+     * accumulates sums of w·x, counts Σ w and inertia Σ w·distance (nearest() ignores them). */
+    int (*set_weights)(void *ctx, const float *w, fkm_error *err);
     /* Peak device (or host working) memory in bytes, for the log; 0 if unknown. */
     size_t (*peak_bytes)(void *ctx);
     void (*destroy)(void *ctx);

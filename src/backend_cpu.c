@@ -36,6 +36,7 @@ typedef struct cpu_ctx {
     float *cnorm;     /* k: ‖c‖² (fp32 of the fp64 value); 0 under ip */
     double cmax;      /* max ‖c‖ */
     int32_t *labels;  /* n */
+    float *w;         /* n row weights, or NULL (all ones) */
     int32_t *prev;    /* n: the labels at the last changed() call, or NULL */
     double *stats;    /* k×d + k + 1: the sum over chunks */
     double *part;     /* k×d + k + 1: one chunk's */
@@ -279,8 +280,9 @@ static void assign(const cset *s, const float *x, const double *xnorm, int64_t n
 
 /* One chunk's statistics into s->part: a counting sort of its rows by label, then each
  * cluster's sums and squared distances reduced in row order (deterministic whatever the
- * thread count). */
-static void update(cpu_ctx *s, const float *x, int64_t n, const int32_t *labels)
+ * thread count). w: the chunk's row weights, or NULL (all ones: the same arithmetic, as
+ * products by 1 are exact). */
+static void update(cpu_ctx *s, const float *x, int64_t n, const int32_t *labels, const float *w)
 {
     const int64_t k = s->k, d = s->d;
     double *sums = s->part, *counts = s->part + k * d, *inertia = counts + k;
@@ -303,18 +305,21 @@ static void update(cpu_ctx *s, const float *x, int64_t n, const int32_t *labels)
         for (int64_t j = 0; j < k; j++) {
             double *sj = sums + j * d;
             const float *cj = s->c + j * d;
+            double wsum = 0;
             for (int64_t t = 0; t < d; t++) sj[t] = acc[t] = 0;
             for (int64_t p = s->offsets[j]; p < s->offsets[j + 1]; p++) {
                 const float *xi = x + s->order[p] * d;
+                const double wi = w ? (double)w[s->order[p]] : 1.0;
+                wsum += wi;
 #pragma omp simd
                 for (int64_t t = 0; t < d; t++) {
                     double v = xi[t], diff = v - cj[t];
-                    sj[t] += v;
-                    acc[t] += diff * diff;
+                    sj[t] += wi * v;
+                    acc[t] += wi * (diff * diff);
                 }
             }
             double in = 0;
-            counts[j] = (double)(s->offsets[j + 1] - s->offsets[j]);
+            counts[j] = w ? wsum : (double)(s->offsets[j + 1] - s->offsets[j]);
             if (s->ip) { /* Σ (offset − x·c) = offset·count − (Σ x)·c */
                 in = s->offset * counts[j];
                 for (int64_t t = 0; t < d; t++) in -= sj[t] * (double)cj[t];
@@ -444,7 +449,7 @@ static int step_chunk(const float *x, const double *xn, int64_t m, int64_t r0, v
     cset cs = fit_set(s);
     assign(&cs, x, xn, m, s->labels + r0);
     double t1 = fkm_now_ms();
-    update(s, x, m, s->labels + r0);
+    update(s, x, m, s->labels + r0, s->w ? s->w + r0 : NULL);
     add_part(s);
     a->ta += t1 - t0;
     a->tu += fkm_now_ms() - t1;
@@ -523,6 +528,19 @@ static int cpu_nearest(void *vp, const float *c, int64_t m, float *dist, int32_t
     return st;
 }
 
+static int cpu_set_weights(void *vp, const float *w, fkm_error *err)
+{
+    cpu_ctx *s = vp;
+    free(s->w);
+    s->w = NULL;
+    if (!w) return FKM_OK;
+    if (!(s->w = fkm_malloc((size_t)(s->n > 0 ? s->n : 1) * sizeof(float), "row weights", err)))
+        return FKM_ENOMEM;
+    memcpy(s->w, w, (size_t)s->n * sizeof(float));
+    s->bytes += (size_t)s->n * sizeof(float);
+    return FKM_OK;
+}
+
 static int cpu_changed(void *vp, int64_t *count, fkm_error *err)
 {
     cpu_ctx *s = vp;
@@ -555,6 +573,7 @@ static void cpu_destroy(void *vp)
     free(s->c);
     free(s->cnorm);
     free(s->labels);
+    free(s->w);
     free(s->prev);
     free(s->stats);
     free(s->order);
@@ -612,6 +631,7 @@ int fkm_backend_cpu_create(fkm_backend *b, int64_t k, int64_t d, fkm_precision p
     b->peak_bytes = cpu_peak_bytes;
     b->nearest = cpu_nearest;
     b->changed = cpu_changed;
+    b->set_weights = cpu_set_weights;
     b->destroy = cpu_destroy;
     return FKM_OK;
 }

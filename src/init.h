@@ -27,14 +27,15 @@ int fkm_gather_rows(struct fkm_comm *c, const fkm_rowsrc *src, int64_t row0, con
 
 /* k-means|| (Bahmani et al., 2012), collective over the ranks: one row drawn uniformly, then
  * `rounds` rounds in which every row g (global number among the n rows) joins the candidates
- * with probability min(1, ell·D²(g)/φ) (D² from be->nearest, φ = Σ D²), the draw a counter
- * uniform keyed by (seed, round, g), so the candidates do not depend on the number of ranks;
- * candidates are gathered in global row order. Each candidate is weighted by the rows nearest
- * to it, and weighted greedy k-means++ (kmeanspp.h) picks k of them into out (k×d). With
- * fewer than k candidates, rows drawn uniformly (not already candidates) fill up. verbose ≥ 2
- * prints the candidate count on rank 0. */
-int fkm_kmeans_par(struct fkm_comm *c, fkm_backend *be, const fkm_rowsrc *src, int64_t row0,
-                   int64_t n, int64_t k, uint64_t seed, int rounds, double ell, int verbose,
-                   float *out, fkm_error *err);
+ * with probability min(1, ell·w(g)·D²(g)/φ) (D² from be->nearest, φ = Σ w·D², w the row
+ * weights of src's rows, or 1 when w is NULL), the draw a counter uniform keyed by (seed,
+ * round, g), so the candidates do not depend on the number of ranks; candidates are gathered
+ * in global row order. Each candidate is weighted by the weight of the rows nearest to it,
+ * and weighted greedy k-means++ (kmeanspp.h) picks k of them into out (k×d). With fewer than
+ * k candidates, rows drawn uniformly (not already candidates) fill up. verbose ≥ 2 prints the
+ * candidate count on rank 0. */
+int fkm_kmeans_par(struct fkm_comm *c, fkm_backend *be, const fkm_rowsrc *src, const float *w,
+                   int64_t row0, int64_t n, int64_t k, uint64_t seed, int rounds, double ell,
+                   int verbose, float *out, fkm_error *err);
 
 #endif

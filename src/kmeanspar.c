@@ -75,9 +75,9 @@ static int gather_selected(fkm_comm *comm, const fkm_rowsrc *src, int64_t row0, 
     return s;
 }
 
-int fkm_kmeans_par(fkm_comm *comm, fkm_backend *be, const fkm_rowsrc *src, int64_t row0,
-                   int64_t n, int64_t k, uint64_t seed, int rounds, double ell, int verbose,
-                   float *out, fkm_error *err)
+int fkm_kmeans_par(fkm_comm *comm, fkm_backend *be, const fkm_rowsrc *src, const float *w,
+                   int64_t row0, int64_t n, int64_t k, uint64_t seed, int rounds, double ell,
+                   int verbose, float *out, fkm_error *err)
 {
     const int64_t d = src->d, nl = src->n;
     cands c = {NULL, NULL, 0, 0};
@@ -106,13 +106,13 @@ int fkm_kmeans_par(fkm_comm *comm, fkm_backend *be, const fkm_rowsrc *src, int64
         if (nl > 0) be->nearest(be->ctx, c.x, c.m, dist, NULL, err);
         if ((s = fkm_comm_agree(comm, err))) break;
         double phi = 0;
-        for (int64_t i = 0; i < nl; i++) phi += dist[i];
+        for (int64_t i = 0; i < nl; i++) phi += w ? (double)w[i] * dist[i] : (double)dist[i];
         if ((s = fkm_comm_allreduce_sum_f64(comm, &phi, 1, err))) break;
         if (!(phi > 0)) break; /* every row is a candidate already */
         int64_t ns = 0;
         for (int64_t i = 0; i < nl; i++) {
             double u = fkm_rand_unit(seed, FKM_STREAM_KMPAR, (uint64_t)r * (uint64_t)n + (uint64_t)(row0 + i));
-            if (u * phi < ell * (double)dist[i]) sel[ns++] = i;
+            if (u * phi < ell * (w ? (double)w[i] * dist[i] : (double)dist[i])) sel[ns++] = i;
         }
         s = gather_selected(comm, src, row0, sel, ns, &c, err);
         done_rounds = r;
@@ -137,16 +137,16 @@ int fkm_kmeans_par(fkm_comm *comm, fkm_backend *be, const fkm_rowsrc *src, int64
             printf("init k-means||: %d rounds gave %lld candidates (< k): %lld random rows added\n",
                    done_rounds, (long long)have, (long long)(k - have));
     } else if (!s) {
-        /* weights: the rows nearest to each candidate, summed over ranks */
-        double *w = fkm_calloc((size_t)c.m, sizeof(double), "k-means|| weights", err);
-        if (w && nl > 0) be->nearest(be->ctx, c.x, c.m, dist, lab, err);
+        /* weights: the rows (their weights) nearest to each candidate, summed over ranks */
+        double *cw = fkm_calloc((size_t)c.m, sizeof(double), "k-means|| weights", err);
+        if (cw && nl > 0) be->nearest(be->ctx, c.x, c.m, dist, lab, err);
         if (!(s = fkm_comm_agree(comm, err))) {
-            for (int64_t i = 0; i < nl; i++) w[lab[i]] += 1;
-            s = fkm_comm_allreduce_sum_f64(comm, w, c.m, err);
+            for (int64_t i = 0; i < nl; i++) cw[lab[i]] += w ? (double)w[i] : 1.0;
+            s = fkm_comm_allreduce_sum_f64(comm, cw, c.m, err);
         }
-        if (!s) fkm_kmeanspp(c.x, w, c.m, d, k, seed, 0, out, NULL, err);
+        if (!s) fkm_kmeanspp(c.x, cw, c.m, d, k, seed, 0, out, NULL, err);
         s = fkm_comm_agree(comm, err);
-        free(w);
+        free(cw);
         if (!s && comm->rank == 0 && verbose > 1)
             printf("init k-means||: %d rounds, %lld candidates, weighted k-means++ picked %lld\n",
                    done_rounds, (long long)c.m, (long long)k);

@@ -46,6 +46,10 @@ typedef struct run {
     int64_t *tidx;      /* ... their indices among this rank's used rows */
     const fkm_rowsrc *full; /* all used rows (the final pass), and their n_used, row0_used */
     int64_t n_full, row0_full;
+    float *w_used;      /* --weights: the weights of this rank's used rows (R->full's), or NULL */
+    float *w_train;     /* ... of the training sample's rows, or NULL */
+    const float *w_cur; /* the weights of R->use's rows (one of the two), or NULL */
+    double w_total;     /* Σ w_cur over every rank (the reported mean's divisor) */
     fkm_step_times t;   /* the last step's times */
     int64_t chunk;      /* rows per statistics chunk, the same on every rank */
     int64_t resume_chunk; /* the checkpoint's chunk_rows (0: none) */
@@ -72,11 +76,28 @@ static const char *metric_name(fkm_metric m)
     return m == FKM_METRIC_COSINE ? "cosine" : m == FKM_METRIC_IP ? "ip" : "l2";
 }
 
-/* The reported inertia from the summed row distances of n rows: the sum for L2, the mean for
- * cosine (1 − mean cosine) and ip (−mean inner product). */
-static double reported_inertia(const fkm_params *p, double sum, int64_t n)
+/* The reported inertia from the summed row distances of the used rows: the sum for L2, the
+ * mean for cosine (1 − mean cosine) and ip (−mean inner product), weighted with --weights. */
+static double reported_inertia(const run *R, const fkm_params *p, double sum)
 {
-    return p->metric == FKM_METRIC_L2 || n <= 0 ? sum : sum / (double)n;
+    const double n = R->w_cur ? R->w_total : (double)R->n_used;
+    return p->metric == FKM_METRIC_L2 || !(n > 0) ? sum : sum / n;
+}
+
+/* Rows per cluster from labels (this rank's n, −1 = left out), summed over ranks into counts
+ * (k). Collective. */
+static int row_counts(run *R, const int32_t *labels, int64_t n, int64_t *counts, fkm_error *err)
+{
+    double *h = fkm_calloc((size_t)R->k, sizeof(double), "cluster counts", err);
+    int s = fkm_comm_agree(&R->comm, err);
+    if (!s) {
+        for (int64_t i = 0; i < n; i++)
+            if (labels[i] >= 0) h[labels[i]] += 1;
+        s = fkm_comm_allreduce_sum_f64(&R->comm, h, R->k, err);
+    }
+    for (int64_t j = 0; !s && j < R->k; j++) counts[j] = (int64_t)h[j];
+    free(h);
+    return s;
 }
 
 /* Cosine: centroids scaled to unit length on the host (fp64 norm, one rounding), where they
@@ -98,14 +119,19 @@ static int write_checkpoint(run *R, const fkm_params *p, int it, double inertia,
     const int64_t k = R->k, d = R->d;
     float *c = fkm_malloc((size_t)(k * d) * sizeof(float), "checkpoint centroids", err);
     int64_t *counts = c ? fkm_malloc((size_t)k * sizeof(int64_t), "checkpoint counts", err) : NULL;
+    int32_t *lab = counts && R->w_cur ? fkm_malloc((size_t)(R->use->n > 0 ? R->use->n : 1) * sizeof(int32_t),
+                                                   "checkpoint labels", err) : NULL;
     if (counts) {
         R->be.get_centroids(R->be.ctx, c, err);
         for (int64_t j = 0; j < k; j++) counts[j] = (int64_t)R->host_stats[k * d + j];
+        if (lab && !err->status) R->be.labels(R->be.ctx, lab, err);
     }
     int s = fkm_comm_agree(&R->comm, err);
+    if (!s && R->w_cur) s = row_counts(R, lab, R->use->n, counts, err); /* the stats hold weight sums */
+    free(lab);
     if (!s) {
         fkm_out_meta m = {k, d, R->n, it, inertia, 0, p->seed, metric_name(p->metric), "checkpoint",
-                          R->comm.size, R->chunk};
+                          R->comm.size, R->chunk, R->w_cur ? R->host_stats + k * d : NULL};
         s = fkm_output_write(&R->comm, p->checkpoint, &m, c, counts, NULL, NULL, 0, 0, err);
     }
     free(c);
@@ -262,6 +288,48 @@ static int open_input(run *R, const fkm_params *p, fkm_dsinfo *info, fkm_error *
     return fkm_comm_agree(&R->comm, err);
 }
 
+/* --weights FILE[:/dataset]: this rank's share of the row weights (one per input row, finite
+ * and ≥ 0, not all 0), without the rows left out for non-finite values, into R->w_used. */
+static int load_weights(run *R, const fkm_params *p, const fkm_dsinfo *info, fkm_error *err)
+{
+    if (!p->weights) return FKM_OK;
+    fkm_reader *wr = NULL;
+    fkm_dsinfo wi;
+    const int64_t cnt = R->src.n;
+    fkm_reader_open_vector("--weights", p->weights, p->weights_dataset, &wr, &wi, err);
+    if (!err->status && wi.n != info->n)
+        fkm_fail(err, FKM_EINPUT, "--weights '%s': %lld values, the input '%s:%s' has %lld rows",
+                 p->weights, (long long)wi.n, p->input, p->dataset, (long long)info->n);
+    float *w = err->status ? NULL : fkm_malloc((size_t)(cnt > 0 ? cnt : 1) * sizeof(float), "the row weights", err);
+    if (w && cnt > 0) fkm_reader_read_f32(wr, R->row0, cnt, w, err);
+    fkm_reader_close(wr);
+    double total = 0;
+    for (int64_t i = 0, b = 0, o = 0; w && !err->status && i < cnt; i++) {
+        if (!(w[i] >= 0) || isinf(w[i])) {
+            fkm_fail(err, FKM_EINPUT, "--weights '%s': row %lld has weight %g; weights must be finite and >= 0",
+                     p->weights, (long long)(R->row0 + i), (double)w[i]);
+            break;
+        }
+        if (b < R->nbad && R->bad[b] == i) { /* a left-out row: its weight goes too */
+            b++;
+            continue;
+        }
+        total += w[i];
+        w[o++] = w[i];
+    }
+    int s = fkm_comm_agree(&R->comm, err);
+    if (!s) s = fkm_comm_allreduce_sum_f64(&R->comm, &total, 1, err);
+    if (!s && !(total > 0))
+        s = fkm_fail(err, FKM_EINPUT, "--weights '%s': every weight is 0", p->weights);
+    if (s) {
+        free(w);
+        return s;
+    }
+    R->w_used = w;
+    R->w_cur = w;
+    return FKM_OK;
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -292,8 +360,8 @@ static int initial_centroids_raw(run *R, const fkm_params *p, float *c, fkm_erro
         return s;
     }
     if (p->init == FKM_INIT_KMEANS_PAR) /* needs the backend: after it is made */
-        return fkm_kmeans_par(&R->comm, &R->be, R->use, R->row0_used, R->n_used, k, p->seed,
-                              KMPAR_ROUNDS, 2.0 * (double)k, p->verbose, c, err);
+        return fkm_kmeans_par(&R->comm, &R->be, R->use, R->w_cur, R->row0_used, R->n_used, k,
+                              p->seed, KMPAR_ROUNDS, 2.0 * (double)k, p->verbose, c, err);
     /* random: k rows drawn from the seed; kmeans++: a uniform sample of m rows */
     int64_t m = k;
     if (p->init == FKM_INIT_KMEANSPP) {
@@ -312,11 +380,24 @@ static int initial_centroids_raw(run *R, const fkm_params *p, float *c, fkm_erro
     }
     int s = fkm_comm_agree(&R->comm, err);
     if (!s) s = fkm_gather_rows(&R->comm, R->use, R->row0_used, ids, m, x, err);
+    float *wf = NULL;
+    double *wd = NULL;
+    if (!s && p->init == FKM_INIT_KMEANSPP && R->w_cur) {
+        /* the sample's weights, gathered as the rows are (a one-column source over them) */
+        fkm_rowsrc wsrc;
+        fkm_rowsrc_memory(&wsrc, R->w_cur, FKM_DT_F32, R->use->n, 1);
+        wf = fkm_malloc((size_t)m * sizeof(float), "the init sample's weights", err);
+        wd = wf ? fkm_malloc((size_t)m * sizeof(double), "the init sample's weights", err) : NULL;
+        if (!(s = fkm_comm_agree(&R->comm, err))) s = fkm_gather_rows(&R->comm, &wsrc, R->row0_used, ids, m, wf, err);
+        for (int64_t i = 0; !s && i < m; i++) wd[i] = wf[i];
+    }
     if (!s && p->init == FKM_INIT_KMEANSPP) {
         /* the same rows on every rank: every rank computes the same centroids */
-        fkm_kmeanspp(x, NULL, m, d, k, p->seed, 0, c, NULL, err);
+        fkm_kmeanspp(x, wd, m, d, k, p->seed, 0, c, NULL, err);
         s = fkm_comm_agree(&R->comm, err);
     }
+    free(wf);
+    free(wd);
     free(ids);
     if (x && x != c) free(x);
     return s;
@@ -346,6 +427,12 @@ static int train_sample(run *R, const fkm_params *p, fkm_error *err)
     int s = fkm_comm_agree(&R->comm, err);
     if (s) return s;
     fkm_rowsrc_subset(&R->tsrc, &R->tsub, R->use, R->tidx, nloc);
+    if (R->w_used) {
+        R->w_train = fkm_malloc((size_t)(nloc > 0 ? nloc : 1) * sizeof(float), "the training sample's weights", err);
+        for (int64_t i = 0; R->w_train && i < nloc; i++) R->w_train[i] = R->w_used[R->tidx[i]];
+        if ((s = fkm_comm_agree(&R->comm, err))) return s;
+        R->w_cur = R->w_train;
+    }
     R->use = &R->tsrc;
     R->n_used = m;
     R->row0_used = first;
@@ -451,9 +538,17 @@ static int setup_backend(run *R, const fkm_params *p, const float *c, fkm_reside
     v[1] = -(double)chunk;
     if ((s = fkm_comm_allreduce_max_f64(&R->comm, v + 1, 1, err))) return s;
     R->chunk = (int64_t)-v[1];
-    if (R->be.set_source(R->be.ctx, R->use, *res, R->chunk, err) == FKM_OK && c)
-        R->be.set_centroids(R->be.ctx, c, R->k, err);
-    return fkm_comm_agree(&R->comm, err);
+    if (R->be.set_source(R->be.ctx, R->use, *res, R->chunk, err) == FKM_OK && R->w_cur) {
+        if (!R->be.set_weights)
+            fkm_fail(err, FKM_EINPUT, "--weights: the %s backend does not take row weights", R->be.name);
+        else
+            R->be.set_weights(R->be.ctx, R->w_cur, err);
+    }
+    if (!err->status && c) R->be.set_centroids(R->be.ctx, c, R->k, err);
+    if ((s = fkm_comm_agree(&R->comm, err)) || !R->w_cur) return s;
+    R->w_total = 0;
+    for (int64_t i = 0; i < R->use->n; i++) R->w_total += R->w_cur[i];
+    return fkm_comm_allreduce_sum_f64(&R->comm, &R->w_total, 1, err);
 }
 
 static const char *residency_name(fkm_residency r)
@@ -525,7 +620,7 @@ static int iterate(run *R, const fkm_params *p, fkm_result *res, fkm_error *err)
             free(c);
         }
         if ((s = fkm_comm_agree(&R->comm, err))) return s;
-        st.inertia = reported_inertia(p, R->host_stats[fkm_stats_len(k, d) - 1], R->n_used); /* in place after finalize */
+        st.inertia = reported_inertia(R, p, R->host_stats[fkm_stats_len(k, d) - 1]); /* in place after finalize */
         /* the backend's own timings (CUDA events on the GPU): host time after pass() is
          * mostly waiting for them, which the total shows */
         st.ms_assign = R->t.ms_assign;
@@ -590,6 +685,7 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
     fkm_params_check(p, err);
     if ((s = fkm_comm_agree(&R.comm, err))) goto done;
     if ((s = open_input(&R, p, &info, err))) goto done;
+    if ((s = load_weights(&R, p, &info, err))) goto done;
     R.k = p->k;
     R.d = info.d;
     if (p->metric == FKM_METRIC_COSINE) { /* every later read sees unit rows */
@@ -671,6 +767,7 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
         R.use = R.full;
         R.n_used = R.n_full;
         R.row0_used = R.row0_full;
+        R.w_cur = R.w_used;
         if ((s = setup_backend(&R, p, res->centroids, &residency, err))) goto done;
     }
     /* Final pass: labels, counts and inertia of the output centroids. */
@@ -678,7 +775,7 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
     {
         const int64_t kd = R.k * R.d;
         R.be.get_centroids(R.be.ctx, res->centroids, err); /* waits: the tail is in place */
-        res->inertia = reported_inertia(p, R.host_stats[kd + R.k], R.n_used);
+        res->inertia = reported_inertia(&R, p, R.host_stats[kd + R.k]);
         for (int64_t j = 0; j < R.k; j++) res->counts[j] = (int64_t)R.host_stats[kd + j];
         if (!err->status) R.be.labels(R.be.ctx, res->labels, err);
         if (!err->status && R.nbad) {
@@ -687,7 +784,11 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
                 res->labels[fkm_skipsrc_base_row(&R.skip, i)] = res->labels[i];
             for (int64_t j = 0; j < R.nbad; j++) res->labels[R.bad[j]] = -1;
         }
+        if (!err->status && R.w_cur && (res->weight_sums = fkm_malloc((size_t)R.k * sizeof(double), "weight sums", err)))
+            memcpy(res->weight_sums, R.host_stats + kd, (size_t)R.k * sizeof(double));
         if ((s = fkm_comm_agree(&R.comm, err))) goto done;
+        /* weighted: the statistics' counts are weight sums; the rows per cluster come from the labels */
+        if (R.w_cur && (s = row_counts(&R, res->labels, res->nlocal, res->counts, err))) goto done;
     }
     if (p->write_distances) {
         /* squared distances to the output centroids (the backend's nearest(), exact on the CPU) */
@@ -711,7 +812,7 @@ int fkm_fit(const fkm_params *p, fkm_result *res, fkm_error *err)
         char initname[512];
         init_names(p, initname, sizeof initname);
         fkm_out_meta m = {R.k, R.d, info.n, res->iterations, res->inertia, res->converged, p->seed,
-                          metric_name(p->metric), initname, 0, R.chunk};
+                          metric_name(p->metric), initname, 0, R.chunk, res->weight_sums};
         if ((s = fkm_output_write(&R.comm, p->output, &m, res->centroids, res->counts,
                                   p->write_labels ? res->labels : NULL, res->distances, res->row0,
                                   res->nlocal, err)))
@@ -725,6 +826,8 @@ done:
     fkm_reader_close(R.reader);
     free(R.bad);
     free(R.tidx);
+    free(R.w_used);
+    free(R.w_train);
     free(R.host_stats);
     if (R.json) fclose(R.json);
     if (s) {
@@ -741,6 +844,7 @@ void fkm_result_free(fkm_result *r)
     free(r->counts);
     free(r->labels);
     free(r->distances);
+    free(r->weight_sums);
     free(r->stats);
     memset(r, 0, sizeof *r);
 }

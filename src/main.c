@@ -26,7 +26,7 @@ static const char *USAGE =
     "  info  FILE\n"
     "        list every 2-D dataset of FILE with shape, dtype and chunking\n"
     "  fit   --input FILE --k K [--dataset /data] [--iters 25] [--tol 1e-4]\n"
-    "        [--metric l2|cosine|ip]\n"
+    "        [--metric l2|cosine|ip] [--weights FILE[:/weights]]\n"
     "        [--init random|kmeans++|kmeans|||FILE.h5:/dataset] [--init-sample M]\n"
     "        [--seed 1234] [--backend auto|cpu|cuda]\n"
     "        [--shift-tol S] [--reassign-tol R] [--max-points-per-centroid M]\n"
@@ -271,7 +271,8 @@ static int cmd_fit(int argc, char **argv)
                 {"--comm", 1},    {"--device", 1},  {"--checkpoint", 1}, {"--checkpoint-every", 1},
                 {"--resume", 1},  {"--residency", 1}, {"--skip-nonfinite", 0},
                 {"--init-sample", 1}, {"--shift-tol", 1}, {"--reassign-tol", 1},
-                {"--distances", 0}, {"--max-points-per-centroid", 1}, {"--metric", 1}};
+                {"--distances", 0}, {"--max-points-per-centroid", 1}, {"--metric", 1},
+                {"--weights", 1}};
     const int nf = sizeof f / sizeof f[0];
     if (parse_flags(argc, argv, f, nf, NULL)) return 2;
     fkm_params p;
@@ -287,7 +288,7 @@ static int cmd_fit(int argc, char **argv)
     }
     if ((v = get(f, nf, "--tol")) && parse_f64("--tol", v->value, &p.tol)) return 2;
     if ((v = get(f, nf, "--seed")) && parse_u64("--seed", v->value, &p.seed)) return 2;
-    char *initbuf = NULL;
+    char *initbuf = NULL, *wbuf = NULL;
     if ((v = get(f, nf, "--init")) && strcmp(v->value, "kmeans++") == 0) {
         p.init = FKM_INIT_KMEANSPP;
     } else if (v && strcmp(v->value, "kmeans||") == 0) {
@@ -300,44 +301,49 @@ static int cmd_fit(int argc, char **argv)
         p.init_file = initbuf;
     }
     int choice;
-    if (parse_run_flags(f, nf, &p)) return free(initbuf), 2;
+    if ((v = get(f, nf, "--weights"))) { /* FILE[:/dataset], /weights by default */
+        wbuf = strdup(v->value);
+        split_file_dataset(wbuf, &p.weights_dataset);
+        p.weights = wbuf;
+    }
+    if (parse_run_flags(f, nf, &p)) return free(initbuf), free(wbuf), 2;
     if ((v = get(f, nf, "--empty"))) {
         static const char *const names[] = {"split", "keep"};
-        if (pick("--empty", v->value, names, 2, &choice)) return free(initbuf), 2;
+        if (pick("--empty", v->value, names, 2, &choice)) return free(initbuf), free(wbuf), 2;
         p.empty = (fkm_empty)choice;
     }
     if ((v = get(f, nf, "--output"))) p.output = v->value;
     if (get(f, nf, "--labels")) p.write_labels = 1;
     if (get(f, nf, "--distances")) {
-        if (!p.write_labels) return free(initbuf), usage_error("--distances needs --labels%s%s", "", ""), 2;
+        if (!p.write_labels) return free(initbuf), free(wbuf), usage_error("--distances needs --labels%s%s", "", ""), 2;
         p.write_distances = 1;
     }
     if ((v = get(f, nf, "--checkpoint"))) p.checkpoint = v->value;
     if ((v = get(f, nf, "--resume"))) p.resume = v->value;
     if ((v = get(f, nf, "--checkpoint-every"))) {
-        if (parse_i64("--checkpoint-every", v->value, &i64)) return free(initbuf), 2;
-        if (i64 < 1 || i64 > 1000000000) return free(initbuf), usage_error("--checkpoint-every '%s' must be ≥ 1%s", v->value, ""), 2;
+        if (parse_i64("--checkpoint-every", v->value, &i64)) return free(initbuf), free(wbuf), 2;
+        if (i64 < 1 || i64 > 1000000000) return free(initbuf), free(wbuf), usage_error("--checkpoint-every '%s' must be ≥ 1%s", v->value, ""), 2;
         p.checkpoint_every = (int)i64;
     }
     if ((v = get(f, nf, "--init-sample"))) {
-        if (parse_i64("--init-sample", v->value, &p.init_sample)) return free(initbuf), 2;
-        if (p.init_sample < 1) return free(initbuf), usage_error("--init-sample '%s' must be ≥ 1%s", v->value, ""), 2;
+        if (parse_i64("--init-sample", v->value, &p.init_sample)) return free(initbuf), free(wbuf), 2;
+        if (p.init_sample < 1) return free(initbuf), free(wbuf), usage_error("--init-sample '%s' must be ≥ 1%s", v->value, ""), 2;
         if (p.init != FKM_INIT_KMEANSPP)
-            return free(initbuf), usage_error("--init-sample needs --init kmeans++%s%s", "", ""), 2;
+            return free(initbuf), free(wbuf), usage_error("--init-sample needs --init kmeans++%s%s", "", ""), 2;
     }
     if ((v = get(f, nf, "--max-points-per-centroid"))) {
-        if (parse_i64("--max-points-per-centroid", v->value, &p.max_points_per_centroid)) return free(initbuf), 2;
+        if (parse_i64("--max-points-per-centroid", v->value, &p.max_points_per_centroid)) return free(initbuf), free(wbuf), 2;
         if (p.max_points_per_centroid < 1)
-            return free(initbuf), usage_error("--max-points-per-centroid '%s' must be ≥ 1%s", v->value, ""), 2;
+            return free(initbuf), free(wbuf), usage_error("--max-points-per-centroid '%s' must be ≥ 1%s", v->value, ""), 2;
     }
     if ((v = get(f, nf, "--shift-tol"))) {
-        if (parse_f64("--shift-tol", v->value, &p.shift_tol)) return free(initbuf), 2;
-        if (p.shift_tol < 0) return free(initbuf), usage_error("--shift-tol '%s' must be ≥ 0%s", v->value, ""), 2;
+        if (parse_f64("--shift-tol", v->value, &p.shift_tol)) return free(initbuf), free(wbuf), 2;
+        if (p.shift_tol < 0) return free(initbuf), free(wbuf), usage_error("--shift-tol '%s' must be ≥ 0%s", v->value, ""), 2;
     }
     if ((v = get(f, nf, "--reassign-tol"))) {
-        if (parse_f64("--reassign-tol", v->value, &p.reassign_tol)) return free(initbuf), 2;
+        if (parse_f64("--reassign-tol", v->value, &p.reassign_tol)) return free(initbuf), free(wbuf), 2;
         if (p.reassign_tol < 0 || p.reassign_tol > 1)
-            return free(initbuf), usage_error("--reassign-tol '%s' must lie in [0, 1]%s", v->value, ""), 2;
+            return free(initbuf), free(wbuf), usage_error("--reassign-tol '%s' must lie in [0, 1]%s", v->value, ""), 2;
     }
     if ((v = get(f, nf, "--log-json"))) p.log_json = v->value;
 
@@ -345,6 +351,7 @@ static int cmd_fit(int argc, char **argv)
     fkm_result res;
     int st = fkm_fit(&p, &res, &err);
     free(initbuf);
+    free(wbuf);
     if (st) return report(&err);
     fkm_result_free(&res);
     return 0;

@@ -26,6 +26,7 @@ void fkm_params_default(fkm_params *p)
     p->init_sample = 0;
     p->shift_tol = -1;
     p->reassign_tol = -1;
+    p->weights_dataset = "/weights";
 }
 
 int fkm_params_check(const fkm_params *p, fkm_error *err)
@@ -72,6 +73,10 @@ int fkm_params_check(const fkm_params *p, fkm_error *err)
         return fkm_fail(err, FKM_EINPUT, "--init kmeans|| draws rows in proportion to a distance, "
                         "which --metric ip does not have (its -x.c can be negative): use --init "
                         "random, kmeans++ (L2 on the rows) or a FILE");
+    if (p->weights && !*p->weights) return fkm_fail(err, FKM_EINPUT, "--weights needs a file name");
+    if (p->weights && (!p->weights_dataset || p->weights_dataset[0] != '/'))
+        return fkm_fail(err, FKM_EINPUT, "--weights '%s': the dataset must be an absolute path such as /weights",
+                        p->weights);
     if (p->write_labels && !p->output)
         return fkm_fail(err, FKM_EINPUT, "--labels needs --output");
     return FKM_OK;

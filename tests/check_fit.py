@@ -1,12 +1,14 @@
 #!/usr/bin/python3
 """Independent checks of fkm's output files (numpy + h5py, fp64).
 
-  check_fit.py ref INPUT DSET INIT OUT ITERS [--metric cosine|ip]
+  check_fit.py ref INPUT DSET INIT OUT ITERS [--metric cosine|ip] [--weights FILE:DSET]
                                                fp64 Lloyd from INIT's /centroids for ITERS
                                                iterations must give OUT's centroids, labels,
                                                counts and inertia (and /distances when there);
                                                cosine: spherical k-means on unit rows, ip: the
-                                               largest inner product, as the README defines them
+                                               largest inner product, as the README defines them;
+                                               weights: means of w·x over Σ w, inertia Σ w·dist
+                                               (a weighted mean for cosine/ip), /weights = Σ w
   check_fit.py same A B                        every dataset and attribute bitwise equal
   check_fit.py same --datasets-only A B        every dataset bitwise equal (attributes such as
                                                init, which name the input, may differ)
@@ -56,8 +58,16 @@ def assign_ip(x, c, offset):
     return lab, best, part
 
 
-def ref(inp, dset, init, out, iters, metric="l2"):
+def load_vec(spec):
+    path, _, ds = spec.partition(":")
+    if path.endswith(".npy"):
+        return np.load(path).reshape(-1).astype(np.float64)
+    return h5py.File(path, "r")[ds or "/weights"][...].reshape(-1).astype(np.float64)
+
+
+def ref(inp, dset, init, out, iters, metric="l2", weights=None):
     x = h5py.File(inp, "r")[dset][...].astype(np.float64)
+    w = load_vec(weights) if weights else np.ones(x.shape[0])
     c = h5py.File(init, "r")["/centroids"][...].astype(np.float32).astype(np.float64)
     k = c.shape[0]
     if metric == "cosine":
@@ -67,9 +77,9 @@ def ref(inp, dset, init, out, iters, metric="l2"):
     step = (lambda x, c: assign(x, c)) if metric == "l2" else (lambda x, c: assign_ip(x, c, offset))
     for _ in range(iters):
         lab, _, _ = step(x, c)
-        cnt = np.bincount(lab, minlength=k)
+        cnt = np.bincount(lab, weights=w, minlength=k)
         sums = np.zeros_like(c)
-        np.add.at(sums, lab, x)
+        np.add.at(sums, lab, w[:, None] * x)
         nz = cnt > 0
         m = sums[nz] / cnt[nz][:, None]
         c[nz] = (unit(m) if metric == "cosine" else m).astype(np.float32).astype(np.float64)
@@ -92,8 +102,14 @@ def ref(inp, dset, init, out, iters, metric="l2"):
     cnt = np.bincount(ol, minlength=k)
     if not np.array_equal(cnt, f["/counts"][...]):
         fail("/counts disagree with /labels")
+    if weights:
+        ws = np.bincount(ol, weights=w, minlength=k)
+        if "weights" not in f or np.abs(f["/weights"][...] - ws).max() > 1e-9 * max(ws.max(), 1):
+            fail("/weights missing or not the clusters' weight sums")
+    elif "weights" in f:
+        fail("/weights written by an unweighted run")
     inertia = float(f.attrs["inertia"])
-    want = best.sum() if metric == "l2" else best.mean()
+    want = (w * best).sum() if metric == "l2" else (w * best).sum() / w.sum()
     if abs(inertia - want) > 1e-6 * max(abs(want), 1e-3):
         fail("inertia %.17g vs reference %.17g" % (inertia, want))
     if str(f.attrs["metric"]) != metric:
@@ -183,7 +199,8 @@ if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "ref":
         metric = args[args.index("--metric") + 1] if "--metric" in args else "l2"
-        ref(args[0], args[1], args[2], args[3], int(args[4]), metric)
+        weights = args[args.index("--weights") + 1] if "--weights" in args else None
+        ref(args[0], args[1], args[2], args[3], int(args[4]), metric, weights)
     elif cmd == "same":
         only = "--datasets-only" in args
         same(*[a for a in args if a != "--datasets-only"], datasets_only=only)

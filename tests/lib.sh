@@ -11,3 +11,12 @@ finish() {
   if [ "$FAILS" -ne 0 ]; then echo "$FAILS checks failed"; exit 1; fi
   echo "all checks passed"; exit 0
 }
+# BACKEND=cuda (the gpu-labelled twin of a test) or cpu: sets B to the --backend flag; without a
+# visible GPU the cuda twin is skipped (exit 77).
+use_backend() {
+  BACKEND=${BACKEND:-cpu}
+  if [ "$BACKEND" = cuda ] && { ! command -v nvidia-smi > /dev/null || ! nvidia-smi -L > /dev/null 2>&1; }; then
+    echo "no GPU: skipped"; exit 77
+  fi
+  B="--backend $BACKEND"
+}

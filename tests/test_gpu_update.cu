@@ -124,28 +124,31 @@ static void make_labels(int dist, int64_t n, int64_t k, std::vector<int32_t> *la
 
 static int64_t n_cases = 0;
 
-/* One shape: run twice with poisoned outputs, compare with the reference. */
+/* One shape: run twice with poisoned outputs, compare with the reference. With weights (w and
+ * d_w non-NULL): sums of w·x, counts Σ w, inertia Σ w·md, all within 1e-12 of their magnitude. */
 static void check_update(fkm_kmode m, int64_t n, int d, int ld, int64_t k, int dist,
                          const Stored &rows, const void *d_x, const float *d_md,
-                         const std::vector<float> &md)
+                         const std::vector<float> &md, const std::vector<float> *w = nullptr,
+                         const float *d_w = nullptr)
 {
     std::vector<int32_t> lab;
     make_labels(dist, n, k, &lab);
     /* reference */
     const int64_t len = k * d + k + 1;
     std::vector<long double> rs((size_t)(k * d), 0.0L), ra((size_t)(k * d), 0.0L);
-    std::vector<int64_t> rc((size_t)k, 0);
+    std::vector<long double> rc((size_t)k, 0);
     long double rin = 0;
     for (int64_t i = 0; i < n; i++) {
         int64_t l = lab[(size_t)i];
-        rc[(size_t)l]++;
+        const long double wi = w ? (long double)(*w)[(size_t)i] : 1.0L;
+        rc[(size_t)l] += wi;
         const double *v = &rows.val[(size_t)(i * d)];
         long double *s = &rs[(size_t)(l * d)], *a = &ra[(size_t)(l * d)];
         for (int c = 0; c < d; c++) {
-            s[c] += v[c];
-            a[c] += fabs(v[c]);
+            s[c] += wi * v[c];
+            a[c] += wi * fabs(v[c]);
         }
-        rin += md[(size_t)i];
+        rin += wi * md[(size_t)i];
     }
 
     int32_t *d_lab = NULL;
@@ -162,7 +165,7 @@ static void check_update(fkm_kmode m, int64_t n, int d, int ld, int64_t k, int d
     for (int rep = 0; rep < 2; rep++) {
         CUDA_OK(cudaMemset(d_stats, 0xFF, (size_t)len * 8)); /* NaN in every double */
         if (wsb) CUDA_OK(cudaMemset(d_ws, rep ? 0x5A : 0xA5, wsb));
-        CUDA_OK(fkm_k_update(m, d_x, n, d, ld, d_lab, d_md, k, d_stats, d_ws, wsb, 0));
+        CUDA_OK(fkm_k_update(m, d_x, n, d, ld, d_lab, d_md, d_w, k, d_stats, d_ws, wsb, 0));
         CUDA_OK(cudaDeviceSynchronize());
         out[rep].resize((size_t)len);
         CUDA_OK(cudaMemcpy(out[rep].data(), d_stats, (size_t)len * 8, cudaMemcpyDeviceToHost));
@@ -182,15 +185,16 @@ static void check_update(fkm_kmode m, int64_t n, int d, int ld, int64_t k, int d
         }
     }
     for (int64_t j = 0; j < k; j++)
-        if (g[k * d + j] != (double)rc[(size_t)j]) {
+        if (w ? !(fabs(g[k * d + j] - (double)rc[(size_t)j]) <= 1e-12 * (double)rc[(size_t)j])
+              : g[k * d + j] != (double)rc[(size_t)j]) {
             if (bad_cnt++ < 3)
-                fprintf(stderr, "  count[%lld] = %.17g, ref %lld\n", (long long)j, g[k * d + j],
-                        (long long)rc[(size_t)j]);
+                fprintf(stderr, "  count[%lld] = %.17g, ref %.17g\n", (long long)j, g[k * d + j],
+                        (double)rc[(size_t)j]);
         }
     double gin = g[len - 1], ref_in = (double)rin;
     char what[160];
-    snprintf(what, sizeof what, "%s n=%lld k=%lld d=%d ld=%d labels=%s", mode_name(m),
-             (long long)n, (long long)k, d, ld, dist_name[dist]);
+    snprintf(what, sizeof what, "%s n=%lld k=%lld d=%d ld=%d labels=%s%s", mode_name(m),
+             (long long)n, (long long)k, d, ld, dist_name[dist], w ? " weighted" : "");
     CHECK(bad_sum == 0, "%s: %d sums off", what, bad_sum);
     CHECK(bad_cnt == 0, "%s: %d counts off", what, bad_cnt);
     CHECK(fabs(gin - ref_in) <= 1e-12 * ref_in, "%s: inertia %.17g, ref %.17g", what, gin, ref_in);
@@ -240,13 +244,24 @@ static void test_update(int small)
                 if (n >= 5000 && d == 1) Ks.push_back(4097); /* 13 bits */
                 std::sort(Ks.begin(), Ks.end());
                 Ks.erase(std::unique(Ks.begin(), Ks.end()), Ks.end());
+                /* weights in [0, 4) on a grid of 1/64, a fifth of them exactly 0 */
+                std::vector<float> w((size_t)n);
+                for (auto &v : w) v = rnd64() % 5 == 0 ? 0.0f : (float)(rnd64() % 256) / 64.0f;
+                float *d_w = NULL;
+                if (n) {
+                    CUDA_OK(cudaMalloc(&d_w, (size_t)n * 4));
+                    CUDA_OK(cudaMemcpy(d_w, w.data(), (size_t)n * 4, cudaMemcpyHostToDevice));
+                }
                 for (int64_t k : Ks)
                     for (int dist = 0; dist < 3; dist++) {
                         if (n == 0 && dist > 0) continue;
                         check_update(m, n, d, ld, k, dist, rows, d_x, d_md, md);
                         if (m == FKM_K_EXACT && k == 7 && dist == 0) /* tf32 shares the storage */
                             check_update(FKM_K_TF32, n, d, ld, k, dist, rows, d_x, d_md, md);
+                        if (n > 0 && dist != DIST_SPARSE)
+                            check_update(m, n, d, ld, k, dist, rows, d_x, d_md, md, &w, d_w);
                     }
+                cudaFree(d_w);
                 /* a leading dimension wider than the contract's minimum (still aligned),
                  * and a misaligned one (scalar fallback path) */
                 if (n == 1000 && d == 130) {
@@ -408,11 +423,11 @@ static void time_update(int64_t n, int64_t k, int d, int skew_pct, int iters)
     CUDA_OK(cudaEventCreate(&e0));
     CUDA_OK(cudaEventCreate(&e1));
     const int warm = getenv("FKM_TIME_WARMUP") ? atoi(getenv("FKM_TIME_WARMUP")) : 3;
-    for (int w = 0; w < warm; w++) CUDA_OK(fkm_k_update(m, x, n, d, ld, lab, md, k, stats, ws, wsb, (fkm_stream)s));
+    for (int w = 0; w < warm; w++) CUDA_OK(fkm_k_update(m, x, n, d, ld, lab, md, nullptr, k, stats, ws, wsb, (fkm_stream)s));
     std::vector<float> ms;
     for (int it = 0; it < iters; it++) {
         CUDA_OK(cudaEventRecord(e0, s));
-        CUDA_OK(fkm_k_update(m, x, n, d, ld, lab, md, k, stats, ws, wsb, (fkm_stream)s));
+        CUDA_OK(fkm_k_update(m, x, n, d, ld, lab, md, nullptr, k, stats, ws, wsb, (fkm_stream)s));
         CUDA_OK(cudaEventRecord(e1, s));
         CUDA_OK(cudaEventSynchronize(e1));
         float t;

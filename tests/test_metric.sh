@@ -7,11 +7,7 @@
 # unit vectors, the k-means++ inits, and the usage errors. BACKEND=cuda runs the same on the
 # GPU (exact arithmetic for float32 rows, so the labels still equal the fp64 reference).
 source "$(dirname "$0")/lib.sh"
-BACKEND=${BACKEND:-cpu}
-if [ "$BACKEND" = cuda ] && { ! command -v nvidia-smi > /dev/null || ! nvidia-smi -L > /dev/null 2>&1; }; then
-  echo "no GPU: skipped"; exit 77
-fi
-B="--backend $BACKEND"
+use_backend
 "$FKM" gen --output "$T/x.h5" --n 6007 --d 12 --clusters 7 --spread 3 --sigma 1 --seed 41 || fail gen
 $CHECK initfile "$T/x.h5" /data 7 "$T/init.h5" || fail initfile
 for M in cosine ip; do
