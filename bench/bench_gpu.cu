@@ -18,8 +18,10 @@
  * Data: Gaussian mixture, 1024 components, centres N(0, 1) per coordinate, noise sd 0.3;
  * centroids = K points drawn from the data.
  *
- * Usage: bench_gpu [--quick] [--auto-only] [case-name-substring ...]
- *   --auto-only: time only the automatic kernel choice and v1 (not every v2 configuration). */
+ * Usage: bench_gpu [--quick] [--auto-only] [--versions 0,11,17,...] [case-name-substring ...]
+ *   --auto-only: time only the automatic kernel choice and v1 (not every v2/v3 configuration);
+ *   --versions: the kernel versions to time (0 = automatic choice), for 16-bit d <= 128 cases;
+ *   --assign-only: no iteration, cuBLAS or naive baselines (for profiling the assign kernels). */
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -188,13 +190,30 @@ static const char *mode_name(fkm_kmode m)
 
 int main(int argc, char **argv)
 {
-    bool quick = false, auto_only = false;
+    bool quick = false, auto_only = false, assign_only = false;
     std::vector<std::string> filters;
+    /* every selectable version: v1 mma.sync, v2 configurations, v3 configurations */
+    std::vector<int> all_versions = {0, 1, 5, 3, 4, 9, 10, 11, 12, 13, 7, 8, 14, 15, 16, 17, 18, 20, 19};
     for (int i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--auto-only")) auto_only = true;
-        else filters.push_back(argv[i]);
+        else if (!strcmp(argv[i], "--assign-only")) assign_only = true;
+        else if (!strcmp(argv[i], "--versions") && i + 1 < argc) {
+            all_versions.clear();
+            for (const char *q = argv[++i]; *q;) {
+                char *end;
+                long v = strtol(q, &end, 10);
+                if (end == q || v < 0 || v > 31) {
+                    fprintf(stderr, "bench_gpu: bad --versions list\n");
+                    return 2;
+                }
+                all_versions.push_back((int)v);
+                q = *end == ',' ? end + 1 : end;
+            }
+            if (all_versions.empty() || all_versions[0] != 0) all_versions.insert(all_versions.begin(), 0);
+        } else filters.push_back(argv[i]);
     }
+    auto timing_only = [](int v) { return v == 7 || v == 8 || v == 14 || v == 15 || v == 19; };
     int ndev = 0;
     if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
         printf("bench_gpu: no CUDA device\n");
@@ -259,7 +278,7 @@ int main(int argc, char **argv)
     struct Row {
         std::string line;
     };
-    std::vector<std::string> table, vtable;
+    std::vector<std::string> table, vtable, ptable;
     for (const Case &cs : cases) {
         if (!filters.empty()) {
             bool any = false;
@@ -320,10 +339,10 @@ int main(int argc, char **argv)
         /* assign alone, per version (0 = automatic choice; see assign.cu for the numbers) */
         const bool v2able = (mode == FKM_K_F16 || mode == FKM_K_BF16) && d <= 128;
         std::vector<int> versions = {0};
-        if (v2able) versions = {0, 1, 5, 3, 4, 9, 10, 11, 12, 13, 7, 8, 14, 15};
+        if (v2able) versions = all_versions;
         if (v2able && auto_only) versions = {0, 1};
         int auto_ver = 0;
-        double t_v[16] = {0};
+        double t_v[32] = {0};
         for (int ver : versions) {
             fkm_k_assign_force_version(ver);
             double ms = time_ms(assign);
@@ -331,14 +350,19 @@ int main(int argc, char **argv)
             if (ver == 0) auto_ver = fkm_k_assign_last_version();
             printf("  assign %-5s: %8.3f ms  %6.1f TFLOP/s  (%4.1f%% of peak)%s\n",
                    ver == 0 ? "auto" : ("v" + std::to_string(ver)).c_str(), ms, flops / (ms * 1e9),
-                   100.0 * flops / (ms * 1e9) / peak_tflops, (ver == 7 || ver == 8 || ver >= 14) ? "  [no epilogue: timing only]" : "");
+                   100.0 * flops / (ms * 1e9) / peak_tflops, timing_only(ver) ? "  [no epilogue: timing only]" : "");
             fflush(stdout);
         }
         if (v2able && !auto_only) {
-            char vb[512];
+            char vb[1024];
             int o = snprintf(vb, sizeof vb, "| %-11s |", cs.name);
             for (size_t q = 1; q < versions.size(); ++q) o += snprintf(vb + o, sizeof vb - o, " %6.3f |", t_v[versions[q]]);
             vtable.push_back(vb);
+            /* the same as % of the measured GEMM peak */
+            o = snprintf(vb, sizeof vb, "| %-11s |", cs.name);
+            for (size_t q = 1; q < versions.size(); ++q)
+                o += snprintf(vb + o, sizeof vb - o, " %5.1f%% |", 100.0 * flops / (t_v[versions[q]] * 1e9) / peak_tflops);
+            ptable.push_back(vb);
         }
         /* the automatic choice (what fkm_k_assign does by default) is used below */
         fkm_k_assign_force_version(0);
@@ -355,7 +379,7 @@ int main(int argc, char **argv)
 
         /* full iteration */
         double t_it = 0, t_upd = 0;
-        {
+        if (!assign_only) {
             size_t ub = fkm_k_update_workspace(n, k, d);
             void *uws;
             double *stats, *out2;
@@ -384,7 +408,7 @@ int main(int argc, char **argv)
 
         /* cuBLAS bf16 GEMM of the same shape, chunked over N */
         double t_gemm = 0;
-        {
+        if (!assign_only) {
             __nv_bfloat16 *xb, *cbf, *out;
             CK(cudaMalloc(&xb, (size_t)n * ld * 2));
             CK(cudaMalloc(&cbf, (size_t)k * ld * 2));
@@ -411,7 +435,7 @@ int main(int argc, char **argv)
 
         /* naive: GEMM -> fp32 distances (chunked) + argmin + atomic scatter */
         double t_naive = 0;
-        {
+        if (!assign_only) {
             int64_t chunk = std::min<int64_t>(n, ((int64_t)2 << 30) / (k * 4));
             float *dot, *sums, *counts;
             CK(cudaMalloc(&dot, (size_t)chunk * k * 4));
@@ -486,13 +510,20 @@ int main(int argc, char **argv)
            "|---------|---------------|---------|\n");
     for (auto &l : table) printf("%s\n", l.c_str());
     if (!vtable.empty()) {
-        printf("\nassign ms per kernel version (v1 mma.sync; v2.. wgmma configurations, see kernels/assign.cu; "
-               "v7, v8, v14, v15 = no epilogue, timing only)\n");
-        printf("| case        |   v1   |   v5   |   v3   |   v4   |   v9   |  v10   |  v11   |  v12   |  v13   |   v7   |"
-               "   v8   |  v14   |  v15   |\n");
-        printf("|-------------|--------|--------|--------|--------|--------|--------|--------|--------|--------|--------|"
-               "--------|--------|--------|\n");
+        printf("\nassign ms per kernel version (v1 mma.sync; v3..v15 wgmma (v2 family), v16..v20 warp-specialised "
+               "TMA wgmma (v3 family), see kernels/assign.cu; v7, v8, v14, v15, v19 = no epilogue, timing only)\n");
+        std::string hdr = "| case        |", sep = "|-------------|";
+        for (size_t q = 1; q < all_versions.size(); ++q) {
+            char h[32];
+            snprintf(h, sizeof h, " %5s%s |", ("v" + std::to_string(all_versions[q])).c_str(),
+                     timing_only(all_versions[q]) ? "*" : " ");
+            hdr += h;
+            sep += "--------|";
+        }
+        printf("%s\n%s\n", hdr.c_str(), sep.c_str());
         for (auto &l : vtable) printf("%s\n", l.c_str());
+        printf("\nthe same as %% of the measured bf16 GEMM peak (* = no epilogue)\n%s\n%s\n", hdr.c_str(), sep.c_str());
+        for (auto &l : ptable) printf("%s\n", l.c_str());
     }
     printf("(assign = fkm_k_assign's automatic kernel choice (ver); iter = that assign + update + finalize + centroid "
            "convert + norms; TFLOP/s and %%peak of assign; flash-kmeans = targets.md figure for this card: iteration "

@@ -3,6 +3,10 @@
  *   v1 (assign_v1.cuh): mma.sync kernel; every mode, any d (tf32, exact, and 16-bit d > 128).
  *   v2 (assign_v2.cuh): wgmma kernel; 16-bit rows with d <= 128 (the common, fast case), in the
  *       configuration measured fastest for the shape (launch_v2 below; bench/NOTES.md).
+ *   v3 (assign_v3.cuh): warp-specialised wgmma kernel (TMA producer warpgroup, mbarrier ring,
+ *       two consumer warpgroups in ping-pong); 16-bit rows with 64 < d <= 128 (launch_v3 below).
+ * v2 and v3 are compiled for sm_90a only (their bodies are empty in the fallback pass) and run
+ * only on devices of compute capability 9.0; every other device runs v1.
  *
  * Exact mode (float32 rows, labels equal to an fp64 reference wherever the best and second
  * best distances differ by more than 1e-5 relative) runs in three launches:
@@ -27,9 +31,14 @@
 #include "assign_internal.h"
 #include "assign_v1.cuh"
 #include "assign_v2.cuh"
+#include "assign_v3.cuh"
 
+#include <cuda.h>
+#include <cudaTypedefs.h> /* PFN_cuTensorMapEncodeTiled */
 #include <cuda_runtime.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 using namespace fkm;
 
@@ -209,6 +218,21 @@ static int num_sms(void)
     return v;
 }
 
+/* wgmma (sm_90a) kernels need a device of compute capability exactly 9.0. */
+static bool device_has_wgmma(void)
+{
+    static int cache[64]; /* 0 unknown, 1 yes, 2 no */
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return false;
+    if (dev >= 0 && dev < 64 && cache[dev]) return cache[dev] == 1;
+    int major = 0, minor = 0;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+    const bool yes = major == 9 && minor == 0;
+    if (dev >= 0 && dev < 64) cache[dev] = yes ? 1 : 2;
+    return yes;
+}
+
 template <int OP> static cudaError_t launch_v1(const AssignParams &p, cudaStream_t s)
 {
     const int nkc = (p.row_bytes + 127) / 128;
@@ -283,6 +307,111 @@ template <bool BF16> static cudaError_t launch_v2(const AssignParams &p, int d, 
     return launch_v2_cfg<BF16, 4, 1, 4, 64, 1>(p, s);
 }
 
+/* ---- v3: tensor maps (TMA descriptors) and configurations ---- */
+
+/* cuTensorMapEncodeTiled through the runtime's driver entry point (no link against libcuda). */
+static PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder(void)
+{
+    static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+        void *f = nullptr;
+        cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+            q != cudaDriverEntryPointSuccess)
+            f = nullptr;
+        return (PFN_cuTensorMapEncodeTiled_v12000)f;
+    }();
+    return fn;
+}
+
+/* rows x inner 16-bit elements with a row stride in bytes, copied as boxes of 64 elements (128
+ * bytes, 128-byte swizzle) x box_rows; whatever lies outside the matrix reads as zero. */
+static bool encode_rows_map(CUtensorMap *m, const void *base, uint64_t inner, uint64_t rows, uint64_t stride_bytes,
+                            uint32_t box_rows)
+{
+    PFN_cuTensorMapEncodeTiled_v12000 enc = tensor_map_encoder();
+    if (!enc) return false;
+    cuuint64_t dims[2] = {inner, rows};
+    cuuint64_t strides[1] = {stride_bytes};
+    cuuint32_t box[2] = {64, box_rows};
+    cuuint32_t estr[2] = {1, 1};
+    return enc(m, CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, const_cast<void *>(base), dims, strides, box, estr,
+               CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+               CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+/* k float32 norms, boxes of V3_BN. */
+static bool encode_norms_map(CUtensorMap *m, const float *base, uint64_t k)
+{
+    PFN_cuTensorMapEncodeTiled_v12000 enc = tensor_map_encoder();
+    if (!enc) return false;
+    cuuint64_t dims[1] = {k};
+    cuuint64_t strides[1] = {0}; /* rank 1: none is read */
+    cuuint32_t box[1] = {V3_BN};
+    cuuint32_t estr[1] = {1};
+    return enc(m, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 1, const_cast<float *>(base), dims, strides, box, estr,
+               CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+               CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+/* Whether v3 can run these arguments: 64 < d <= 128 (two 128-byte k-chunks), row indices that
+ * the copy engine's int32 coordinates reach, 16-byte aligned norms (TMA) unless IP. */
+static bool v3_applies(const AssignParams &p, int d)
+{
+    return d > 64 && d <= 128 && p.n <= 0x7fffffffLL - V3_BM && (p.ip || ((uintptr_t)p.cn & 15u) == 0);
+}
+
+template <bool BF16, int S, int EPI, bool PP>
+static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, const CUtensorMap &tc,
+                                 const CUtensorMap &tn, cudaStream_t s)
+{
+    const size_t smem = v3_smem_bytes(S);
+    const int64_t npt = (p.n + V3_BM - 1) / V3_BM;
+    const int grid = (int)(npt < num_sms() ? npt : num_sms());
+    auto kern = assign_v3_kernel<BF16, S, EPI, PP>;
+    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess) return e;
+    kern<<<grid, V3_T, smem, s>>>(p, tx, tc, tn);
+    return cudaGetLastError();
+}
+
+/* v3 configurations (version numbers of fkm_k_assign_force_version), as (ring stages S,
+ * epilogue EPI, ping-pong PP); all BM = 256 (2 consumer warpgroups x 128 rows), BN = 128:
+ *  16 = (4, 1, on)   17 = (4, 2, on)   18 = (4, 2, off)   20 = (4, 1, off)
+ *  19 = (4, 0, on): no epilogue, timing experiments only (wrong outputs).
+ * Returns false (nothing launched) when v3 does not apply or a tensor map cannot be made; the
+ * caller then runs v2. */
+template <bool BF16>
+static bool launch_v3(const AssignParams &p, int d, int variant, cudaError_t *err, cudaStream_t s)
+{
+    if (!v3_applies(p, d)) return false;
+    CUtensorMap tx, tc, tn;
+    memset(&tn, 0, sizeof tn);
+    const uint64_t inner = (uint64_t)p.row_bytes / 2;
+    if (!encode_rows_map(&tx, p.x, inner, (uint64_t)p.n, (uint64_t)p.ldx_bytes, V3_BM) ||
+        !encode_rows_map(&tc, p.c, inner, (uint64_t)p.k, (uint64_t)p.ldc_bytes, V3_BN) ||
+        (!p.ip && !encode_norms_map(&tn, p.cn, (uint64_t)p.k)))
+        return false;
+    switch (variant) {
+    case 16: *err = launch_v3_cfg<BF16, 4, 1, true>(p, tx, tc, tn, s); return true;
+    case 17: *err = launch_v3_cfg<BF16, 4, 2, true>(p, tx, tc, tn, s); return true;
+    case 18: *err = launch_v3_cfg<BF16, 4, 2, false>(p, tx, tc, tn, s); return true;
+    case 19: *err = launch_v3_cfg<BF16, 4, 0, true>(p, tx, tc, tn, s); return true;
+    case 20: *err = launch_v3_cfg<BF16, 4, 1, false>(p, tx, tc, tn, s); return true;
+    default: return false;
+    }
+}
+
+/* FKM_ASSIGN_AUTO_VERSION=N (tests only): the automatic choice becomes version N wherever it
+ * applies, so that tests written against the automatic choice (test_gpu_metric) can exercise a
+ * candidate before it is made the default. */
+static int auto_override(void)
+{
+    static const int v = [] {
+        const char *e = getenv("FKM_ASSIGN_AUTO_VERSION");
+        return e ? atoi(e) : 0;
+    }();
+    return v;
+}
+
 static bool aligned16(const void *ptr) { return ((uintptr_t)ptr & 15u) == 0; }
 
 extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
@@ -324,16 +453,23 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
     p.ecoef_dot = 0.f;
     p.ecoef_cn = 0.f;
 
-    const bool v2_ok = (mode == FKM_K_F16 || mode == FKM_K_BF16) && a->d <= 128;
+    const bool v2_ok = (mode == FKM_K_F16 || mode == FKM_K_BF16) && a->d <= 128 && device_has_wgmma();
     cudaError_t e = cudaSuccess;
     switch (mode) {
     case FKM_K_F16:
     case FKM_K_BF16:
         if (v2_ok && g_force_version != 1) {
-            const int variant = g_force_version >= 2 ? g_force_version : 2;
+            int variant = g_force_version >= 2 ? g_force_version : 2;
+            if (variant == 2 && auto_override() >= 2) variant = auto_override();
+            const int v3var = variant >= 16 && variant <= 20 ? variant : 0;
+            if (v3var && (mode == FKM_K_F16 ? launch_v3<false>(p, a->d, v3var, &e, s)
+                                            : launch_v3<true>(p, a->d, v3var, &e, s))) {
+                g_last_version = v3var;
+                break;
+            }
             int used = 2;
-            e = mode == FKM_K_F16 ? launch_v2<false>(p, a->d, variant, &used, s)
-                                  : launch_v2<true>(p, a->d, variant, &used, s);
+            e = mode == FKM_K_F16 ? launch_v2<false>(p, a->d, v3var ? 2 : variant, &used, s)
+                                  : launch_v2<true>(p, a->d, v3var ? 2 : variant, &used, s);
             g_last_version = used;
         } else {
             g_last_version = 1;

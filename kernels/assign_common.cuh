@@ -1,10 +1,29 @@
 /* FlashAssign: small PTX helpers shared by the assign kernels (cp.async, ldmatrix, mma.sync,
- * wgmma, tf32 conversion) and the running (best, index) update. Device code only. */
+ * wgmma, mbarrier, TMA, tf32 conversion) and the running (best, index) update. Device code only.
+ *
+ * The library is compiled for sm_90a and for a fallback target (sm_80). Hopper-only instructions
+ * (wgmma, setmaxnreg: sm_90a; fence.proxy.async, mbarrier tx counts, TMA: sm_90) are emitted only
+ * in the passes that have them (FKM_SM90A / FKM_SM90 below); elsewhere the helpers are empty and
+ * the kernels built on them are never launched (assign.cu picks kernels by the device's compute
+ * capability), so one source builds for both. */
 #ifndef FKM_ASSIGN_COMMON_CUH
 #define FKM_ASSIGN_COMMON_CUH
 
 #include <cuda_runtime.h>
 #include <stdint.h>
+
+/* FKM_SM90A: this device pass may use wgmma / setmaxnreg (sm_90a); FKM_SM90: TMA, mbarrier
+ * transaction counts, fence.proxy.async (sm_90 and up). Both 0 in the host pass. */
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define FKM_SM90A 1
+#else
+#define FKM_SM90A 0
+#endif
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define FKM_SM90 1
+#else
+#define FKM_SM90 0
+#endif
 
 namespace fkm {
 
@@ -35,7 +54,9 @@ template <int N> __device__ __forceinline__ void cp_async_wait()
  * proxy (wgmma operand reads). Each writing thread, before the barrier. */
 __device__ __forceinline__ void fence_proxy_async()
 {
+#if FKM_SM90
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
 }
 
 __device__ __forceinline__ void ldsm_x4(uint32_t addr, uint32_t &r0, uint32_t &r1, uint32_t &r2,
@@ -126,12 +147,24 @@ __device__ __forceinline__ int tid_volatile()
     return t;
 }
 
-/* ---- wgmma (sm_90a) ---- */
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+/* ---- wgmma (sm_90a; empty in other passes, whose kernels using them are never launched) ---- */
+__device__ __forceinline__ void wgmma_fence()
+{
+#if FKM_SM90A
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wgmma_commit()
+{
+#if FKM_SM90A
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
 template <int N> __device__ __forceinline__ void wgmma_wait()
 {
+#if FKM_SM90A
     asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#endif
 }
 __device__ __forceinline__ void reg_fence(float &x) { asm volatile("" : "+f"(x)::"memory"); }
 
@@ -157,6 +190,9 @@ template <bool BF16>
 __device__ __forceinline__ void wgmma_m64n64k16_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t desc,
                                                    int scale_d)
 {
+#if !FKM_SM90A
+    (void)d, (void)a, (void)desc, (void)scale_d;
+#else
     if (BF16) {
         asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
                      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " FKM_WG_D32_STR
@@ -170,6 +206,7 @@ __device__ __forceinline__ void wgmma_m64n64k16_rs(float (&d)[32], const uint32_
                      : FKM_WG_D32(d)
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(scale_d));
     }
+#endif
 }
 
 #define FKM_WG_D64(d)                                                                              \
@@ -190,6 +227,9 @@ template <bool BF16, int BN>
 __device__ __forceinline__ void wgmma_rs(float (&d)[BN / 2], const uint32_t (&a)[4], uint64_t desc, int scale_d)
 {
     if constexpr (BN == 128) {
+#if !FKM_SM90A
+        (void)d, (void)a, (void)desc, (void)scale_d;
+#else
         if (BF16)
             asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
                          "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " FKM_WG_D64_STR
@@ -202,10 +242,114 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[BN / 2], const uint32_t (&a)
                          ", {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
                          : FKM_WG_D64(d)
                          : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(scale_d));
+#endif
     } else {
         static_assert(BN == 64, "BN");
         wgmma_m64n64k16_rs<BF16>(d, a, desc, scale_d);
     }
+}
+
+/* ---- mbarrier, TMA, named barriers, setmaxnreg (v3; sm_90 / sm_90a, empty elsewhere) ---- */
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count)
+{
+#if FKM_SM90
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+#endif
+}
+/* Make the initialised barriers visible to the other threads and to the async proxy (TMA
+ * completes transactions on them) before anyone uses them; a __syncthreads follows. */
+__device__ __forceinline__ void mbar_init_fence()
+{
+#if FKM_SM90
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+/* Arrive (release: this thread's earlier shared-memory reads and writes happen before). */
+__device__ __forceinline__ void mbar_arrive(uint32_t bar)
+{
+#if FKM_SM90
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+#endif
+}
+/* Arrive and announce tx bytes that TMA copies will complete on this barrier's phase. */
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes)
+{
+#if FKM_SM90
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+#endif
+}
+__device__ __forceinline__ bool mbar_try_wait(uint32_t bar, uint32_t parity)
+{
+#if FKM_SM90
+    uint32_t ok;
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(ok)
+                 : "r"(bar), "r"(parity)
+                 : "memory");
+    return ok != 0;
+#else
+    (void)bar, (void)parity;
+    return true;
+#endif
+}
+/* Wait until the phase of the given parity has completed (acquire). No watchdog (a clock64
+ * timeout with a trap): ptxas then stops honouring setmaxnreg in the consumer code (it spilled
+ * 264 bytes at any budget), so a pipeline bug shows as a hang, which the test scripts bound
+ * with timeout(1). */
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity)
+{
+    while (!mbar_try_wait(bar, parity)) {
+    }
+}
+/* TMA tile loads global -> shared (the CTA's own shared memory), completing on bar. tmap is the
+ * generic address of a __grid_constant__ CUtensorMap kernel parameter; c0 is the innermost
+ * coordinate (elements), c1 the row. */
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const void *tmap, int c0, int c1, uint32_t bar)
+{
+#if FKM_SM90
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+                 ::"r"(dst), "l"(tmap), "r"(c0), "r"(c1), "r"(bar)
+                 : "memory");
+#endif
+}
+__device__ __forceinline__ void tma_load_1d(uint32_t dst, const void *tmap, int c0, uint32_t bar)
+{
+#if FKM_SM90
+    asm volatile("cp.async.bulk.tensor.1d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2}], [%3];\n"
+                 ::"r"(dst), "l"(tmap), "r"(c0), "r"(bar)
+                 : "memory");
+#endif
+}
+__device__ __forceinline__ void tma_prefetch_desc(const void *tmap)
+{
+#if FKM_SM90
+    asm volatile("prefetch.tensormap [%0];\n" ::"l"(tmap) : "memory");
+#endif
+}
+/* Named barriers (ids 1..15; 0 is __syncthreads): sync waits for nthreads arrivals including its
+ * own warp's; arrive only counts. */
+__device__ __forceinline__ void named_bar_sync(int id, int nthreads)
+{
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(nthreads) : "memory");
+}
+__device__ __forceinline__ void named_bar_arrive(int id, int nthreads)
+{
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(nthreads) : "memory");
+}
+/* Register budget of the executing warpgroup (sm_90a; the kernel needs a register cap at entry,
+ * i.e. __launch_bounds__(threads, 1)). */
+template <int R> __device__ __forceinline__ void setmaxnreg_inc()
+{
+#if FKM_SM90A
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(R));
+#endif
+}
+template <int R> __device__ __forceinline__ void setmaxnreg_dec()
+{
+#if FKM_SM90A
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(R));
+#endif
 }
 
 } // namespace fkm

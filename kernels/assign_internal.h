@@ -9,10 +9,15 @@
 extern "C" {
 #endif
 
-/* 0 = automatic (default), 1 = force the mma.sync kernel (v1), 2 = prefer the wgmma kernel (v2)
- * wherever it applies (16-bit rows, d <= 128); returns the previous setting. */
+/* 0 = automatic (default), 1 = force the mma.sync kernel (v1), 2 = prefer the wgmma kernels
+ * wherever they apply (16-bit rows, d <= 128, a compute capability 9.0 device), in the automatic
+ * configuration; 3..20 = that wgmma configuration (v2 family 3..15, v3 family 16..20; see
+ * kernels/assign.cu), where it applies, else the automatic one. Returns the previous setting.
+ * The environment variable FKM_ASSIGN_AUTO_VERSION=N (read once) makes N the automatic choice
+ * wherever it applies (for testing a candidate through tests that use the automatic choice). */
 int fkm_k_assign_force_version(int v);
-/* Which kernel the last fkm_k_assign call on this thread used (1 or 2; 0 before any call). */
+/* Which kernel version the last fkm_k_assign call on this thread used (1, or the wgmma
+ * configuration's number; 0 before any call). */
 int fkm_k_assign_last_version(void);
 
 /* Exact mode: the workspace starts with an int32 count of the points whose label was

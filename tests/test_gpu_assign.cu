@@ -1,5 +1,5 @@
 /* GPU FlashAssign test: every mode (fp16, bf16, tf32, exact) and kernel version (mma.sync v1,
- * the wgmma v2 configurations) on shapes off every tile size, clustered and uniform data, against
+ * the wgmma v2 configurations, the warp-specialised TMA v3 configurations) on shapes off every tile size, clustered and uniform data, against
  * an fp64 CPU reference computed on the values as stored (after conversion to f16/bf16).
  *
  * Checks, per run (outputs poisoned with 0xFF before each run):
@@ -19,7 +19,8 @@
  *   - fkm_k_convert_rows stores exactly the host-rounded values with zero padding, and
  *     fkm_k_row_norms is within 2^-23 relative of the fp64 norm of the stored values.
  *
- * FKM_TEST_SMALL=1 (or argument --small) runs only small shapes (for compute-sanitizer).
+ * FKM_TEST_SMALL=1 (or argument --small) runs only small shapes (for compute-sanitizer);
+ * FKM_TEST_VARIANTS=f16/v17,bf16/v2,... only the variants named.
  * FKM_TEST_SEED=<n> reproduces a run. Exit 77 when no CUDA device is visible. */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -73,12 +74,23 @@ struct Variant {
     int force;  /* fkm_k_assign_force_version */
     int dmin, dmax; /* run only for dmin <= d <= dmax (where the variant exists) */
 };
+/* v16..v18, v20: the warp-specialised TMA kernels (v3 family), 64 < d <= 128; v19 is timing only. */
 static const Variant VARIANTS[] = {
     {"f16/v2", FKM_K_F16, 2, 1, 128},      {"f16/v10", FKM_K_F16, 10, 65, 128},    {"f16/v11", FKM_K_F16, 11, 65, 128},
-    {"f16/v13", FKM_K_F16, 13, 65, 128},   {"f16/v1", FKM_K_F16, 1, 1, 1 << 30},   {"bf16/v2", FKM_K_BF16, 2, 1, 128},
-    {"bf16/v13", FKM_K_BF16, 13, 65, 128}, {"bf16/v1", FKM_K_BF16, 1, 1, 1 << 30}, {"tf32", FKM_K_TF32, 0, 1, 1 << 30},
+    {"f16/v13", FKM_K_F16, 13, 65, 128},   {"f16/v16", FKM_K_F16, 16, 65, 128},    {"f16/v17", FKM_K_F16, 17, 65, 128},
+    {"f16/v18", FKM_K_F16, 18, 65, 128},   {"f16/v20", FKM_K_F16, 20, 65, 128},    {"f16/v1", FKM_K_F16, 1, 1, 1 << 30},
+    {"bf16/v2", FKM_K_BF16, 2, 1, 128},    {"bf16/v13", FKM_K_BF16, 13, 65, 128},  {"bf16/v16", FKM_K_BF16, 16, 65, 128},
+    {"bf16/v17", FKM_K_BF16, 17, 65, 128}, {"bf16/v1", FKM_K_BF16, 1, 1, 1 << 30}, {"tf32", FKM_K_TF32, 0, 1, 1 << 30},
     {"exact", FKM_K_EXACT, 0, 1, 1 << 30},
 };
+/* FKM_TEST_VARIANTS=name,name,... runs only those variants (e.g. under a sanitizer). */
+static bool variant_selected(const Variant &v)
+{
+    const char *e = getenv("FKM_TEST_VARIANTS");
+    if (!e || !*e) return true;
+    const std::string list = std::string(",") + e + ",";
+    return list.find(std::string(",") + v.name + ",") != std::string::npos;
+}
 
 static uint64_t g_seed;
 static int g_nthreads = 1;
@@ -390,7 +402,7 @@ int main(int argc, char **argv)
     } else {
         ns = {1, 1000, 77777};
         ks = {1, 7, 1000};
-        ds = {1, 3, 64, 128, 130, 1024};
+        ds = {1, 3, 64, 100, 128, 130, 1024}; /* 100: a partial second 128-byte chunk */
         kinds = {0, 1};
         budget = 1e7;
     }
@@ -401,7 +413,7 @@ int main(int argc, char **argv)
                 for (int64_t k : ks) {
                     const float *P = pool(d, kind, POOL);
                     for (const Variant &v : VARIANTS) {
-                        if (d < v.dmin || d > v.dmax) continue;
+                        if (d < v.dmin || d > v.dmax || !variant_selected(v)) continue;
                         run_case(v, n, k, d, kind, P, P + (POOL - k) * d, budget);
                     }
                 }
@@ -413,7 +425,8 @@ int main(int argc, char **argv)
             const int64_t n = sh[0], k = sh[1];
             for (int kind : {0, 1}) {
                 const float *P = pool(d, kind, n + k);
-                for (const Variant &v : VARIANTS) run_case(v, n, k, d, kind, P, P + n * d, 3e7);
+                for (const Variant &v : VARIANTS)
+                    if (variant_selected(v)) run_case(v, n, k, d, kind, P, P + n * d, 3e7);
             }
         }
     }

@@ -1,0 +1,320 @@
+/* FlashAssign v3: warp-specialised Hopper kernel (sm_90a) for 16-bit rows with 64 < d <= 128.
+ *
+ * Why another kernel: v2's warpgroups all pass one __syncthreads per centroid tile, so they
+ * issue their wgmma together and run their argmin epilogues together, and the tensor cores idle
+ * during the epilogue (v11 5.49 ms against 4.11 ms without epilogue, bench/NOTES.md). Here the
+ * warpgroups only meet through mbarriers and named barriers, and one warpgroup's epilogue runs
+ * while the other's matrix work is on the tensor cores.
+ *
+ * Block: 3 warpgroups (384 threads), persistent grid (one block per SM) over point tiles of
+ * BM = 256 rows.
+ *   - Warpgroup 0, the producer: gives its registers away (setmaxnreg 40); one thread issues
+ *     TMA tile copies (cp.async.bulk.tensor, 128-byte swizzle = the K-major layout wgmma reads
+ *     through a descriptor) of the point tile X (2 x 256 rows x 128 B) and of each centroid tile
+ *     C (2 x 128 rows x 128 B) with its 128 norms, into an S-stage ring. Each stage has a "full"
+ *     mbarrier (the copies' bytes complete it) and an "empty" one (the 8 consumer warps arrive
+ *     when done with it). Rows and columns past the matrix are zero-filled by the copy engine.
+ *   - Warpgroups 1 and 2, the consumers (setmaxnreg 232): each owns 128 rows of the point tile
+ *     (two m64 halves, MH = 2), keeps their A fragments in registers for the whole centroid sweep
+ *     (ldmatrix from the swizzled X tile at the start of a point tile, after which the producer
+ *     may overwrite X with the next tile), and per centroid tile issues 16 wgmma m64n128k16
+ *     (A from registers, B from the stage), waits for them, and folds the 128 x 128 products
+ *     into a running (best, index) per row (the epilogue), then releases the stage.
+ *   - Ping-pong (PP): the two consumers take turns issuing their wgmma (named barriers 1 and 2,
+ *     as FlashAttention-3 does), so their tiles go to the tensor cores back to back and each
+ *     one's epilogue runs under the other's matrix work (1024 tensor clocks per warpgroup tile
+ *     against ~300-550 issue slots of epilogue per scheduler).
+ *
+ * Epilogue variants (EPI): 1 = per element d = ||c||^2 - 2 acc, (best, idx) by compare+select (4
+ * instructions); 2 = two-level: d computed in place and the row minimum first (ffma + fmnmx),
+ * the index pass (compare + select, lowest column of the minimum) only for row slots whose
+ * minimum beats the running best (warp-uniform vote; rare once the best has settled, i.e. for
+ * large k); 0 = no epilogue (timing only: outputs are garbage). Both real epilogues give
+ * bitwise the same result as v2 (same products, same distances, ties to the lowest index).
+ * Columns past k in the last centroid tile get -inf products, hence +inf distances.
+ * Metric IP: ||c||^2 is taken as 0 (norms not copied nor read), md = ip_offset + best / 2. */
+#ifndef FKM_ASSIGN_V3_CUH
+#define FKM_ASSIGN_V3_CUH
+
+#include <cuda.h> /* CUtensorMap */
+
+#include "assign_common.cuh"
+#include "assign_v1.cuh" /* AssignParams */
+
+namespace fkm {
+
+constexpr int V3_BM = 256, V3_BN = 128, V3_KS = 8, V3_NKC = 2, V3_T = 384;
+constexpr uint32_t V3_X_BYTES = V3_NKC * V3_BM * 128; /* 64 KB */
+constexpr uint32_t V3_C_BYTES = V3_NKC * V3_BN * 128; /* 32 KB */
+constexpr uint32_t V3_CN_BYTES = V3_BN * 4;
+/* Consumer and producer register budgets: 2 x 128 x 232 + 128 x 40 = 64512 <= 65536. */
+constexpr int V3_REG_CONSUMER = 232, V3_REG_PRODUCER = 40;
+/* Named barrier ids of the ping-pong (0 is __syncthreads). */
+constexpr int V3_BAR_PP = 1;
+
+template <bool B> struct V3Flag {
+    static constexpr bool value = B;
+};
+
+/* X tile, S centroid stages, S norm stages, 2S + 2 mbarriers, and slack to align to 1024 B
+ * (the 128-byte swizzle pattern repeats every 1024 B and is taken from the address). */
+static inline size_t v3_smem_bytes(int S)
+{
+    return 1024 + V3_X_BYTES + (size_t)S * (V3_C_BYTES + V3_CN_BYTES) + (size_t)(2 * S + 2) * 8;
+}
+
+template <bool BF16, int S, int EPI, bool PP>
+__global__ void __launch_bounds__(V3_T, 1)
+    assign_v3_kernel(const AssignParams p, const __grid_constant__ CUtensorMap tmx,
+                     const __grid_constant__ CUtensorMap tmc, const __grid_constant__ CUtensorMap tmn)
+{
+#if FKM_SM90A
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    const uint32_t raw = smem_u32(smem_raw);
+    const uint32_t sX = (raw + 1023u) & ~1023u;
+    const uint32_t sC = sX + V3_X_BYTES;
+    const uint32_t sCnAddr = sC + S * V3_C_BYTES;
+    const uint32_t sBar = sCnAddr + S * V3_CN_BYTES;
+    const float *sCn = reinterpret_cast<const float *>(smem_raw + (sCnAddr - raw));
+    /* barriers: full[S], empty[S], xfull, xempty */
+    const uint32_t xfull = sBar + 16u * S, xempty = xfull + 8u;
+
+    const int64_t nPT = (p.n + V3_BM - 1) / V3_BM;
+    const int nJ = (int)((p.k + V3_BN - 1) / V3_BN);
+    const int nIt = (int)((nPT - blockIdx.x + gridDim.x - 1) / gridDim.x);
+    if (nIt <= 0) return; /* uniform over the block, before any barrier */
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
+
+    if (tid == 0) {
+        for (int st = 0; st < S; ++st) {
+            mbar_init(sBar + 8u * st, 1);       /* full: the producer's arrive + tx bytes */
+            mbar_init(sBar + 8u * (S + st), 8); /* empty: one arrive per consumer warp */
+        }
+        mbar_init(xfull, 1);
+        mbar_init(xempty, 8);
+        mbar_init_fence();
+        tma_prefetch_desc(&tmx);
+        tma_prefetch_desc(&tmc);
+        if (!p.ip) tma_prefetch_desc(&tmn);
+    }
+    __syncthreads();
+
+    if (wg == 0) {
+        /* ---------------- producer ---------------- */
+        setmaxnreg_dec<V3_REG_PRODUCER>();
+        if (tid == 0) {
+            const bool ip = p.ip != 0;
+            const uint32_t c_tx = V3_C_BYTES + (ip ? 0u : V3_CN_BYTES);
+            /* The next point tile's X goes in after this step of a tile: by then (S steps ahead
+             * of the consumers, or at the tile's end when it has fewer steps) the consumers have
+             * taken the current X into registers, or are about to, so the wait is short. */
+            const int jx = (nJ < S ? nJ : S) - 1;
+            auto load_x = [&](int it) {
+                const int row0 = (int)(((int64_t)blockIdx.x + (int64_t)it * gridDim.x) * V3_BM);
+                mbar_arrive_expect_tx(xfull, V3_X_BYTES);
+#pragma unroll
+                for (int kc = 0; kc < V3_NKC; ++kc) tma_load_2d(sX + kc * (V3_BM * 128), &tmx, kc * 64, row0, xfull);
+            };
+            load_x(0);
+            int st = 0;
+            uint32_t ph = 0;
+            for (int it = 0; it < nIt; ++it)
+                for (int j = 0; j < nJ; ++j) {
+                    const uint32_t full = sBar + 8u * st;
+                    mbar_wait(sBar + 8u * (S + st), ph ^ 1u); /* a fresh barrier passes parity 1 */
+                    mbar_arrive_expect_tx(full, c_tx);
+                    const uint32_t dst = sC + st * V3_C_BYTES;
+#pragma unroll
+                    for (int kc = 0; kc < V3_NKC; ++kc)
+                        tma_load_2d(dst + kc * (V3_BN * 128), &tmc, kc * 64, j * V3_BN, full);
+                    if (!ip) tma_load_1d(sCnAddr + st * V3_CN_BYTES, &tmn, j * V3_BN, full);
+                    if (++st == S) {
+                        st = 0;
+                        ph ^= 1u;
+                    }
+                    if (j == jx && it + 1 < nIt) {
+                        mbar_wait(xempty, (uint32_t)it & 1u);
+                        load_x(it + 1);
+                    }
+                }
+        }
+    } else {
+        /* ---------------- consumers ---------------- */
+        setmaxnreg_inc<V3_REG_CONSUMER>();
+        const int c = wg - 1; /* consumer index: rows c*128 .. c*128+127 of the point tile */
+        const int w = warp & 3, g = lane >> 2, t = lane & 3;
+        const int total = nIt * nJ;
+        /* valid columns of the last centroid tile (BN when k is a multiple of BN) */
+        const int krem = (int)(p.k - (int64_t)(nJ - 1) * V3_BN);
+
+        float acc[2][64];
+        uint32_t a[2][V3_KS][4];
+        float best[2][2];
+        int bidx[2][2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                best[h][r] = FKM_INF;
+                bidx[h][r] = 0;
+            }
+
+        auto finalize = [&](int it) {
+            const int64_t r0 = ((int64_t)blockIdx.x + (int64_t)it * gridDim.x) * V3_BM + c * 128 + w * 16 + g;
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+#pragma unroll
+                for (int r = 0; r < 2; ++r) {
+#pragma unroll
+                    for (int off = 1; off <= 2; off <<= 1) {
+                        float ob = __shfl_xor_sync(0xffffffffu, best[h][r], off);
+                        int oi = __shfl_xor_sync(0xffffffffu, bidx[h][r], off);
+                        merge_best(best[h][r], bidx[h][r], ob, oi);
+                    }
+                    const int64_t row = r0 + h * 64 + r * 8;
+                    if (t == 0 && row < p.n) {
+                        p.labels[row] = bidx[h][r];
+                        p.md[row] = p.ip ? p.ip_offset + 0.5f * best[h][r] : fmaxf(p.xn[row] + best[h][r], 0.f);
+                    }
+                    best[h][r] = FKM_INF;
+                    bidx[h][r] = 0;
+                }
+        };
+
+        /* IPZ: metric IP, ||c||^2 = 0 (the norms were not copied). */
+        auto epilogue = [&](auto iptag, int j, int st) {
+            constexpr bool IPZ = decltype(iptag)::value;
+            const float *cnb = sCn + st * V3_BN;
+            const int jb = j * V3_BN + 2 * t;
+            if (j == nJ - 1 && krem < V3_BN) { /* warp-uniform; once per point tile at most */
+#pragma unroll
+                for (int i = 0; i < V3_BN / 8; ++i)
+#pragma unroll
+                    for (int e = 0; e < 2; ++e)
+                        if (8 * i + 2 * t + e >= krem)
+#pragma unroll
+                            for (int h = 0; h < 2; ++h)
+#pragma unroll
+                                for (int r = 0; r < 2; ++r) acc[h][4 * i + 2 * r + e] = -FKM_INF;
+            }
+            (void)IPZ;
+            if constexpr (EPI == 0) {
+                (void)cnb;
+                (void)jb;
+                best[0][0] = fminf(best[0][0], acc[0][0]);
+            } else if constexpr (EPI == 1) {
+#pragma unroll
+                for (int i = 0; i < V3_BN / 8; ++i) {
+                    const float2 cv = IPZ ? make_float2(0.f, 0.f) : *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        const int col = jb + 8 * i + e;
+                        const float cvv = e ? cv.y : cv.x;
+#pragma unroll
+                        for (int h = 0; h < 2; ++h)
+#pragma unroll
+                            for (int r = 0; r < 2; ++r)
+                                upd_best(best[h][r], bidx[h][r], fmaf(-2.f, acc[h][4 * i + 2 * r + e], cvv), col);
+                    }
+                }
+            } else {
+                float m[2][2];
+#pragma unroll
+                for (int h = 0; h < 2; ++h) m[h][0] = m[h][1] = FKM_INF;
+#pragma unroll
+                for (int i = 0; i < V3_BN / 8; ++i) {
+                    const float2 cv = IPZ ? make_float2(0.f, 0.f) : *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
+#pragma unroll
+                    for (int e = 0; e < 2; ++e)
+#pragma unroll
+                        for (int h = 0; h < 2; ++h)
+#pragma unroll
+                            for (int r = 0; r < 2; ++r) {
+                                float &v = acc[h][4 * i + 2 * r + e];
+                                v = fmaf(-2.f, v, e ? cv.y : cv.x);
+                                m[h][r] = fminf(m[h][r], v);
+                            }
+                }
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        if (__any_sync(0xffffffffu, m[h][r] < best[h][r])) { /* warp-uniform */
+                            /* lowest column holding the minimum: scan downwards, keep the last hit */
+                            int ci = 0;
+#pragma unroll
+                            for (int i = V3_BN / 8 - 1; i >= 0; --i)
+#pragma unroll
+                                for (int e = 1; e >= 0; --e) ci = acc[h][4 * i + 2 * r + e] == m[h][r] ? 8 * i + e : ci;
+                            if (m[h][r] < best[h][r]) {
+                                best[h][r] = m[h][r];
+                                bidx[h][r] = jb + ci;
+                            }
+                        }
+                    }
+            }
+        };
+
+        int st = 0, s = 0;
+        uint32_t ph = 0;
+        if (PP && c == 1) named_bar_arrive(V3_BAR_PP, 256); /* consumer 0 goes first */
+        for (int it = 0; it < nIt; ++it) {
+            /* A fragments of this warpgroup's 128 rows, for the whole sweep */
+            mbar_wait(xfull, (uint32_t)it & 1u);
+            {
+                const int ln = tid_volatile() & 31;
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+#pragma unroll
+                    for (int ks = 0; ks < V3_KS; ++ks) {
+                        const int row = c * 128 + h * 64 + w * 16 + (ln & 15);
+                        const int ch = ks * 2 + (ln >> 4);
+                        ldsm_x4(sX + (ch >> 3) * (V3_BM * 128) + row * 128 + (((ch & 7) ^ (ln & 7)) << 4), a[h][ks][0],
+                                a[h][ks][1], a[h][ks][2], a[h][ks][3]);
+                    }
+            }
+            __syncwarp();
+            if (lane == 0) mbar_arrive(xempty);
+
+            for (int j = 0; j < nJ; ++j, ++s) {
+                mbar_wait(sBar + 8u * st, ph);
+                if (PP) named_bar_sync(V3_BAR_PP + c, 256); /* my turn on the tensor cores */
+                const uint32_t cb = sC + st * V3_C_BYTES;
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+#pragma unroll
+                    for (int i = 0; i < 64; ++i) reg_fence(acc[h][i]);
+                wgmma_fence();
+#pragma unroll
+                for (int ks = 0; ks < V3_KS; ++ks) {
+                    const uint64_t desc = sw128_desc(cb + (ks >> 2) * (V3_BN * 128) + (ks & 3) * 32);
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) wgmma_rs<BF16, V3_BN>(acc[h], a[h][ks], desc, ks > 0 ? 1 : 0);
+                }
+                wgmma_commit();
+                /* the other consumer's turn; consumer 0 has no turn after consumer 1's last step */
+                if (PP && !(c == 1 && s == total - 1)) named_bar_arrive(V3_BAR_PP + (c ^ 1), 256);
+                wgmma_wait<0>();
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+#pragma unroll
+                    for (int i = 0; i < 64; ++i) reg_fence(acc[h][i]);
+                if (p.ip) epilogue(V3Flag<true>{}, j, st);
+                else epilogue(V3Flag<false>{}, j, st);
+                __syncwarp();
+                if (lane == 0) mbar_arrive(sBar + 8u * (S + st)); /* stage free (wgmma done, norms read) */
+                if (++st == S) {
+                    st = 0;
+                    ph ^= 1u;
+                }
+            }
+            finalize(it);
+        }
+    }
+#else
+    (void)p, (void)tmx, (void)tmc, (void)tmn;
+#endif
+}
+
+} // namespace fkm
+#endif
