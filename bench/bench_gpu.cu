@@ -193,7 +193,7 @@ int main(int argc, char **argv)
     bool quick = false, auto_only = false, assign_only = false;
     std::vector<std::string> filters;
     /* every selectable version: v1 mma.sync, v2 configurations, v3 configurations */
-    std::vector<int> all_versions = {0, 1, 5, 3, 4, 9, 10, 11, 12, 13, 7, 8, 14, 15, 16, 17, 18, 20, 19};
+    std::vector<int> all_versions = {0, 1, 5, 3, 4, 9, 10, 11, 12, 13, 7, 8, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 19};
     for (int i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--auto-only")) auto_only = true;
@@ -510,7 +510,7 @@ int main(int argc, char **argv)
            "|---------|---------------|---------|\n");
     for (auto &l : table) printf("%s\n", l.c_str());
     if (!vtable.empty()) {
-        printf("\nassign ms per kernel version (v1 mma.sync; v3..v15 wgmma (v2 family), v16..v20 warp-specialised "
+        printf("\nassign ms per kernel version (v1 mma.sync; v3..v15 wgmma (v2 family), v16..v24 warp-specialised "
                "TMA wgmma (v3 family), see kernels/assign.cu; v7, v8, v14, v15, v19 = no epilogue, timing only)\n");
         std::string hdr = "| case        |", sep = "|-------------|";
         for (size_t q = 1; q < all_versions.size(); ++q) {

@@ -125,7 +125,7 @@ if has bench; then
 fi
 
 if has ncu; then
-    timeout "${NCU_TIMEOUT:-120}" ncu --clock-control none -k regex:assign_v --launch-count 1 \
+    timeout "${NCU_TIMEOUT:-120}" ncu --clock-control none -k regex:assign_v3 --launch-count 1 \
         --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
         --section WarpStateStats --section SchedulerStats \
         --metrics sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_tensor_op_hmma.sum,lts__t_bytes.sum.per_second,smsp__issue_active.avg.pct_of_peak_sustained_active,sm__cycles_elapsed.avg.per_second \

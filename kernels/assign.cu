@@ -270,9 +270,9 @@ static cudaError_t launch_v2_cfg(const AssignParams &p, cudaStream_t s)
  * (m64 halves per warpgroup MH, warpgroups NWG, centroid tile BN, epilogue EPI, accumulator
  * sets per warpgroup):
  *   2 = automatic (default): for 64 < d <= 128, by k (measured on an H100, bench/NOTES.md):
- *       k <= 2048: 10; larger: 11. For d <= 64: (1, 4, 64, 1, 2). (13 was measured 9% faster
- *       than 11 at k = 65536 but its outputs have not yet been checked on a device; the test
- *       covers it, and it should become the choice for k > 16384 once it passes there.)
+ *       k <= 2048: 10; larger: 11, where the v3 kernel is not chosen instead (auto_v3 below:
+ *       v3 for k >= 1024). For d <= 64: (1, 4, 64, 1, 2). (13 was measured 9% faster than 11
+ *       at k = 65536 on an H100; the v3 kernels are faster still.)
  *   5 = (1, 4,  64, 1, 2)   3 = (2, 2,  64, 1, 2)   4 = (1, 4,  64, 2, 2)   9 = (2, 2,  64, 2, 2)
  *  10 = (1, 4, 128, 1, 1)  11 = (2, 2, 128, 1, 1)  12 = (1, 4, 128, 2, 1)  13 = (2, 2, 128, 2, 1)
  *   7 = (1, 4, 64, 0, 2), 8 = (2, 2, 64, 0, 2), 14 = (1, 4, 128, 0, 1), 15 = (2, 2, 128, 0, 1):
@@ -376,7 +376,10 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
 /* v3 configurations (version numbers of fkm_k_assign_force_version), as (ring stages S,
  * epilogue EPI, ping-pong PP); all BM = 256 (2 consumer warpgroups x 128 rows), BN = 128:
  *  16 = (4, 1, on)   17 = (4, 2, on)   18 = (4, 2, off)   20 = (4, 1, off)
+ *  21 = (4, 3, on)   22 = (4, 3, off)  23 = (4, 4, on)    24 = (4, 4, off)
  *  19 = (4, 0, on): no epilogue, timing experiments only (wrong outputs).
+ * EPI 1 / 2: the epilogues of v2 (select chain; two-level); 3 / 4: the same with short
+ * dependency chains (two running bests per row slot; four partial minima); assign_v3.cuh.
  * Returns false (nothing launched) when v3 does not apply or a tensor map cannot be made; the
  * caller then runs v2. */
 template <bool BF16>
@@ -396,8 +399,25 @@ static bool launch_v3(const AssignParams &p, int d, int variant, cudaError_t *er
     case 18: *err = launch_v3_cfg<BF16, 4, 2, false>(p, tx, tc, tn, s); return true;
     case 19: *err = launch_v3_cfg<BF16, 4, 0, true>(p, tx, tc, tn, s); return true;
     case 20: *err = launch_v3_cfg<BF16, 4, 1, false>(p, tx, tc, tn, s); return true;
+    case 21: *err = launch_v3_cfg<BF16, 4, 3, true>(p, tx, tc, tn, s); return true;
+    case 22: *err = launch_v3_cfg<BF16, 4, 3, false>(p, tx, tc, tn, s); return true;
+    case 23: *err = launch_v3_cfg<BF16, 4, 4, true>(p, tx, tc, tn, s); return true;
+    case 24: *err = launch_v3_cfg<BF16, 4, 4, false>(p, tx, tc, tn, s); return true;
     default: return false;
     }
+}
+
+/* The automatic choice on a compute capability 9.0 device for 64 < d <= 128 (2 = the v2
+ * configuration launch_v2 picks; also where v3 does not apply). Measured on an H200 (two runs,
+ * bench/NOTES.md): the v3 family is 25-45% faster than v2 at every measured shape (K >= 1024);
+ * among its versions the differences are mostly within the run-to-run spread, except v20 (no
+ * ping-pong) at N = 8M, K = 1024 (4.16-4.18 ms against 4.31-4.45 for v16). fp16: v20; bf16: v16
+ * (the fastest bf16 version that the device test ran; bf16/v20 had not run there yet). Below
+ * K = 1024 nothing was measured, so v2 stays. */
+static int auto_v3(int64_t k, bool bf16)
+{
+    if (k < 1024) return 2;
+    return bf16 ? 16 : 20;
 }
 
 /* FKM_ASSIGN_AUTO_VERSION=N (tests only): the automatic choice becomes version N wherever it
@@ -461,7 +481,8 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
         if (v2_ok && g_force_version != 1) {
             int variant = g_force_version >= 2 ? g_force_version : 2;
             if (variant == 2 && auto_override() >= 2) variant = auto_override();
-            const int v3var = variant >= 16 && variant <= 20 ? variant : 0;
+            if (variant == 2) variant = auto_v3(a->k, mode == FKM_K_BF16);
+            const int v3var = variant >= 16 && variant <= 24 ? variant : 0;
             if (v3var && (mode == FKM_K_F16 ? launch_v3<false>(p, a->d, v3var, &e, s)
                                             : launch_v3<true>(p, a->d, v3var, &e, s))) {
                 g_last_version = v3var;

@@ -29,8 +29,12 @@
  * instructions); 2 = two-level: d computed in place and the row minimum first (ffma + fmnmx),
  * the index pass (compare + select, lowest column of the minimum) only for row slots whose
  * minimum beats the running best (warp-uniform vote; rare once the best has settled, i.e. for
- * large k); 0 = no epilogue (timing only: outputs are garbage). Both real epilogues give
- * bitwise the same result as v2 (same products, same distances, ties to the lowest index).
+ * large k); 3 = 1 with best = fminf(best, d) beside the compare (the min no longer waits for
+ * it) and two running (best, index) chains per row slot (even / odd column groups, merged
+ * lexicographically at the end), so that ~8 chains per thread overlap instead of 4; 4 = 2 with
+ * four partial minima per row slot and the index pass as two interleaved scans; 0 = no
+ * epilogue (timing only: outputs are garbage). All give the labels of v2 (same products, same
+ * distances, ties to the lowest index).
  * Columns past k in the last centroid tile get -inf products, hence +inf distances.
  * Metric IP: ||c||^2 is taken as 0 (norms not copied nor read), md = ip_offset + best / 2. */
 #ifndef FKM_ASSIGN_V3_CUH
@@ -149,15 +153,20 @@ __global__ void __launch_bounds__(V3_T, 1)
 
         float acc[2][64];
         uint32_t a[2][V3_KS][4];
-        float best[2][2];
-        int bidx[2][2];
+        /* running (best, index) per row slot (h, r), in NQ independent chains (EPI 3: even and
+         * odd column groups, so that the compare/select chains overlap), merged at the end */
+        constexpr int NQ = EPI == 3 ? 2 : 1;
+        float best[2][2][NQ];
+        int bidx[2][2][NQ];
 #pragma unroll
         for (int h = 0; h < 2; ++h)
 #pragma unroll
-            for (int r = 0; r < 2; ++r) {
-                best[h][r] = FKM_INF;
-                bidx[h][r] = 0;
-            }
+            for (int r = 0; r < 2; ++r)
+#pragma unroll
+                for (int q = 0; q < NQ; ++q) {
+                    best[h][r][q] = FKM_INF;
+                    bidx[h][r][q] = 0;
+                }
 
         auto finalize = [&](int it) {
             const int64_t r0 = ((int64_t)blockIdx.x + (int64_t)it * gridDim.x) * V3_BM + c * 128 + w * 16 + g;
@@ -165,19 +174,26 @@ __global__ void __launch_bounds__(V3_T, 1)
             for (int h = 0; h < 2; ++h)
 #pragma unroll
                 for (int r = 0; r < 2; ++r) {
+                    float b = best[h][r][0];
+                    int bi = bidx[h][r][0];
+#pragma unroll
+                    for (int q = 1; q < NQ; ++q) merge_best(b, bi, best[h][r][q], bidx[h][r][q]);
 #pragma unroll
                     for (int off = 1; off <= 2; off <<= 1) {
-                        float ob = __shfl_xor_sync(0xffffffffu, best[h][r], off);
-                        int oi = __shfl_xor_sync(0xffffffffu, bidx[h][r], off);
-                        merge_best(best[h][r], bidx[h][r], ob, oi);
+                        float ob = __shfl_xor_sync(0xffffffffu, b, off);
+                        int oi = __shfl_xor_sync(0xffffffffu, bi, off);
+                        merge_best(b, bi, ob, oi);
                     }
                     const int64_t row = r0 + h * 64 + r * 8;
                     if (t == 0 && row < p.n) {
-                        p.labels[row] = bidx[h][r];
-                        p.md[row] = p.ip ? p.ip_offset + 0.5f * best[h][r] : fmaxf(p.xn[row] + best[h][r], 0.f);
+                        p.labels[row] = bi;
+                        p.md[row] = p.ip ? p.ip_offset + 0.5f * b : fmaxf(p.xn[row] + b, 0.f);
                     }
-                    best[h][r] = FKM_INF;
-                    bidx[h][r] = 0;
+#pragma unroll
+                    for (int q = 0; q < NQ; ++q) {
+                        best[h][r][q] = FKM_INF;
+                        bidx[h][r][q] = 0;
+                    }
                 }
         };
 
@@ -198,10 +214,77 @@ __global__ void __launch_bounds__(V3_T, 1)
                                 for (int r = 0; r < 2; ++r) acc[h][4 * i + 2 * r + e] = -FKM_INF;
             }
             (void)IPZ;
-            if constexpr (EPI == 0) {
+            if constexpr (EPI == 0) { /* keep both halves' accumulators live */
                 (void)cnb;
                 (void)jb;
-                best[0][0] = fminf(best[0][0], acc[0][0]);
+                best[0][0][0] = fminf(best[0][0][0], acc[0][0] + acc[1][0]);
+            } else if constexpr (EPI == 3) {
+                /* d, then best = min(best, d) and the index where d < best: the min does not wait
+                 * for the compare, and the two chains per row slot run side by side */
+#pragma unroll
+                for (int i = 0; i < V3_BN / 8; ++i) {
+                    const float2 cv = IPZ ? make_float2(0.f, 0.f) : *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        const int col = jb + 8 * i + e;
+                        const float cvv = e ? cv.y : cv.x;
+#pragma unroll
+                        for (int h = 0; h < 2; ++h)
+#pragma unroll
+                            for (int r = 0; r < 2; ++r) {
+                                const float v = fmaf(-2.f, acc[h][4 * i + 2 * r + e], cvv);
+                                float &b = best[h][r][i & (NQ - 1)];
+                                const bool lt = v < b;
+                                b = fminf(b, v);
+                                bidx[h][r][i & (NQ - 1)] = lt ? col : bidx[h][r][i & (NQ - 1)];
+                            }
+                    }
+                }
+            } else if constexpr (EPI == 4) {
+                /* two-level with short dependency chains: four partial minima per row slot, and
+                 * the index pass as two interleaved scans */
+                float m4[2][2][4];
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+#pragma unroll
+                    for (int r = 0; r < 2; ++r)
+#pragma unroll
+                        for (int q = 0; q < 4; ++q) m4[h][r][q] = FKM_INF;
+#pragma unroll
+                for (int i = 0; i < V3_BN / 8; ++i) {
+                    const float2 cv = IPZ ? make_float2(0.f, 0.f) : *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
+#pragma unroll
+                    for (int e = 0; e < 2; ++e)
+#pragma unroll
+                        for (int h = 0; h < 2; ++h)
+#pragma unroll
+                            for (int r = 0; r < 2; ++r) {
+                                float &v = acc[h][4 * i + 2 * r + e];
+                                v = fmaf(-2.f, v, e ? cv.y : cv.x);
+                                m4[h][r][i & 3] = fminf(m4[h][r][i & 3], v);
+                            }
+                }
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        const float m = fminf(fminf(m4[h][r][0], m4[h][r][1]), fminf(m4[h][r][2], m4[h][r][3]));
+                        if (__any_sync(0xffffffffu, m < best[h][r][0])) { /* warp-uniform */
+                            int c0 = 1 << 20, c1 = 1 << 20;
+#pragma unroll
+                            for (int i = V3_BN / 8 - 1; i >= 0; --i)
+#pragma unroll
+                                for (int e = 1; e >= 0; --e) {
+                                    const bool hit = acc[h][4 * i + 2 * r + e] == m;
+                                    if (i & 1) c1 = hit ? 8 * i + e : c1;
+                                    else c0 = hit ? 8 * i + e : c0;
+                                }
+                            if (m < best[h][r][0]) {
+                                best[h][r][0] = m;
+                                bidx[h][r][0] = jb + min(c0, c1);
+                            }
+                        }
+                    }
             } else if constexpr (EPI == 1) {
 #pragma unroll
                 for (int i = 0; i < V3_BN / 8; ++i) {
@@ -214,7 +297,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                         for (int h = 0; h < 2; ++h)
 #pragma unroll
                             for (int r = 0; r < 2; ++r)
-                                upd_best(best[h][r], bidx[h][r], fmaf(-2.f, acc[h][4 * i + 2 * r + e], cvv), col);
+                                upd_best(best[h][r][0], bidx[h][r][0], fmaf(-2.f, acc[h][4 * i + 2 * r + e], cvv), col);
                     }
                 }
             } else {
@@ -239,16 +322,16 @@ __global__ void __launch_bounds__(V3_T, 1)
                 for (int h = 0; h < 2; ++h)
 #pragma unroll
                     for (int r = 0; r < 2; ++r) {
-                        if (__any_sync(0xffffffffu, m[h][r] < best[h][r])) { /* warp-uniform */
+                        if (__any_sync(0xffffffffu, m[h][r] < best[h][r][0])) { /* warp-uniform */
                             /* lowest column holding the minimum: scan downwards, keep the last hit */
                             int ci = 0;
 #pragma unroll
                             for (int i = V3_BN / 8 - 1; i >= 0; --i)
 #pragma unroll
                                 for (int e = 1; e >= 0; --e) ci = acc[h][4 * i + 2 * r + e] == m[h][r] ? 8 * i + e : ci;
-                            if (m[h][r] < best[h][r]) {
-                                best[h][r] = m[h][r];
-                                bidx[h][r] = jb + ci;
+                            if (m[h][r] < best[h][r][0]) {
+                                best[h][r][0] = m[h][r];
+                                bidx[h][r][0] = jb + ci;
                             }
                         }
                     }
@@ -273,8 +356,6 @@ __global__ void __launch_bounds__(V3_T, 1)
                                 a[h][ks][1], a[h][ks][2], a[h][ks][3]);
                     }
             }
-            __syncwarp();
-            if (lane == 0) mbar_arrive(xempty);
 
             for (int j = 0; j < nJ; ++j, ++s) {
                 mbar_wait(sBar + 8u * st, ph);
@@ -299,8 +380,20 @@ __global__ void __launch_bounds__(V3_T, 1)
                 for (int h = 0; h < 2; ++h)
 #pragma unroll
                     for (int i = 0; i < 64; ++i) reg_fence(acc[h][i]);
+                if (j == 0) {
+                    /* X may be overwritten once its A fragments are certainly in registers: after
+                     * the first wgmma that read them has completed, not right after the ldmatrix
+                     * (whose shared-memory reads can still be in flight when an arrive issued
+                     * behind them lands: releasing X there let the next tile's TMA overwrite it
+                     * under the reads, seen on an H200 as runs that differ), with a proxy fence
+                     * ordering these generic reads before the copy engine's writes. */
+                    fence_proxy_async();
+                    __syncwarp();
+                    if (lane == 0) mbar_arrive(xempty);
+                }
                 if (p.ip) epilogue(V3Flag<true>{}, j, st);
                 else epilogue(V3Flag<false>{}, j, st);
+                fence_proxy_async(); /* the norms' generic reads before the next TMA write of the stage */
                 __syncwarp();
                 if (lane == 0) mbar_arrive(sBar + 8u * (S + st)); /* stage free (wgmma done, norms read) */
                 if (++st == S) {

@@ -74,14 +74,17 @@ struct Variant {
     int force;  /* fkm_k_assign_force_version */
     int dmin, dmax; /* run only for dmin <= d <= dmax (where the variant exists) */
 };
-/* v16..v18, v20: the warp-specialised TMA kernels (v3 family), 64 < d <= 128; v19 is timing only. */
+/* v16..v18, v20..v24: the warp-specialised TMA kernels (v3 family), 64 < d <= 128; v19 is
+ * timing only. f16/v2 and bf16/v2 are the automatic wgmma choice. */
 static const Variant VARIANTS[] = {
     {"f16/v2", FKM_K_F16, 2, 1, 128},      {"f16/v10", FKM_K_F16, 10, 65, 128},    {"f16/v11", FKM_K_F16, 11, 65, 128},
     {"f16/v13", FKM_K_F16, 13, 65, 128},   {"f16/v16", FKM_K_F16, 16, 65, 128},    {"f16/v17", FKM_K_F16, 17, 65, 128},
-    {"f16/v18", FKM_K_F16, 18, 65, 128},   {"f16/v20", FKM_K_F16, 20, 65, 128},    {"f16/v1", FKM_K_F16, 1, 1, 1 << 30},
-    {"bf16/v2", FKM_K_BF16, 2, 1, 128},    {"bf16/v13", FKM_K_BF16, 13, 65, 128},  {"bf16/v16", FKM_K_BF16, 16, 65, 128},
-    {"bf16/v17", FKM_K_BF16, 17, 65, 128}, {"bf16/v1", FKM_K_BF16, 1, 1, 1 << 30}, {"tf32", FKM_K_TF32, 0, 1, 1 << 30},
-    {"exact", FKM_K_EXACT, 0, 1, 1 << 30},
+    {"f16/v18", FKM_K_F16, 18, 65, 128},   {"f16/v20", FKM_K_F16, 20, 65, 128},    {"f16/v21", FKM_K_F16, 21, 65, 128},
+    {"f16/v22", FKM_K_F16, 22, 65, 128},   {"f16/v23", FKM_K_F16, 23, 65, 128},    {"f16/v24", FKM_K_F16, 24, 65, 128},
+    {"f16/v1", FKM_K_F16, 1, 1, 1 << 30},  {"bf16/v2", FKM_K_BF16, 2, 1, 128},     {"bf16/v13", FKM_K_BF16, 13, 65, 128},
+    {"bf16/v16", FKM_K_BF16, 16, 65, 128}, {"bf16/v17", FKM_K_BF16, 17, 65, 128},  {"bf16/v21", FKM_K_BF16, 21, 65, 128},
+    {"bf16/v23", FKM_K_BF16, 23, 65, 128}, {"bf16/v20", FKM_K_BF16, 20, 65, 128},  {"bf16/v1", FKM_K_BF16, 1, 1, 1 << 30},
+    {"tf32", FKM_K_TF32, 0, 1, 1 << 30},   {"exact", FKM_K_EXACT, 0, 1, 1 << 30},
 };
 /* FKM_TEST_VARIANTS=name,name,... runs only those variants (e.g. under a sanitizer). */
 static bool variant_selected(const Variant &v)
@@ -417,7 +420,16 @@ int main(int argc, char **argv)
                         run_case(v, n, k, d, kind, P, P + (POOL - k) * d, budget);
                     }
                 }
-    if (!small) {
+    if (small) {
+        /* more point tiles than SMs (the persistent kernels' tile-to-tile hand-over), d = 128 */
+        const int d = 128;
+        const int64_t n = 40000;
+        for (int64_t k : {7, 300}) {
+            const float *P = pool(d, 0, n + k);
+            for (const Variant &v : VARIANTS)
+                if (d >= v.dmin && d <= v.dmax && variant_selected(v)) run_case(v, n, k, d, 0, P, P + n * d, budget);
+        }
+    } else {
         /* large: n = 200000, k = 4096, d = 128; and k > 16384 (the two-level epilogue's range) */
         const int d = 128;
         const int64_t shapes[2][2] = {{200000, 4096}, {20000, 20000}};
