@@ -25,10 +25,8 @@ typedef struct fkm_chunk_plan {
 /* The model's time of one pass over a shard in nc chunks: copies overlap compute, so the
  * longer of the two sets the pace, the pipeline's fill and drain cost about one chunk of
  * both, and every chunk pays the fixed cost:
- *     T(nc) = max(Tcopy, Tcomp) + (Tcopy + Tcomp) / nc + nc · fixed;
- * with carry (fkm_stream_rates.carry: the copies run on across passes) there is no fill or
- * drain:  T(nc) = max(Tcopy, Tcomp) + nc · fixed. */
-double fkm_plan_time(double ms_copy, double ms_comp, double ms_fixed, int64_t nc, int carry);
+ *     T(nc) = max(Tcopy, Tcomp) + (Tcopy + Tcomp) / nc + nc · fixed. */
+double fkm_plan_time(double ms_copy, double ms_comp, double ms_fixed, int64_t nc);
 
 /* Choose the chunk for a shard of n rows of row_bytes bytes: the nc minimising T(nc) among
  * powers of two (so that small differences between measurements seldom change the choice,
