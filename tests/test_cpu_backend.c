@@ -114,12 +114,7 @@ static void check_step_metric(int64_t n, int64_t k, int64_t d, fkm_metric metric
 {
     float *x = t_blobs(n, d, 5, seed);
     const double offset = metric == FKM_METRIC_COSINE ? 1.0 : 0.0;
-    if (metric == FKM_METRIC_COSINE) /* the driver hands cosine rows over as unit vectors */
-        for (int64_t i = 0; i < n; i++) {
-            double n2 = 0;
-            for (int64_t t = 0; t < d; t++) n2 += (double)x[i * d + t] * x[i * d + t];
-            for (int64_t t = 0; t < d; t++) x[i * d + t] = (float)(x[i * d + t] / sqrt(n2));
-        }
+    if (metric == FKM_METRIC_COSINE) t_normalize_rows(x, n, d); /* as the driver hands them over */
     float *c = malloc((size_t)(k * d) * sizeof *c);
     for (int64_t j = 0; j < k; j++)
         for (int64_t t = 0; t < d; t++) {

@@ -44,14 +44,7 @@ extern "C" {
 #include "assign_internal.h"
 #include "fkm_kernels.h"
 
-#define CK(call)                                                                                   \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "test_cuda.h"
 
 struct DevBuf {
     void *p = nullptr;

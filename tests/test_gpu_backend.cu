@@ -65,14 +65,7 @@ struct Run {
     int64_t empty;
 };
 
-#define OK(call)                                                                  \
-    do {                                                                          \
-        int s_ = (call);                                                          \
-        if (s_ != FKM_OK) {                                                       \
-            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, err.msg); \
-            exit(1);                                                              \
-        }                                                                         \
-    } while (0)
+#include "test_cuda.h"
 
 /* One Lloyd step on the backend plus its checks. */
 static void check_mode(fkm_precision p, int f16_input, int64_t n, int64_t k, int64_t d, uint64_t seed)

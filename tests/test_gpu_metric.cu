@@ -35,14 +35,7 @@ extern "C" {
 #include "rowsrc.h" /* C declarations without their own extern "C" */
 }
 
-#define CK(call)                                                                                   \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "test_cuda.h"
 
 struct Variant {
     const char *name;
@@ -85,13 +78,10 @@ static void run_kernel(const Variant &v, int64_t n, int64_t k, int d, float offs
     float *xr = t_blobs(n, d, 9, seed), *cr = t_blobs(k, d, 9, seed + 1);
     std::vector<float> xh(xr, xr + n * d), ch(cr, cr + k * d), xs, cs;
     free(xr), free(cr);
-    if (offset != 0) /* cosine: unit rows and centroids */
-        for (std::vector<float> *m : {&xh, &ch})
-            for (size_t i = 0; i < m->size() / (size_t)d; i++) {
-                double n2 = 0;
-                for (int t = 0; t < d; t++) n2 += (double)(*m)[i * d + t] * (*m)[i * d + t];
-                for (int t = 0; t < d; t++) (*m)[i * d + t] = (float)((*m)[i * d + t] / sqrt(n2));
-            }
+    if (offset != 0) { /* cosine: unit rows and centroids */
+        t_normalize_rows(xh.data(), n, d);
+        t_normalize_rows(ch.data(), k, d);
+    }
     const int ld = fkm_k_ld(v.mode, d);
     void *dx = upload(v.mode, xh, n, d, ld, xs), *dc = upload(v.mode, ch, k, d, ld, cs);
     int32_t *dl;
@@ -176,13 +166,10 @@ static void run_kernel(const Variant &v, int64_t n, int64_t k, int d, float offs
 static void run_backend(fkm_metric metric, int64_t n, int64_t k, int64_t d, uint64_t seed)
 {
     float *x = t_blobs(n, d, 7, seed), *c = t_blobs(k, d, 7, seed + 1);
-    if (metric == FKM_METRIC_COSINE)
-        for (float *m : {x, c})
-            for (int64_t i = 0; i < (m == x ? n : k); i++) {
-                double n2 = 0;
-                for (int64_t t = 0; t < d; t++) n2 += (double)m[i * d + t] * m[i * d + t];
-                for (int64_t t = 0; t < d; t++) m[i * d + t] = (float)(m[i * d + t] / sqrt(n2));
-            }
+    if (metric == FKM_METRIC_COSINE) {
+        t_normalize_rows(x, n, d);
+        t_normalize_rows(c, k, d);
+    }
     fkm_backend be[2];
     fkm_error err;
     CHECK(fkm_backend_cpu_create(&be[0], k, d, FKM_PREC_EXACT, metric, &err) == 0, "cpu: %s", err.msg);

@@ -36,14 +36,7 @@ extern "C" {
 #include "test_util.h"
 }
 
-#define OK(call)                                                                           \
-    do {                                                                                   \
-        int s_ = (call);                                                                   \
-        if (s_ != FKM_OK) {                                                                \
-            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, err.msg); \
-            exit(1);                                                                       \
-        }                                                                                  \
-    } while (0)
+#include "test_cuda.h"
 
 /* A row source over host memory that reads through its callback (resident = NULL for FILE),
  * counts its reads and where they ran, and can fail the read of one row's chunk. */

@@ -33,15 +33,7 @@ extern "C" {
 #include "test_util.h"
 }
 
-#define CUDA_OK(call)                                                                          \
-    do {                                                                                       \
-        cudaError_t e_ = (cudaError_t)(call);                                                  \
-        if (e_ != cudaSuccess) {                                                               \
-            fprintf(stderr, "%s:%d: %s: %s (%s)\n", __FILE__, __LINE__, cudaGetErrorName(e_), \
-                    cudaGetErrorString(e_), #call);                                            \
-            exit(1);                                                                           \
-        }                                                                                      \
-    } while (0)
+#include "test_cuda.h"
 
 static uint64_t rng_state;
 static uint64_t rnd64(void)
@@ -156,19 +148,19 @@ static void check_update(fkm_kmode m, int64_t n, int d, int ld, int64_t k, int d
     void *d_ws = NULL;
     size_t wsb = fkm_k_update_workspace(n, k, d);
     CHECK(wsb != SIZE_MAX, "workspace query failed");
-    if (n) CUDA_OK(cudaMalloc(&d_lab, (size_t)n * 4));
-    CUDA_OK(cudaMalloc(&d_stats, (size_t)len * 8));
-    if (wsb) CUDA_OK(cudaMalloc(&d_ws, wsb));
-    if (n) CUDA_OK(cudaMemcpy(d_lab, lab.data(), (size_t)n * 4, cudaMemcpyHostToDevice));
+    if (n) CK(cudaMalloc(&d_lab, (size_t)n * 4));
+    CK(cudaMalloc(&d_stats, (size_t)len * 8));
+    if (wsb) CK(cudaMalloc(&d_ws, wsb));
+    if (n) CK(cudaMemcpy(d_lab, lab.data(), (size_t)n * 4, cudaMemcpyHostToDevice));
 
     std::vector<double> out[2];
     for (int rep = 0; rep < 2; rep++) {
-        CUDA_OK(cudaMemset(d_stats, 0xFF, (size_t)len * 8)); /* NaN in every double */
-        if (wsb) CUDA_OK(cudaMemset(d_ws, rep ? 0x5A : 0xA5, wsb));
-        CUDA_OK(fkm_k_update(m, d_x, n, d, ld, d_lab, d_md, d_w, k, d_stats, d_ws, wsb, 0));
-        CUDA_OK(cudaDeviceSynchronize());
+        CK(cudaMemset(d_stats, 0xFF, (size_t)len * 8)); /* NaN in every double */
+        if (wsb) CK(cudaMemset(d_ws, rep ? 0x5A : 0xA5, wsb));
+        CK(fkm_k_update(m, d_x, n, d, ld, d_lab, d_md, d_w, k, d_stats, d_ws, wsb, 0));
+        CK(cudaDeviceSynchronize());
         out[rep].resize((size_t)len);
-        CUDA_OK(cudaMemcpy(out[rep].data(), d_stats, (size_t)len * 8, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(out[rep].data(), d_stats, (size_t)len * 8, cudaMemcpyDeviceToHost));
     }
     const double *g = out[0].data();
     int bad_sum = 0, bad_cnt = 0;
@@ -232,10 +224,10 @@ static void test_update(int small)
                 void *d_x = NULL;
                 float *d_md = NULL;
                 if (n) {
-                    CUDA_OK(cudaMalloc(&d_x, rows.raw.size()));
-                    CUDA_OK(cudaMalloc(&d_md, (size_t)n * 4));
-                    CUDA_OK(cudaMemcpy(d_x, rows.raw.data(), rows.raw.size(), cudaMemcpyHostToDevice));
-                    CUDA_OK(cudaMemcpy(d_md, md.data(), (size_t)n * 4, cudaMemcpyHostToDevice));
+                    CK(cudaMalloc(&d_x, rows.raw.size()));
+                    CK(cudaMalloc(&d_md, (size_t)n * 4));
+                    CK(cudaMemcpy(d_x, rows.raw.data(), rows.raw.size(), cudaMemcpyHostToDevice));
+                    CK(cudaMemcpy(d_md, md.data(), (size_t)n * 4, cudaMemcpyHostToDevice));
                 }
                 std::vector<int64_t> Ks = {1, 7, 1000};
                 if (n > 1 && n <= 1000) Ks.push_back(n); /* K = N */
@@ -249,8 +241,8 @@ static void test_update(int small)
                 for (auto &v : w) v = rnd64() % 5 == 0 ? 0.0f : (float)(rnd64() % 256) / 64.0f;
                 float *d_w = NULL;
                 if (n) {
-                    CUDA_OK(cudaMalloc(&d_w, (size_t)n * 4));
-                    CUDA_OK(cudaMemcpy(d_w, w.data(), (size_t)n * 4, cudaMemcpyHostToDevice));
+                    CK(cudaMalloc(&d_w, (size_t)n * 4));
+                    CK(cudaMemcpy(d_w, w.data(), (size_t)n * 4, cudaMemcpyHostToDevice));
                 }
                 for (int64_t k : Ks)
                     for (int dist = 0; dist < 3; dist++) {
@@ -270,8 +262,8 @@ static void test_update(int small)
                         Stored r2;
                         make_rows(m, n, d, ld2, &r2);
                         void *d_x2 = NULL;
-                        CUDA_OK(cudaMalloc(&d_x2, r2.raw.size()));
-                        CUDA_OK(cudaMemcpy(d_x2, r2.raw.data(), r2.raw.size(), cudaMemcpyHostToDevice));
+                        CK(cudaMalloc(&d_x2, r2.raw.size()));
+                        CK(cudaMemcpy(d_x2, r2.raw.data(), r2.raw.size(), cudaMemcpyHostToDevice));
                         check_update(m, n, d, ld2, 7, DIST_SKEWED, r2, d_x2, d_md, md);
                         cudaFree(d_x2);
                     }
@@ -330,20 +322,20 @@ static void test_finalize(int small)
             }
             double *d_st, *d_out;
             float *d_c;
-            CUDA_OK(cudaMalloc(&d_st, (size_t)len * 8));
-            CUDA_OK(cudaMalloc(&d_out, 16));
-            CUDA_OK(cudaMalloc(&d_c, (size_t)(k * d) * 4));
-            CUDA_OK(cudaMemcpy(d_st, st.data(), (size_t)len * 8, cudaMemcpyHostToDevice));
+            CK(cudaMalloc(&d_st, (size_t)len * 8));
+            CK(cudaMalloc(&d_out, 16));
+            CK(cudaMalloc(&d_c, (size_t)(k * d) * 4));
+            CK(cudaMemcpy(d_st, st.data(), (size_t)len * 8, cudaMemcpyHostToDevice));
             double o[2][2];
             std::vector<float> gc[2];
             for (int rep = 0; rep < 2; rep++) {
-                CUDA_OK(cudaMemcpy(d_c, c0.data(), (size_t)(k * d) * 4, cudaMemcpyHostToDevice));
-                CUDA_OK(cudaMemset(d_out, 0xFF, 16));
-                CUDA_OK(fkm_k_finalize(d_st, k, d, normalize, d_c, d_out, 0));
-                CUDA_OK(cudaDeviceSynchronize());
-                CUDA_OK(cudaMemcpy(o[rep], d_out, 16, cudaMemcpyDeviceToHost));
+                CK(cudaMemcpy(d_c, c0.data(), (size_t)(k * d) * 4, cudaMemcpyHostToDevice));
+                CK(cudaMemset(d_out, 0xFF, 16));
+                CK(fkm_k_finalize(d_st, k, d, normalize, d_c, d_out, 0));
+                CK(cudaDeviceSynchronize());
+                CK(cudaMemcpy(o[rep], d_out, 16, cudaMemcpyDeviceToHost));
                 gc[rep].resize((size_t)(k * d));
-                CUDA_OK(cudaMemcpy(gc[rep].data(), d_c, (size_t)(k * d) * 4, cudaMemcpyDeviceToHost));
+                CK(cudaMemcpy(gc[rep].data(), d_c, (size_t)(k * d) * 4, cudaMemcpyDeviceToHost));
             }
             if (!normalize) {
                 CHECK(memcmp(gc[0].data(), rc.data(), (size_t)(k * d) * 4) == 0,
@@ -410,28 +402,28 @@ static void time_update(int64_t n, int64_t k, int d, int skew_pct, int iters)
     double *stats;
     void *ws;
     size_t wsb = fkm_k_update_workspace(n, k, d);
-    CUDA_OK(cudaMalloc(&x, (size_t)(n * ld) * 2));
-    CUDA_OK(cudaMalloc(&lab, (size_t)n * 4));
-    CUDA_OK(cudaMalloc(&md, (size_t)n * 4));
-    CUDA_OK(cudaMalloc(&stats, (size_t)(k * d + k + 1) * 8));
-    CUDA_OK(cudaMalloc(&ws, wsb));
+    CK(cudaMalloc(&x, (size_t)(n * ld) * 2));
+    CK(cudaMalloc(&lab, (size_t)n * 4));
+    CK(cudaMalloc(&md, (size_t)n * 4));
+    CK(cudaMalloc(&stats, (size_t)(k * d + k + 1) * 8));
+    CK(cudaMalloc(&ws, wsb));
     k_fill_rand<<<(unsigned)((n + 255) / 256), 256>>>(x, n, d, ld, lab, md, k, skew_pct, 0x1234567);
-    CUDA_OK(cudaGetLastError());
+    CK(cudaGetLastError());
     cudaStream_t s;
-    CUDA_OK(cudaStreamCreate(&s));
+    CK(cudaStreamCreate(&s));
     cudaEvent_t e0, e1;
-    CUDA_OK(cudaEventCreate(&e0));
-    CUDA_OK(cudaEventCreate(&e1));
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
     const int warm = getenv("FKM_TIME_WARMUP") ? atoi(getenv("FKM_TIME_WARMUP")) : 3;
-    for (int w = 0; w < warm; w++) CUDA_OK(fkm_k_update(m, x, n, d, ld, lab, md, nullptr, k, stats, ws, wsb, (fkm_stream)s));
+    for (int w = 0; w < warm; w++) CK(fkm_k_update(m, x, n, d, ld, lab, md, nullptr, k, stats, ws, wsb, (fkm_stream)s));
     std::vector<float> ms;
     for (int it = 0; it < iters; it++) {
-        CUDA_OK(cudaEventRecord(e0, s));
-        CUDA_OK(fkm_k_update(m, x, n, d, ld, lab, md, nullptr, k, stats, ws, wsb, (fkm_stream)s));
-        CUDA_OK(cudaEventRecord(e1, s));
-        CUDA_OK(cudaEventSynchronize(e1));
+        CK(cudaEventRecord(e0, s));
+        CK(fkm_k_update(m, x, n, d, ld, lab, md, nullptr, k, stats, ws, wsb, (fkm_stream)s));
+        CK(cudaEventRecord(e1, s));
+        CK(cudaEventSynchronize(e1));
         float t;
-        CUDA_OK(cudaEventElapsedTime(&t, e0, e1));
+        CK(cudaEventElapsedTime(&t, e0, e1));
         ms.push_back(t);
     }
     std::sort(ms.begin(), ms.end());
@@ -459,7 +451,7 @@ int main(void)
         return SKIP_CODE;
     }
     cudaDeviceProp prop;
-    CUDA_OK(cudaGetDeviceProperties(&prop, 0));
+    CK(cudaGetDeviceProperties(&prop, 0));
     printf("device: %s (%d SMs)\n", prop.name, prop.multiProcessorCount);
     rng_state = t_seed();
     const int small = getenv("FKM_TEST_SMALL") ? atoi(getenv("FKM_TEST_SMALL")) : 0;

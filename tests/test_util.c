@@ -81,8 +81,10 @@ float *t_blobs(int64_t n, int64_t d, int clusters, uint64_t seed)
     return x;
 }
 
-void t_ref_assign(const float *x, int64_t n, int64_t d, const float *c, int64_t k, int32_t *label,
-                  double *d1, double *d2)
+/* The best and second-best score of every row over the k centroids, ties to the lowest
+ * index: the squared L2 distance, or (ip) −x·c. */
+static void ref_assign(const float *x, int64_t n, int64_t d, const float *c, int64_t k, int ip,
+                       int32_t *label, double *d1, double *d2)
 {
     for (int64_t i = 0; i < n; i++) {
         double best = INFINITY, second = INFINITY;
@@ -90,8 +92,8 @@ void t_ref_assign(const float *x, int64_t n, int64_t d, const float *c, int64_t 
         for (int64_t j = 0; j < k; j++) {
             double acc = 0;
             for (int64_t t = 0; t < d; t++) {
-                double diff = (double)x[i * d + t] - (double)c[j * d + t];
-                acc += diff * diff;
+                const double xv = x[i * d + t], cv = c[j * d + t];
+                acc += ip ? -xv * cv : (xv - cv) * (xv - cv);
             }
             if (acc < best) {
                 second = best;
@@ -107,26 +109,25 @@ void t_ref_assign(const float *x, int64_t n, int64_t d, const float *c, int64_t 
     }
 }
 
+void t_ref_assign(const float *x, int64_t n, int64_t d, const float *c, int64_t k, int32_t *label,
+                  double *d1, double *d2)
+{
+    ref_assign(x, n, d, c, k, 0, label, d1, d2);
+}
+
 void t_ref_assign_ip(const float *x, int64_t n, int64_t d, const float *c, int64_t k, int32_t *label,
                      double *d1, double *d2)
 {
+    ref_assign(x, n, d, c, k, 1, label, d1, d2);
+}
+
+void t_normalize_rows(float *x, int64_t n, int64_t d)
+{
     for (int64_t i = 0; i < n; i++) {
-        double best = INFINITY, second = INFINITY;
-        int32_t bi = 0;
-        for (int64_t j = 0; j < k; j++) {
-            double acc = 0;
-            for (int64_t t = 0; t < d; t++) acc -= (double)x[i * d + t] * (double)c[j * d + t];
-            if (acc < best) {
-                second = best;
-                best = acc;
-                bi = (int32_t)j;
-            } else if (acc < second) {
-                second = acc;
-            }
-        }
-        if (label) label[i] = bi;
-        if (d1) d1[i] = best;
-        if (d2) d2[i] = second;
+        double n2 = 0;
+        for (int64_t t = 0; t < d; t++) n2 += (double)x[i * d + t] * x[i * d + t];
+        const double inv = n2 > 0 ? 1.0 / sqrt(n2) : 1.0;
+        for (int64_t t = 0; t < d; t++) x[i * d + t] = (float)(x[i * d + t] * inv);
     }
 }
 
