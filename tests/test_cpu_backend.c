@@ -135,12 +135,7 @@ static void check_step_metric(int64_t n, int64_t k, int64_t d, fkm_metric metric
     CHECK(b.step(b.ctx, NULL, &err) == 0, "step");
     CHECK(b.labels(b.ctx, lab, &err) == 0, "labels");
     t_ref_assign_ip(x, n, d, c, k, ref, d1, d2);
-    double cmax = 0;
-    for (int64_t j = 0; j < k; j++) {
-        double a = 0;
-        for (int64_t t = 0; t < d; t++) a += (double)c[j * d + t] * c[j * d + t];
-        cmax = fmax(cmax, sqrt(a));
-    }
+    const double cmax = t_max_row_norm(c, k, d);
     int64_t bad = 0, ties = 0;
     double *sums = calloc((size_t)(k * d), sizeof *sums), *cnt = calloc((size_t)k, sizeof *cnt), in = 0;
     for (int64_t i = 0; i < n; i++) {

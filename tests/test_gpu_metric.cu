@@ -125,12 +125,7 @@ static void run_kernel(const Variant &v, int64_t n, int64_t k, int d, float offs
     std::vector<int32_t> ref((size_t)n);
     std::vector<double> s1((size_t)n), s2((size_t)n);
     t_ref_assign_ip(xs.data(), n, d, cs.data(), k, ref.data(), s1.data(), s2.data());
-    double cmax = 0;
-    for (int64_t j = 0; j < k; j++) {
-        double q = 0;
-        for (int t = 0; t < d; t++) q += (double)cs[(size_t)(j * d + t)] * cs[(size_t)(j * d + t)];
-        cmax = fmax(cmax, sqrt(q));
-    }
+    const double cmax = t_max_row_norm(cs.data(), k, d);
     const double u = ldexp(1.0, -23);
     const double eps = v.mode == FKM_K_EXACT ? (8.0 * d + 64) * u
                        : v.mode == FKM_K_TF32 ? ldexp(1.0, -9) + (2.0 * d + 64) * u
@@ -197,12 +192,7 @@ static void run_backend(fkm_metric metric, int64_t n, int64_t k, int64_t d, uint
     std::vector<int32_t> ref((size_t)n);
     std::vector<double> s1((size_t)n), s2((size_t)n);
     t_ref_assign_ip(x, n, d, c, k, ref.data(), s1.data(), s2.data());
-    double cmax = 0;
-    for (int64_t j = 0; j < k; j++) {
-        double q = 0;
-        for (int64_t t = 0; t < d; t++) q += (double)c[j * d + t] * c[j * d + t];
-        cmax = fmax(cmax, sqrt(q));
-    }
+    const double cmax = t_max_row_norm(c, k, d);
     int64_t differ = 0, ties = 0;
     for (int64_t i = 0; i < n; i++) {
         double xn = 0;

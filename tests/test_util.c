@@ -121,6 +121,17 @@ void t_ref_assign_ip(const float *x, int64_t n, int64_t d, const float *c, int64
     ref_assign(x, n, d, c, k, 1, label, d1, d2);
 }
 
+double t_max_row_norm(const float *x, int64_t n, int64_t d)
+{
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double n2 = 0;
+        for (int64_t t = 0; t < d; t++) n2 += (double)x[i * d + t] * x[i * d + t];
+        m = fmax(m, sqrt(n2));
+    }
+    return m;
+}
+
 void t_normalize_rows(float *x, int64_t n, int64_t d)
 {
     for (int64_t i = 0; i < n; i++) {

@@ -44,6 +44,8 @@ void t_ref_assign(const float *x, int64_t n, int64_t d, const float *c, int64_t 
  * −x·c in fp64. */
 void t_ref_assign_ip(const float *x, int64_t n, int64_t d, const float *c, int64_t k, int32_t *label,
                      double *d1, double *d2);
+/* The largest L2 norm of the n rows of x (fp64). */
+double t_max_row_norm(const float *x, int64_t n, int64_t d);
 /* Scale each of the n rows of x to unit L2 length (fp64 norm, one rounding; zero rows stay). */
 void t_normalize_rows(float *x, int64_t n, int64_t d);
 /* 1 when the reference label of a row is unambiguous at relative gap `rel`:
