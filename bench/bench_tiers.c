@@ -132,7 +132,7 @@ static void measured_rule(const fkm_rowsrc *mem, const fkm_rowsrc *fs, int64_t n
         if (i > 0 && cand[i] == cand[i - 1]) continue;
         const int64_t c = cand[i] < 1 ? 1 : cand[i], parts = (n + c - 1) / c;
         const double host = time_tier(mem, FKM_RES_HOST, c, k, c0, reps, NULL);
-        const double model = fkm_plan_time(plan.ms_copy, plan.ms_comp, rt.ms_fixed, parts) /
+        const double model = fkm_plan_time(plan.ms_copy, plan.ms_comp, rt.ms_fixed, parts, rt.carry) /
                              (plan.ms_copy > plan.ms_comp ? plan.ms_copy : plan.ms_comp);
         printf("    chunk %10lld (%5lld chunks, %7.1f MiB): host tier %9.2f ms = %.3f x max; model %.3f%s\n",
                (long long)c, (long long)parts, c * rb / (1 << 20), host, host / floor, model,

@@ -86,6 +86,8 @@ struct Ctx {
     cudaStream_t cs = nullptr;         /* HOST / FILE: the copy stream */
     cudaEvent_t copied[2] = {nullptr, nullptr};   /* copy into stage[i] done */
     cudaEvent_t converted[2] = {nullptr, nullptr}; /* stage[i] read by its conversion */
+    int pre0 = 0;                      /* HOST: chunk 0 of the next pass is in stage[0] already
+                                          (copied during the last pass, event copied[0]) */
     size_t pin_bytes = 0;
     Buf c32, c, cnorm;                 /* centroids */
     Buf stats, part, out2;             /* device results; part: one chunk's stats */
@@ -206,6 +208,8 @@ void free_rows(Ctx *x)
     x->pending = nullptr;
     Buf *bufs[] = {&x->x, &x->xnorm, &x->labels, &x->mind, &x->stage[0], &x->stage[1], &x->part, &x->aws, &x->uws, &x->prev, &x->w};
     x->have_prev = 0;
+    if (x->pre0 && x->cs) cudaStreamSynchronize(x->cs); /* before stage[0] goes */
+    x->pre0 = 0;
     for (Buf *b : bufs) dev_free(x, b);
     if (x->h_w) cudaFreeHost(x->h_w);
     x->h_w = nullptr;
@@ -544,9 +548,9 @@ int cu_step(void *vp, fkm_step_times *t, fkm_error *err)
     const bool file = x->res == FKM_RES_FILE;
     const size_t rb = fkm_rowsrc_row_bytes(&x->src);
     double wait_ms = 0; /* FILE: the host waiting for reads, and for copies to free a buffer */
-    if (streamed) { /* both staging buffers start free */
-        for (int i = 0; i < 2; i++) FKM_CUDA_TRY(err, cudaEventRecord(x->converted[i], x->s));
-    }
+    /* A staging buffer is free once the conversion that last read it is done (converted[i];
+     * never recorded = free): nothing here waits for the previous pass's compute, so the
+     * copies of this pass may start while it ends. */
     if (file) { /* a new read-ahead pass (no copy of an abandoned one may still read a buffer) */
         FKM_CUDA_TRY(err, cudaStreamSynchronize(x->cs));
         fkm_prefetch_begin(x->pf);
@@ -559,10 +563,12 @@ int cu_step(void *vp, fkm_step_times *t, fkm_error *err)
             const int i = (int)(c & 1);
             const void *from = file ? nullptr : (const void *)((const char *)x->hview + (size_t)r0 * rb);
             if (file && (s = file_next(x, r0, m, &from, &wait_ms, err))) return s;
-            /* copy stream: into stage[i] once its previous chunk is converted */
-            FKM_CUDA_TRY(err, cudaStreamWaitEvent(x->cs, x->converted[i], 0));
-            FKM_CUDA_TRY(err, cudaMemcpyAsync(x->stage[i].p, from, (size_t)m * rb, cudaMemcpyHostToDevice, x->cs));
-            FKM_CUDA_TRY(err, cudaEventRecord(x->copied[i], x->cs));
+            if (c > 0 || !x->pre0) { /* copy stream: into stage[i] once its previous chunk is converted */
+                FKM_CUDA_TRY(err, cudaStreamWaitEvent(x->cs, x->converted[i], 0));
+                FKM_CUDA_TRY(err, cudaMemcpyAsync(x->stage[i].p, from, (size_t)m * rb, cudaMemcpyHostToDevice, x->cs));
+                FKM_CUDA_TRY(err, cudaEventRecord(x->copied[i], x->cs));
+            }
+            if (c == 0) x->pre0 = 0;
             /* compute stream: convert (and, until cached, the norms) when the copy is in */
             FKM_CUDA_TRY(err, cudaStreamWaitEvent(x->s, x->copied[i], 0));
             float *xnd = (float *)x->xnorm.p + (x->norm_cache ? r0 : 0);
@@ -627,6 +633,16 @@ int cu_step(void *vp, fkm_step_times *t, fkm_error *err)
         }
     }
     if (streamed && x->norm_cache) x->norms_ready = 1; /* every chunk's norms are queued */
+    if (streamed && !file) {
+        /* HOST: the rows are the same every pass, so chunk 0 of the next one is copied now,
+         * under this pass's last chunks and the finalize: a pass then starts with its first
+         * chunk on the device (no pipeline fill), and the copy engine stays busy across passes */
+        const int64_t m0 = n < C ? n : C;
+        FKM_CUDA_TRY(err, cudaStreamWaitEvent(x->cs, x->converted[0], 0));
+        FKM_CUDA_TRY(err, cudaMemcpyAsync(x->stage[0].p, x->hview, (size_t)m0 * rb, cudaMemcpyHostToDevice, x->cs));
+        FKM_CUDA_TRY(err, cudaEventRecord(x->copied[0], x->cs));
+        x->pre0 = 1;
+    }
     if (t) t->ms_io = wait_ms;
     x->pending = t;
     return FKM_OK;
@@ -721,6 +737,10 @@ int load_chunk_sync(Ctx *x, int64_t r0, int64_t m, const float **xn, fkm_error *
     const bool file = x->res == FKM_RES_FILE;
     const void *from = file ? nullptr : (const void *)((const char *)x->hview + (size_t)r0 * rb);
     int s;
+    if (x->pre0) { /* stage[0] is reused here: the next step copies its chunk 0 again */
+        FKM_CUDA_TRY(err, cudaStreamSynchronize(x->cs));
+        x->pre0 = 0;
+    }
     if (file) {
         if (r0 == 0) {
             FKM_CUDA_TRY(err, cudaStreamSynchronize(x->cs));
@@ -1077,6 +1097,7 @@ int cu_probe_stream(void *vp, fkm_dtype dt, fkm_residency res, fkm_stream_rates 
     const size_t peak = x->peak;
     Probe P;
     int s = probe_body(x, &P, dt, r, err);
+    r->carry = res == FKM_RES_HOST; /* cu_step copies the next pass's first chunk early */
     cudaStreamSynchronize(x->s); /* before the buffers go, also after a failure */
     free_rows(x);                /* the backend as it was made: no rows, no centroids */
     x->have_c = 0;

@@ -37,6 +37,9 @@ typedef struct fkm_stream_rates {
     double ms_per_row; /* compute of one row in a chunk (convert, norms, assign, update) */
     double ms_fixed;   /* fixed cost of one chunk whatever its rows (launches, the sort's
                           passes, writing and adding the chunk's k×d statistics) */
+    int carry;         /* 1: the first chunk of a pass is copied during the previous pass
+                          (the HOST residency: the rows do not change), so a pass has no
+                          pipeline fill or drain */
 } fkm_stream_rates;
 
 typedef struct fkm_backend {

@@ -3,10 +3,10 @@
 
 #include <math.h>
 
-double fkm_plan_time(double ms_copy, double ms_comp, double ms_fixed, int64_t nc)
+double fkm_plan_time(double ms_copy, double ms_comp, double ms_fixed, int64_t nc, int carry)
 {
     const double longer = ms_copy > ms_comp ? ms_copy : ms_comp;
-    return longer + (ms_copy + ms_comp) / (double)nc + (double)nc * ms_fixed;
+    return longer + (carry ? 0.0 : (ms_copy + ms_comp) / (double)nc) + (double)nc * ms_fixed;
 }
 
 int fkm_plan_chunk(int64_t n, double row_bytes, const fkm_stream_rates *r, fkm_chunk_plan *plan,
@@ -32,9 +32,9 @@ int fkm_plan_chunk(int64_t n, double row_bytes, const fkm_stream_rates *r, fkm_c
     int64_t hi = lo;
     while (hi * 2 <= n && ceil((double)n / (double)(hi * 2)) >= min_rows) hi *= 2;
     int64_t best = lo;
-    double tbest = fkm_plan_time(ms_copy, ms_comp, r->ms_fixed, lo);
+    double tbest = fkm_plan_time(ms_copy, ms_comp, r->ms_fixed, lo, r->carry);
     for (int64_t nc = lo * 2; nc <= hi; nc *= 2) {
-        const double t = fkm_plan_time(ms_copy, ms_comp, r->ms_fixed, nc);
+        const double t = fkm_plan_time(ms_copy, ms_comp, r->ms_fixed, nc, r->carry);
         if (t < tbest) { /* strictly better: ties keep fewer chunks */
             tbest = t;
             best = nc;
@@ -46,8 +46,16 @@ int fkm_plan_chunk(int64_t n, double row_bytes, const fkm_stream_rates *r, fkm_c
     plan->nchunks = (n + chunk - 1) / chunk; /* = best, or fewer when n < best */
     plan->ms_copy = ms_copy;
     plan->ms_comp = ms_comp;
-    plan->ms_pred = fkm_plan_time(ms_copy, ms_comp, r->ms_fixed, plan->nchunks);
+    plan->ms_pred = fkm_plan_time(ms_copy, ms_comp, r->ms_fixed, plan->nchunks, r->carry);
     const double longer = ms_copy > ms_comp ? ms_copy : ms_comp;
     plan->ratio = longer > 0 ? plan->ms_pred / longer : 1.0;
     return FKM_OK;
+}
+
+int64_t fkm_plan_fit_memory(int64_t chunk, double dev_row_bytes, double free_bytes)
+{
+    if (!(free_bytes > 0) || !(dev_row_bytes > 0)) return chunk;
+    const double fit = floor(0.25 * free_bytes / dev_row_bytes);
+    if ((double)chunk > fit) chunk = fit < 1 ? 1 : (int64_t)fit;
+    return chunk;
 }

@@ -25,8 +25,10 @@ typedef struct fkm_chunk_plan {
 /* The model's time of one pass over a shard in nc chunks: copies overlap compute, so the
  * longer of the two sets the pace, the pipeline's fill and drain cost about one chunk of
  * both, and every chunk pays the fixed cost:
- *     T(nc) = max(Tcopy, Tcomp) + (Tcopy + Tcomp) / nc + nc · fixed. */
-double fkm_plan_time(double ms_copy, double ms_comp, double ms_fixed, int64_t nc);
+ *     T(nc) = max(Tcopy, Tcomp) + (Tcopy + Tcomp) / nc + nc · fixed;
+ * with carry (fkm_stream_rates.carry: the copies run on across passes) there is no fill or
+ * drain:  T(nc) = max(Tcopy, Tcomp) + nc · fixed. */
+double fkm_plan_time(double ms_copy, double ms_comp, double ms_fixed, int64_t nc, int carry);
 
 /* Choose the chunk for a shard of n rows of row_bytes bytes: the nc minimising T(nc) among
  * powers of two (so that small differences between measurements seldom change the choice,
@@ -37,6 +39,13 @@ double fkm_plan_time(double ms_copy, double ms_comp, double ms_fixed, int64_t nc
  * (ms_fixed may be 0) or n < 1; *plan is then untouched. */
 int fkm_plan_chunk(int64_t n, double row_bytes, const fkm_stream_rates *rates, fkm_chunk_plan *plan,
                    fkm_error *err);
+
+/* chunk cut so that the streamed tier's buffers of one chunk (dev_row_bytes per row: the two
+ * staging copies of the source rows, the rows in the compute type, their norms, labels,
+ * distances and the sort's pairs) take at most a quarter of the device's free memory
+ * (free_bytes; 0: unknown, no cut), leaving the rest to the centroids, the assign workspace,
+ * the norm cache and other ranks on the same device; at least one row. */
+int64_t fkm_plan_fit_memory(int64_t chunk, double dev_row_bytes, double free_bytes);
 
 #ifdef __cplusplus
 }

@@ -53,6 +53,8 @@ typedef struct run {
     fkm_step_times t;   /* the last step's times */
     int64_t chunk;      /* rows per statistics chunk, the same on every rank */
     int64_t resume_chunk; /* the checkpoint's chunk_rows (0: none) */
+    fkm_stream_rates rates; /* the backend's last probe_stream, for (rates_dt, rates_res) */
+    int have_rates, rates_dt, rates_res; /* so that the final pass over all rows probes no more */
     int start_iter;     /* first iteration to run (after a resume, the checkpoint's + 1) */
     double start_prev;  /* the stop test's previous inertia at start_iter (NaN when fresh) */
 } run;
@@ -455,8 +457,16 @@ static int64_t measured_chunk(run *R, const fkm_params *p, fkm_residency r, int6
     fkm_error_clear(&e);
     const double rb = (double)fkm_rowsrc_row_bytes(R->use);
     const double t0 = fkm_now_ms();
-    if (R->be.probe_stream(R->be.ctx, R->use->dt, r, &rates, &e) != FKM_OK ||
-        fkm_plan_chunk(n_max, rb, &rates, &plan, &e) != FKM_OK) {
+    if (R->have_rates && R->rates_dt == (int)R->use->dt && R->rates_res == (int)r) {
+        rates = R->rates;
+    } else {
+        R->have_rates = 0;
+        if (R->be.probe_stream(R->be.ctx, R->use->dt, r, &rates, &e) == FKM_OK) {
+            R->rates = rates, R->have_rates = 1;
+            R->rates_dt = (int)R->use->dt, R->rates_res = (int)r;
+        }
+    }
+    if (!R->have_rates || fkm_plan_chunk(n_max, rb, &rates, &plan, &e) != FKM_OK) {
         if (R->comm.rank == 0 && p->verbose > 1)
             printf("chunk: no measured rates (%s); the fixed rule applies\n", e.msg);
         return 0;
@@ -482,6 +492,10 @@ static int64_t measured_chunk(run *R, const fkm_params *p, fkm_residency r, int6
  * about one chunk in sixteen to its fill and drain (measured on an H100: 1.03-1.10 x
  * max(copy, compute) at 64-128 MiB chunks), while each chunk's copy (≥ 0.6 ms at
  * 53 GB/s) stays long next to its fixed cost of launches and a sort. */
+/* GPU bytes per row held on the device: the rows (compute type, padded, at most 4 bytes per
+ * value), norms, labels, distances and the sort's pairs. */
+static double dev_row_bytes(int64_t d) { return (double)((d + 7) / 8 * 8) * 4.0 + 4 + 4 + 4 + 32; }
+
 static int choose_residency(run *R, const fkm_params *p, int64_t n_max, fkm_residency *res,
                             int64_t *chunk, fkm_error *err)
 {
@@ -496,8 +510,7 @@ static int choose_residency(run *R, const fkm_params *p, int64_t n_max, fkm_resi
         if (cuda) {
             size_t dfree = 0, dtotal = 0;
             fkm_cuda_mem_info(R->device, &dfree, &dtotal);
-            /* rows (compute type, padded) + norms, labels, distances + the sort's pairs */
-            double need = (double)n * ((double)((d + 7) / 8 * 8) * 4.0 + 4 + 4 + 4 + 32) + (256 << 20);
+            double need = (double)n * dev_row_bytes(d) + (256 << 20);
             r = need < 0.9 * (double)dfree ? FKM_RES_DEVICE : host_fits ? FKM_RES_HOST : FKM_RES_FILE;
         } else {
             r = host_fits ? FKM_RES_DEVICE : FKM_RES_FILE;
@@ -512,6 +525,15 @@ static int choose_residency(run *R, const fkm_params *p, int64_t n_max, fkm_resi
             if (bytes < 32.0 * (1 << 20)) bytes = 32.0 * (1 << 20);
             if (bytes > 256.0 * (1 << 20)) bytes = 256.0 * (1 << 20);
             c = (int64_t)(bytes / src_rb);
+        }
+        if (cuda && r != FKM_RES_DEVICE) { /* a chunk's buffers within the free device memory */
+            size_t dfree = 0, dtotal = 0;
+            fkm_cuda_mem_info(R->device, &dfree, &dtotal);
+            const int64_t want = c;
+            c = fkm_plan_fit_memory(c, 2 * src_rb + dev_row_bytes(d), (double)dfree); /* + staging */
+            if (c < want && R->comm.rank == 0 && p->verbose > 0)
+                printf("chunk: %lld rows, cut from %lld to fit a quarter of the free device memory "
+                       "(%.1f GiB)\n", (long long)c, (long long)want, (double)dfree / (1 << 30));
         }
         if (c < 1) c = 1;
     }

@@ -1,7 +1,8 @@
 /* The streamed chunk's choice model (src/chunkplan.c), a pure function, against an exhaustive
  * search written here: for fresh random shards and rates, the chosen number of chunks is a
- * power of two minimising T(nc) = max(copy, compute) + (copy + compute)/nc + nc·fixed over
- * every allowed power of two (ties to fewer chunks), each chunk's source rows stay within
+ * power of two minimising T(nc) = max(copy, compute) + (copy + compute)/nc + nc·fixed (with
+ * carry, half the cases: max(copy, compute) + nc·fixed) over every allowed power of two (ties
+ * to fewer chunks), each chunk's source rows stay within
  * [8 MiB, 1 GiB] (the lower bound yielding only to the 2-chunk minimum of small shards), the
  * chunk covers the shard in nchunks chunks, and the predicted ratio is T / max(copy, compute).
  * Then the corners: an H100 measurement of README's table, no fixed cost (smallest chunks),
@@ -16,10 +17,11 @@
 
 #define MIB (1024.0 * 1024.0)
 
-/* The model, written out here independently of the library's fkm_plan_time. */
-static double t_model(double copy, double comp, double fixed, int64_t nc)
+/* The model, written out here independently of the library's fkm_plan_time (carry: no fill
+ * or drain, the copies running on across passes). */
+static double t_model(double copy, double comp, double fixed, int64_t nc, int carry)
 {
-    return fmax(copy, comp) + (copy + comp) / (double)nc + (double)nc * fixed;
+    return fmax(copy, comp) + (carry ? 0.0 : (copy + comp) / (double)nc) + (double)nc * fixed;
 }
 
 /* The plan's promises for (n, rb, r), checked by brute force. */
@@ -49,10 +51,10 @@ static void check_plan(int64_t n, double rb, const fkm_stream_rates *r, const ch
     while (lo < n && (double)((n + lo - 1) / lo) * rb > FKM_PLAN_MAX_CHUNK_BYTES && (n + lo - 1) / lo > 1)
         lo *= 2;
     int64_t best = lo;
-    double tbest = t_model(copy, comp, r->ms_fixed, lo);
+    double tbest = t_model(copy, comp, r->ms_fixed, lo, r->carry);
     for (int64_t nc = 2 * lo; nc <= n; nc *= 2) {
         if ((double)((n + nc - 1) / nc) * rb < FKM_PLAN_MIN_CHUNK_BYTES) break;
-        const double t = t_model(copy, comp, r->ms_fixed, nc);
+        const double t = t_model(copy, comp, r->ms_fixed, nc, r->carry);
         if (t < tbest) {
             tbest = t;
             best = nc;
@@ -65,8 +67,8 @@ static void check_plan(int64_t n, double rb, const fkm_stream_rates *r, const ch
         CHECK((double)p.chunk * rb >= FKM_PLAN_MIN_CHUNK_BYTES, "%s: chunk of %.2f MiB below the bound",
               what, p.chunk * rb / MIB);
     const double longer = copy > comp ? copy : comp;
-    CHECK(fabs(p.ms_pred - t_model(copy, comp, r->ms_fixed, p.nchunks)) <= 1e-9 * p.ms_pred &&
-              fabs(fkm_plan_time(copy, comp, r->ms_fixed, p.nchunks) - p.ms_pred) <= 1e-9 * p.ms_pred &&
+    CHECK(fabs(p.ms_pred - t_model(copy, comp, r->ms_fixed, p.nchunks, r->carry)) <= 1e-9 * p.ms_pred &&
+              fabs(fkm_plan_time(copy, comp, r->ms_fixed, p.nchunks, r->carry) - p.ms_pred) <= 1e-9 * p.ms_pred &&
               fabs(p.ratio - p.ms_pred / longer) <= 1e-12 && p.ratio >= 1.0,
           "%s: predicted %g ms, ratio %g", what, p.ms_pred, p.ratio);
 }
@@ -84,7 +86,7 @@ int main(void)
         const int64_t n = 1 + (int64_t)pow(10.0, 9.3 * u1);
         const double rb = (double)(4 * (1 + t_xs_next(&st) % 1024));
         fkm_stream_rates r = {pow(10.0, 2.0 * u2), 1e-8 * pow(10.0, 5.0 * u3),
-                              i % 10 == 0 ? 0.0 : 1e-3 * pow(10.0, 4.0 * u4)};
+                              i % 10 == 0 ? 0.0 : 1e-3 * pow(10.0, 4.0 * u4), i % 2};
         snprintf(what, sizeof what, "random %d: n %lld rb %g copy %.3g GB/s %.3g ms/row %.3g ms/chunk",
                  i, (long long)n, rb, r.copy_gbs, r.ms_per_row, r.ms_fixed);
         check_plan(n, rb, &r, what);
@@ -113,6 +115,22 @@ int main(void)
           "dear chunks: %lld chunks of %.1f MiB", (long long)p.nchunks, p.chunk * 256 / MIB);
     CHECK(fkm_plan_chunk(8388608, 256, &dear, &p, &err) == FKM_OK && p.nchunks == 2,
           "dear chunks, 2 GiB: %lld chunks", (long long)p.nchunks);
+    /* carry (HOST: the copies run on across passes, no fill or drain): the fewest chunks the
+     * 1 GiB bound allows, here with the H200's K = 8192 rates (2 GiB of rows: 2 chunks),
+     * whereas the same rates without carry want 16 */
+    fkm_stream_rates h200 = {55.1, 46.0 / 8388608.0, 0.254, 1};
+    CHECK(fkm_plan_chunk(8388608, 256, &h200, &p, &err) == FKM_OK && p.nchunks == 2 &&
+              p.ratio < 1.02,
+          "h200 carry: %lld chunks, ratio %g", (long long)p.nchunks, p.ratio);
+    h200.carry = 0;
+    CHECK(fkm_plan_chunk(8388608, 256, &h200, &p, &err) == FKM_OK && p.nchunks == 16,
+          "h200 without carry: %lld chunks", (long long)p.nchunks);
+    /* the device-memory cut: a quarter of the free bytes, at least a row, none when unknown */
+    CHECK(fkm_plan_fit_memory(1 << 20, 1000, 1e9) == 250000, "memory cut: %lld",
+          (long long)fkm_plan_fit_memory(1 << 20, 1000, 1e9));
+    CHECK(fkm_plan_fit_memory(1000, 1000, 1e9) == 1000, "memory cut of a chunk that fits");
+    CHECK(fkm_plan_fit_memory(1000, 1000, 100) == 1, "memory cut below one row");
+    CHECK(fkm_plan_fit_memory(1000, 1000, 0) == 1000, "memory cut with the free memory unknown");
     /* a shard smaller than two 8 MiB chunks: two chunks anyway */
     CHECK(fkm_plan_chunk(10001, 512, &free_chunks, &p, &err) == FKM_OK && p.chunk == 5001 && p.nchunks == 2,
           "small shard: chunk %lld", (long long)p.chunk);
