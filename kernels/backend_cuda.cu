@@ -992,6 +992,9 @@ int probe_step(Ctx *x, Probe *P, int64_t m, int64_t chunk, double *ms, fkm_error
     k_probe_wait<<<1, 1, 0, x->s>>>(PROBE_HEAD_NS);
     FKM_CUDA_TRY(err, cudaGetLastError());
     FKM_CUDA_TRY(err, cudaEventRecord(P->ev[0], x->s));
+    /* the step's copies start after ev[0] (cu_step's first copy waits for no compute, so it
+     * would otherwise run under the head wait, untimed, and the compute's share come out low) */
+    FKM_CUDA_TRY(err, cudaStreamWaitEvent(x->cs, P->ev[0], 0));
     if ((s = cu_step(x, nullptr, err))) return s;
     FKM_CUDA_TRY(err, cudaEventRecord(P->ev[1], x->s));
     FKM_CUDA_TRY(err, cudaEventSynchronize(P->ev[1]));
