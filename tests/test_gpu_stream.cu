@@ -14,7 +14,8 @@
  *    test instead of a hang).
  *  - probe_stream: rates within sane ranges, in well under a second; refused for DEVICE and
  *    after set_source; the backend works as new after it (a fit equals a fresh backend's
- *    bitwise); and fkm_plan_chunk's chunk from those rates lies within its bounds. */
+ *    bitwise); fkm_plan_chunk's chunk from those rates lies within its bounds; and (k = 1024)
+ *    the predicted compute of 2^20 rows is within [0.8, 5] x a timed device-resident step. */
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -266,6 +267,39 @@ static void check_read_error(int64_t fail_row, int fail_on, int use_nearest)
     printf("  %s: ok (%s)\n", what, err.msg);
 }
 
+/* The median time of three Lloyd steps (after one) of the CUDA backend on m rows resident on
+ * the device: step, statistics to the host, finalize. */
+static double device_step_ms(int f16, int64_t k, int64_t d, int64_t m, uint64_t seed)
+{
+    fkm_error err;
+    fkm_error_clear(&err);
+    float *x = t_blobs(m, d, 64, seed);
+    std::vector<uint16_t> xh(f16 ? (size_t)(m * d) : 0);
+    for (size_t i = 0; i < xh.size(); i++) {
+        __half h = __float2half_rn(x[i]);
+        memcpy(&xh[i], &h, 2);
+    }
+    fkm_backend b;
+    OK(fkm_backend_cuda_create(&b, k, d, FKM_PREC_AUTO, FKM_METRIC_L2, 0, &err));
+    OK(b.set_data(b.ctx, f16 ? (const void *)xh.data() : (const void *)x, f16 ? FKM_DT_F16 : FKM_DT_F32, m,
+                  d, &err));
+    OK(b.set_centroids(b.ctx, x, k, &err)); /* the first k rows */
+    std::vector<double> st((size_t)fkm_stats_len(k, d));
+    double t[4];
+    for (int it = 0; it < 4; it++) {
+        double sh, t0 = fkm_now_ms();
+        int64_t em;
+        OK(b.step(b.ctx, NULL, &err));
+        OK(b.stats_to_host(b.ctx, st.data(), &err));
+        OK(b.finalize(b.ctx, &sh, &em, &err));
+        t[it] = fkm_now_ms() - t0;
+    }
+    b.destroy(b.ctx);
+    free(x);
+    double a = t[1], bb = t[2], c = t[3]; /* the median of the last three */
+    return a > bb ? (bb > c ? bb : a > c ? c : a) : (a > c ? a : bb > c ? c : bb);
+}
+
 static void check_probe(int f16, int64_t k, int64_t d, uint64_t seed)
 {
     char what[96];
@@ -330,6 +364,16 @@ static void check_probe(int f16, int64_t k, int64_t d, uint64_t seed)
     }
     CHECK(st[0] == st[1], "%s: a fit after the probe differs from a fresh backend's", what);
     free(x);
+    if (k >= 1024) { /* the compute rate against a timed step of real rows on the device */
+        const double dev = device_step_ms(f16, k, d, (int64_t)1 << 20, seed + 1);
+        const double pred = (double)((int64_t)1 << 20) * r.ms_per_row + r.ms_fixed;
+        /* a streamed step also converts each chunk, so it costs more than a resident one
+         * (H200, k = 1024: 2.3x); a copy timed as compute, or compute hidden under the copy,
+         * would be off the other way (0.55x when the probe's copy ran untimed) */
+        CHECK(pred >= 0.8 * dev && pred <= 5 * dev, "%s: the probe predicts %.3f ms for 2^20 rows, a device "
+              "step takes %.3f ms", what, pred, dev);
+        printf("  %s: 2^20 rows: probe %.3f ms, device step %.3f ms\n", what, pred, dev);
+    }
     printf("  %s: %.0f ms: H2D %.1f GB/s, %.3g ns/row, %.3f ms/chunk; 2^24 rows -> %lld chunks of %lld "
            "(predicted %.3f x max(copy, compute)): ok\n",
            what, ms, r.copy_gbs, r.ms_per_row * 1e6, r.ms_fixed, (long long)p.nchunks, (long long)p.chunk,
