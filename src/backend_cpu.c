@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { TILE_M = 256, TILE_K = 512 };
+enum { TILE_M = 256, TILE_K = 512, PREFETCH_ROWS = 16 };
 
 typedef struct cpu_ctx {
     int64_t k, d, n;
@@ -213,31 +213,63 @@ static int32_t recheck(const cset *s, const float *xi, double xnorm, float best3
 }
 
 /* Merge one tile row (row[j] = −2x·c_j) into the running best / second-best of
- * ‖c‖² − 2x·c (‖x‖² is the same for every j and left out). Vectorised passes: the minimum,
- * its first index, and, when the best moved, the tile's runner-up. */
-static void tile_argmin(float *row, const float *cn, int64_t kk, int64_t j0, float *best,
+ * ‖c‖² − 2x·c (‖x‖² is the same for every j and left out), in one pass: 16 independent
+ * running (best, its first index, second) lanes in two 8-wide vectors (GCC vector extensions:
+ * AVX2 where the CPU has it, two SSE halves elsewhere; compares and selects are exact, so
+ * every build gives the same bits), then the lanes merged, ties to the lowest index. */
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+#define SEL8(m, a, b) ((v8f)(((v8i)(a) & (m)) | ((v8i)(b) & ~(m)))) /* m ? a : b, per lane */
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void tile_argmin(const float *row, const float *cn, int64_t kk, int64_t j0, float *best,
                         float *second, int32_t *bidx)
 {
-    float m = INFINITY;
-#pragma omp simd reduction(min : m)
-    for (int64_t j = 0; j < kk; j++) {
-        float v = cn[j] + row[j];
-        row[j] = v;
-        m = v < m ? v : m;
+    const float inf = INFINITY;
+    v8f b[2] = {{inf, inf, inf, inf, inf, inf, inf, inf}, {inf, inf, inf, inf, inf, inf, inf, inf}};
+    v8f s2[2] = {b[0], b[0]};
+    v8i bi[2] = {{0}, {0}}, idx[2] = {{0, 1, 2, 3, 4, 5, 6, 7}, {8, 9, 10, 11, 12, 13, 14, 15}};
+    int64_t j = 0;
+    for (; j + 16 <= kk; j += 16) {
+        for (int h = 0; h < 2; h++) {
+            v8f r, c;
+            memcpy(&r, row + j + 8 * h, sizeof r);
+            memcpy(&c, cn + j + 8 * h, sizeof c);
+            const v8f v = c + r;
+            const v8i lt = v < b[h];
+            const v8f hi = SEL8(lt, b[h], v); /* the one of v and b that is not the new best */
+            s2[h] = SEL8(hi < s2[h], hi, s2[h]);
+            bi[h] = (idx[h] & lt) | (bi[h] & ~lt);
+            b[h] = SEL8(lt, v, b[h]);
+            idx[h] += 16;
+        }
     }
+    float lb[16], ls[16];
+    int32_t li[16];
+    memcpy(lb, b, sizeof lb), memcpy(ls, s2, sizeof ls), memcpy(li, bi, sizeof li);
+    for (int l = 0; j < kk; j++, l++) { /* the tail, one value per lane */
+        const float v = cn[j] + row[j], hi = v < lb[l] ? lb[l] : v;
+        ls[l] = hi < ls[l] ? hi : ls[l];
+        if (v < lb[l]) lb[l] = v, li[l] = (int32_t)j;
+    }
+    int ml = 0;
+    for (int l = 1; l < 16; l++)
+        if (lb[l] < lb[ml] || (lb[l] == lb[ml] && li[l] < li[ml])) ml = l;
+    float m2 = INFINITY;
+    for (int l = 0; l < 16; l++) {
+        m2 = ls[l] < m2 ? ls[l] : m2;
+        if (l != ml) m2 = lb[l] < m2 ? lb[l] : m2;
+    }
+    const float m = lb[ml];
     if (!(m < *best)) {
         if (m < *second) *second = m;
         return;
     }
-    int64_t jm = 0;
-    while (row[jm] != m) jm++;
-    row[jm] = INFINITY;
-    float m2 = INFINITY;
-#pragma omp simd reduction(min : m2)
-    for (int64_t j = 0; j < kk; j++) m2 = row[j] < m2 ? row[j] : m2;
     *second = *best < m2 ? *best : m2;
     *best = m;
-    *bidx = (int32_t)(j0 + jm);
+    *bidx = (int32_t)(j0 + li[ml]);
 }
 
 /* Labels of m rows x (norms xnorm) into labels. */
@@ -278,6 +310,21 @@ static void assign(const cset *s, const float *x, const double *xnorm, int64_t n
     }
 }
 
+/* sj += wi·x, acc += wi·(x − c)² per coordinate, in fp64 (AVX2 where the CPU has it: no
+ * fused multiply-add, so every build gives the same bits). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void accum_row(double *restrict sj, double *restrict acc, const float *restrict xi,
+                      const float *restrict cj, double wi, int64_t d)
+{
+    for (int64_t t = 0; t < d; t++) {
+        const double v = xi[t], diff = v - cj[t];
+        sj[t] += wi * v;
+        acc[t] += wi * (diff * diff);
+    }
+}
+
 /* One chunk's statistics into s->part: a counting sort of its rows by label, then each
  * cluster's sums and squared distances reduced in row order (deterministic whatever the
  * thread count). w: the chunk's row weights, or NULL (all ones: the same arithmetic, as
@@ -307,16 +354,17 @@ static void update(cpu_ctx *s, const float *x, int64_t n, const int32_t *labels,
             const float *cj = s->c + j * d;
             double wsum = 0;
             for (int64_t t = 0; t < d; t++) sj[t] = acc[t] = 0;
-            for (int64_t p = s->offsets[j]; p < s->offsets[j + 1]; p++) {
+            const int64_t p1 = s->offsets[j + 1];
+            for (int64_t p = s->offsets[j]; p < p1; p++) {
+                if (p + PREFETCH_ROWS < p1) { /* the rows come in label order, i.e. scattered:
+                                                 ask for them ahead instead of waiting on each */
+                    const char *ahead = (const char *)(x + s->order[p + PREFETCH_ROWS] * d);
+                    for (int64_t b = 0; b < d * (int64_t)sizeof(float); b += 64) __builtin_prefetch(ahead + b);
+                }
                 const float *xi = x + s->order[p] * d;
                 const double wi = w ? (double)w[s->order[p]] : 1.0;
                 wsum += wi;
-#pragma omp simd
-                for (int64_t t = 0; t < d; t++) {
-                    double v = xi[t], diff = v - cj[t];
-                    sj[t] += wi * v;
-                    acc[t] += wi * (diff * diff);
-                }
+                accum_row(sj, acc, xi, cj, wi, d);
             }
             double in = 0;
             counts[j] = w ? wsum : (double)(s->offsets[j + 1] - s->offsets[j]);
