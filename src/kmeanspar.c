@@ -75,6 +75,32 @@ static int gather_selected(fkm_comm *comm, const fkm_rowsrc *src, int64_t row0, 
     return s;
 }
 
+/* The first candidate: one global row drawn with probability ∝ w (uniformly without weights),
+ * by the largest key log(u_i) / w_i, u_i uniform per global row (Efraimidis and Spirakis):
+ * each key depends on the row alone, so the draw is the same for any split over ranks. Ties
+ * (none in practice) go to the lowest row. Rows of weight 0 have key −∞ and are never drawn
+ * (the weights were checked: not all 0). Collective. */
+static int first_row(fkm_comm *comm, const float *w, int64_t row0, int64_t nl, int64_t n,
+                     uint64_t seed, int64_t *first, fkm_error *err)
+{
+    double v[2] = {-INFINITY, -INFINITY}; /* the best key, then −(its row) */
+    for (int64_t i = 0; i < nl; i++) {
+        const double wi = w ? (double)w[i] : 1.0;
+        if (!(wi > 0)) continue;
+        const double u = fkm_rand_unit(seed, FKM_STREAM_KMPAR, (uint64_t)(row0 + i));
+        const double key = log(u) / wi; /* u = 0: −∞, the least likely */
+        if (key > v[0] || v[1] == -INFINITY) v[0] = key, v[1] = -(double)(row0 + i);
+    }
+    double best = v[0];
+    int s = fkm_comm_allreduce_max_f64(comm, &best, 1, err);
+    if (s) return s;
+    double id = v[0] == best && v[1] != -INFINITY ? v[1] : -(double)n; /* the lowest row holding it */
+    if ((s = fkm_comm_allreduce_max_f64(comm, &id, 1, err))) return s;
+    *first = (int64_t)-id;
+    if (*first < 0 || *first >= n) *first = 0; /* no row of positive weight: cannot happen */
+    return FKM_OK;
+}
+
 int fkm_kmeans_par(fkm_comm *comm, fkm_backend *be, const fkm_rowsrc *src, const float *w,
                    int64_t row0, int64_t n, int64_t k, uint64_t seed, int rounds, double ell,
                    int verbose, float *out, fkm_error *err)
@@ -90,8 +116,8 @@ int fkm_kmeans_par(fkm_comm *comm, fkm_backend *be, const fkm_rowsrc *src, const
     int32_t *lab = dist ? fkm_malloc((size_t)(nl > 0 ? nl : 1) * sizeof(int32_t), "k-means|| labels", err) : NULL;
     int64_t *sel = lab ? fkm_malloc((size_t)(nl > 0 ? nl : 1) * sizeof(int64_t), "k-means|| draws", err) : NULL;
     int s = fkm_comm_agree(comm, err);
-    /* one row drawn uniformly */
-    int64_t first = (int64_t)fkm_rand_below(seed, FKM_STREAM_KMPAR, 0, (uint64_t)n);
+    int64_t first = 0;
+    if (!s) s = first_row(comm, w, row0, nl, n, seed, &first, err);
     if (!s) {
         cands_grow(&c, 1, d, err);
         s = fkm_comm_agree(comm, err);

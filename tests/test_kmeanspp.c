@@ -3,11 +3,14 @@
  * and by the greedy best-of-two rule (scikit-learn's default trials for k = 2); each test also
  * checks that a uniform choice would have failed it. Then: the same centroids for any number of
  * threads, and the CPU backend's nearest() (k-means||) and changed() (--reassign-tol) against
- * an fp64 brute force. */
+ * an fp64 brute force; k-means||'s first candidate drawn ∝ w. */
 #include "backend.h"
+#include "comm.h"
+#include "init.h"
 #include "kmeanspp.h"
 #include "rowsrc.h"
 #include "test_util.h"
+#include "util.h"
 
 #include <math.h>
 #include <omp.h>
@@ -206,11 +209,63 @@ static void test_nearest_changed(uint64_t seed)
     free(x), free(c), free(c2), free(l0), free(l1), free(lab), free(ref), free(dist), free(d1), free(dd2);
 }
 
+/* k-means||'s first candidate (k = 1, no rounds: the result is that row) over many seeds:
+ * drawn ∝ w (uniformly without weights), never a row of weight 0; a uniform draw would fail. */
+static void test_kmpar_first(fkm_comm *comm, const double *wd, const char *what, uint64_t seed)
+{
+    enum { R = 20000 };
+    float x[M * D], w[M];
+    for (int i = 0; i < M; i++) x[i * D] = (float)i, x[i * D + 1] = (float)(i * i), w[i] = (float)wd[i];
+    fkm_backend b;
+    fkm_error err;
+    fkm_rowsrc src;
+    fkm_rowsrc_memory(&src, x, FKM_DT_F32, M, D);
+    CHECK(fkm_backend_cpu_create(&b, 1, D, FKM_PREC_AUTO, FKM_METRIC_L2, &err) == 0 &&
+              b.set_source(b.ctx, &src, FKM_RES_DEVICE, M, &err) == 0,
+          "%s: backend: %s", what, err.msg);
+    int cnt[M] = {0};
+    double wsum = 0;
+    for (int i = 0; i < M; i++) wsum += wd[i];
+    for (int r = 0; r < R; r++) {
+        float out[D];
+        fkm_error_clear(&err);
+        if (fkm_kmeans_par(comm, &b, &src, wd[0] < 0 ? NULL : w, 0, M, 1, seed * R + (uint64_t)r, 0, 2.0, 0,
+                           out, &err)) {
+            CHECK(0, "%s: kmeans|| failed: %s", what, err.msg);
+            break;
+        }
+        cnt[(int)out[0]]++;
+    }
+    b.destroy(b.ctx);
+    double worst = 0, worst_unif = 0;
+    for (int i = 0; i < M; i++) {
+        const double p = wd[0] < 0 ? 1.0 / M : wd[i] / wsum, f = (double)cnt[i] / R;
+        const double sd = sqrt(p * (1 - p) / R) + 1e-4, z = fabs(f - p) / sd;
+        if (z > worst) worst = z;
+        const double zu = fabs(1.0 / M - p) / (sqrt((1.0 / M) * (1 - 1.0 / M) / R) + 1e-4);
+        if (zu > worst_unif) worst_unif = zu;
+        if (p == 0) CHECK(cnt[i] == 0, "%s: row %d of weight 0 drawn %d times", what, i, cnt[i]);
+    }
+    printf("%s: worst row %.2f sigma (a uniform first row would be %.1f sigma off)\n", what, worst, worst_unif);
+    CHECK(worst < 5, "%s: frequencies off by %.2f sigma", what, worst);
+    if (wd[0] >= 0) CHECK(worst_unif > 10, "%s: the test cannot tell a uniform draw apart", what);
+}
+
 int main(void)
 {
     uint64_t seed = t_seed();
+    fkm_comm comm;
+    fkm_error err;
+    if (fkm_comm_init(&comm, &err)) {
+        fprintf(stderr, "test_kmeanspp: %s\n", err.msg);
+        return 1;
+    }
     test_distribution(seed);
     test_threads(seed);
     test_nearest_changed(seed);
+    const double wts[M] = {1, 2, 0, 3, 1, 4, 2}, none[M] = {-1};
+    test_kmpar_first(&comm, wts, "k-means|| first row, weighted", seed);
+    test_kmpar_first(&comm, none, "k-means|| first row, unweighted", seed + 1);
+    fkm_comm_finalize(&comm);
     return t_finish("test_kmeanspp");
 }
