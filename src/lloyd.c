@@ -481,6 +481,10 @@ static int64_t measured_chunk(run *R, const fkm_params *p, fkm_residency r, int6
     return plan.chunk;
 }
 
+/* GPU bytes per row held on the device: the rows (compute type, padded, at most 4 bytes per
+ * value), norms, labels, distances and the sort's pairs. */
+static double dev_row_bytes(int64_t d) { return (double)((d + 7) / 8 * 8) * 4.0 + 4 + 4 + 4 + 32; }
+
 /* Where this rank's rows live (see fkm_residency), and the chunk size. AUTO: in the
  * backend's memory when the rows fit there (the GPU's free memory with room for labels,
  * norms and the sort, or half of the host's free memory for the CPU backend), else pinned
@@ -491,11 +495,8 @@ static int64_t measured_chunk(run *R, const fkm_params *p, fkm_residency r, int6
  * when it can measure them, else 1/16 of the shard clamped to [32, 256] MiB of source rows: the copy/compute pipeline then loses
  * about one chunk in sixteen to its fill and drain (measured on an H100: 1.03-1.10 x
  * max(copy, compute) at 64-128 MiB chunks), while each chunk's copy (≥ 0.6 ms at
- * 53 GB/s) stays long next to its fixed cost of launches and a sort. */
-/* GPU bytes per row held on the device: the rows (compute type, padded, at most 4 bytes per
- * value), norms, labels, distances and the sort's pairs. */
-static double dev_row_bytes(int64_t d) { return (double)((d + 7) / 8 * 8) * 4.0 + 4 + 4 + 4 + 32; }
-
+ * 53 GB/s) stays long next to its fixed cost of launches and a sort. A streamed default on the
+ * GPU is then cut to fit a quarter of its free memory (fkm_plan_fit_memory). */
 static int choose_residency(run *R, const fkm_params *p, int64_t n_max, fkm_residency *res,
                             int64_t *chunk, fkm_error *err)
 {
@@ -504,12 +505,12 @@ static int choose_residency(run *R, const fkm_params *p, int64_t n_max, fkm_resi
     const int cuda = R->be.stream != NULL;
     long pages = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
     const double host_free = pages > 0 && psz > 0 ? (double)pages * (double)psz : 0;
+    size_t dfree = 0, dtotal = 0;
+    if (cuda) fkm_cuda_mem_info(R->device, &dfree, &dtotal);
     fkm_residency r = p->residency;
     if (r == FKM_RES_AUTO) {
         const int host_fits = host_free == 0 || (double)n * src_rb < 0.5 * host_free;
         if (cuda) {
-            size_t dfree = 0, dtotal = 0;
-            fkm_cuda_mem_info(R->device, &dfree, &dtotal);
             double need = (double)n * dev_row_bytes(d) + (256 << 20);
             r = need < 0.9 * (double)dfree ? FKM_RES_DEVICE : host_fits ? FKM_RES_HOST : FKM_RES_FILE;
         } else {
@@ -527,8 +528,6 @@ static int choose_residency(run *R, const fkm_params *p, int64_t n_max, fkm_resi
             c = (int64_t)(bytes / src_rb);
         }
         if (cuda && r != FKM_RES_DEVICE) { /* a chunk's buffers within the free device memory */
-            size_t dfree = 0, dtotal = 0;
-            fkm_cuda_mem_info(R->device, &dfree, &dtotal);
             const int64_t want = c;
             c = fkm_plan_fit_memory(c, 2 * src_rb + dev_row_bytes(d), (double)dfree); /* + staging */
             if (c < want && R->comm.rank == 0 && p->verbose > 0)

@@ -235,11 +235,7 @@ static void check_residency(fkm_precision p, int f16_input, int64_t n, int64_t k
              prec_name(p), f16_input ? "f16" : "f32", (long long)n, (long long)k, (long long)d,
              (long long)chunk);
     float *x = t_blobs(n, d, 8, seed);
-    std::vector<uint16_t> xh((size_t)(n * d));
-    for (int64_t i = 0; i < n * d; i++) {
-        __half h = __float2half_rn(x[i]);
-        memcpy(&xh[(size_t)i], &h, 2);
-    }
+    const std::vector<uint16_t> xh = t_to_f16(x, n * d);
     std::vector<float> c0((size_t)(k * d));
     for (int64_t j = 0; j < k; j++)
         for (int64_t t = 0; t < d; t++) c0[(size_t)(j * d + t)] = x[(j * (n / k)) * d + t];

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "backend.h"
@@ -174,11 +175,7 @@ static size_t check_tiers(int f16, int64_t n, int64_t k, int64_t d, int64_t chun
     snprintf(what, sizeof what, "%s n=%lld k=%lld d=%lld chunk=%lld%s", f16 ? "f16" : "f32",
              (long long)n, (long long)k, (long long)d, (long long)chunk, hog ? " (no norm cache)" : "");
     float *x = t_blobs(n, d, 8, seed);
-    std::vector<uint16_t> xh((size_t)(n * d));
-    for (int64_t i = 0; i < n * d; i++) {
-        __half h = __float2half_rn(x[i]);
-        memcpy(&xh[(size_t)i], &h, 2);
-    }
+    const std::vector<uint16_t> xh = t_to_f16(x, n * d);
     const void *rows = f16 ? (const void *)xh.data() : (const void *)x;
     std::vector<float> c0((size_t)(k * d)), cm((size_t)(3 * k * d));
     for (int64_t j = 0; j < k; j++)
@@ -274,11 +271,7 @@ static double device_step_ms(int f16, int64_t k, int64_t d, int64_t m, uint64_t 
     fkm_error err;
     fkm_error_clear(&err);
     float *x = t_blobs(m, d, 64, seed);
-    std::vector<uint16_t> xh(f16 ? (size_t)(m * d) : 0);
-    for (size_t i = 0; i < xh.size(); i++) {
-        __half h = __float2half_rn(x[i]);
-        memcpy(&xh[i], &h, 2);
-    }
+    const std::vector<uint16_t> xh = t_to_f16(x, f16 ? m * d : 0);
     fkm_backend b;
     OK(fkm_backend_cuda_create(&b, k, d, FKM_PREC_AUTO, FKM_METRIC_L2, 0, &err));
     OK(b.set_data(b.ctx, f16 ? (const void *)xh.data() : (const void *)x, f16 ? FKM_DT_F16 : FKM_DT_F32, m,
@@ -296,8 +289,8 @@ static double device_step_ms(int f16, int64_t k, int64_t d, int64_t m, uint64_t 
     }
     b.destroy(b.ctx);
     free(x);
-    double a = t[1], bb = t[2], c = t[3]; /* the median of the last three */
-    return a > bb ? (bb > c ? bb : a > c ? c : a) : (a > c ? a : bb > c ? c : bb);
+    std::sort(t + 1, t + 4);
+    return t[2]; /* the median of the last three */
 }
 
 static void check_probe(int f16, int64_t k, int64_t d, uint64_t seed)
@@ -330,11 +323,7 @@ static void check_probe(int f16, int64_t k, int64_t d, uint64_t seed)
     /* the backend as new: a streamed fit on it equals one on a fresh backend, bitwise */
     const int64_t m = 5003, chunk = 1000;
     float *x = t_blobs(m, d, 8, seed);
-    std::vector<uint16_t> xh((size_t)(m * d));
-    for (int64_t i = 0; i < m * d; i++) {
-        __half h = __float2half_rn(x[i]);
-        memcpy(&xh[(size_t)i], &h, 2);
-    }
+    const std::vector<uint16_t> xh = t_to_f16(x, m * d);
     const void *rows = f16 ? (const void *)xh.data() : (const void *)x;
     const int64_t kk = k < m ? k : m;
     std::vector<float> c0((size_t)(k * d));
