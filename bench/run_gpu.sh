@@ -2,7 +2,7 @@
 # Build, test and benchmark FlashAssign on a machine with a CUDA GPU; every log goes to $OUT
 # (default ./gpu_logs), at most 8 files. Steps (env STEPS, default "build sass test sanitize
 # bench", in this order):
-#   build     cmake + ninja, Release, -DFKM_CUDA=ON (TARGETS="a b": only those targets; without
+#   build     cmake + ninja, Release, -DFKM_CUDA=ON, plus CMAKE_ARGS (TARGETS="a b": only those targets; without
 #             it the whole build, falling back to the GPU targets if that fails)
 #   sass      resource usage and instruction counts of the kernels: HGMMA (wgmma), HMMA
 #             (mma.sync), LDSM, LDGSTS (cp.async), UTMALDG (TMA), SYNCS (mbarrier), LDL/STL
@@ -39,7 +39,7 @@ cat "$OUT/info.txt"
 
 if has build; then
     t0=$(date +%s)
-    if ! cmake -S . -B "$BUILD" -G Ninja -DFKM_CUDA=ON -DCMAKE_BUILD_TYPE=Release > "$OUT/build.log" 2>&1; then
+    if ! cmake -S . -B "$BUILD" -G Ninja -DFKM_CUDA=ON -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-} > "$OUT/build.log" 2>&1; then
         note "configure failed"; tail -30 "$OUT/build.log"; exit 1
     fi
     if [ -n "${TARGETS:-}" ]; then

@@ -359,14 +359,14 @@ static bool v3_applies(const AssignParams &p, int d)
     return d > 64 && d <= 128 && p.n <= 0x7fffffffLL - V3_BM && (p.ip || ((uintptr_t)p.cn & 15u) == 0);
 }
 
-template <bool BF16, int S, int EPI, bool PP>
+template <bool BF16, int S, int EPI, bool PP, bool SPLIT = false>
 static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, const CUtensorMap &tc,
                                  const CUtensorMap &tn, cudaStream_t s)
 {
     const size_t smem = v3_smem_bytes(S);
     const int64_t npt = (p.n + V3_BM - 1) / V3_BM;
     const int grid = (int)(npt < num_sms() ? npt : num_sms());
-    auto kern = assign_v3_kernel<BF16, S, EPI, PP>;
+    auto kern = assign_v3_kernel<BF16, S, EPI, PP, SPLIT>;
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess) return e;
     kern<<<grid, V3_T, smem, s>>>(p, tx, tc, tn);
@@ -378,6 +378,12 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
  *  16 = (4, 1, on)   17 = (4, 2, on)   18 = (4, 2, off)   20 = (4, 1, off)
  *  21 = (4, 3, on)   22 = (4, 3, off)  23 = (4, 4, on)    24 = (4, 4, off)
  *  19 = (4, 0, on): no epilogue, timing experiments only (wrong outputs).
+ * Split (each consumer's two m64 halves alternate on the tensor cores, so that one half's
+ * epilogue runs under the other half's wgmma; no ping-pong):
+ *  25 = (4, 5)   26 = (4, 2)   27 = (4, 1)   28 = (4, 0): no epilogue, timing only.
+ *  29 = (4, 5, off) unsplit.
+ * EPI 5: EPI 1 with the column of the tile's own minimum as an immediate, merged into the
+ * running best once per tile (no per-column index registers).
  * EPI 1 / 2: the epilogues of v2 (select chain; two-level); 3 / 4: the same with short
  * dependency chains (two running bests per row slot; four partial minima); assign_v3.cuh.
  * Returns false (nothing launched) when v3 does not apply or a tensor map cannot be made; the
@@ -403,6 +409,11 @@ static bool launch_v3(const AssignParams &p, int d, int variant, cudaError_t *er
     case 22: *err = launch_v3_cfg<BF16, 4, 3, false>(p, tx, tc, tn, s); return true;
     case 23: *err = launch_v3_cfg<BF16, 4, 4, true>(p, tx, tc, tn, s); return true;
     case 24: *err = launch_v3_cfg<BF16, 4, 4, false>(p, tx, tc, tn, s); return true;
+    case 25: *err = launch_v3_cfg<BF16, 4, 5, false, true>(p, tx, tc, tn, s); return true;
+    case 26: *err = launch_v3_cfg<BF16, 4, 2, false, true>(p, tx, tc, tn, s); return true;
+    case 27: *err = launch_v3_cfg<BF16, 4, 1, false, true>(p, tx, tc, tn, s); return true;
+    case 28: *err = launch_v3_cfg<BF16, 4, 0, false, true>(p, tx, tc, tn, s); return true;
+    case 29: *err = launch_v3_cfg<BF16, 4, 5, false>(p, tx, tc, tn, s); return true;
     default: return false;
     }
 }
@@ -482,7 +493,7 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
             int variant = g_force_version >= 2 ? g_force_version : 2;
             if (variant == 2 && auto_override() >= 2) variant = auto_override();
             if (variant == 2) variant = auto_v3(a->k, mode == FKM_K_BF16);
-            const int v3var = variant >= 16 && variant <= 24 ? variant : 0;
+            const int v3var = variant >= 16 && variant <= 29 ? variant : 0;
             if (v3var && (mode == FKM_K_F16 ? launch_v3<false>(p, a->d, v3var, &e, s)
                                             : launch_v3<true>(p, a->d, v3var, &e, s))) {
                 g_last_version = v3var;

@@ -51,13 +51,20 @@ constexpr int V3_BM = 256, V3_BN = 128, V3_KS = 8, V3_NKC = 2, V3_T = 384;
 constexpr uint32_t V3_X_BYTES = V3_NKC * V3_BM * 128; /* 64 KB */
 constexpr uint32_t V3_C_BYTES = V3_NKC * V3_BN * 128; /* 32 KB */
 constexpr uint32_t V3_CN_BYTES = V3_BN * 4;
-/* Consumer and producer register budgets: 2 x 128 x 232 + 128 x 40 = 64512 <= 65536. */
-constexpr int V3_REG_CONSUMER = 232, V3_REG_PRODUCER = 40;
+/* Consumer and producer register budgets: 2 x 128 x 232 + 128 x 40 = 64512 = 384 x 168 (the
+ * block's allocation at launch); the split consumers (more loop state live across the wgmma
+ * of the other half) take 240, the producer then 24: 2 x 128 x 240 + 128 x 24 = 64512. */
+template <bool SPLIT> __host__ __device__ constexpr int v3_reg_consumer() { return SPLIT ? 240 : 232; }
+template <bool SPLIT> __host__ __device__ constexpr int v3_reg_producer() { return SPLIT ? 24 : 40; }
 /* Named barrier ids of the ping-pong (0 is __syncthreads). */
 constexpr int V3_BAR_PP = 1;
 
 template <bool B> struct V3Flag {
     static constexpr bool value = B;
+};
+/* which m64 half of a consumer's rows a step touches: 0, 1, or -1 = both */
+template <int H> struct V3Half {
+    static constexpr int value = H;
 };
 
 /* X tile, S centroid stages, S norm stages, 2S + 2 mbarriers, and slack to align to 1024 B
@@ -67,7 +74,7 @@ static inline size_t v3_smem_bytes(int S)
     return 1024 + V3_X_BYTES + (size_t)S * (V3_C_BYTES + V3_CN_BYTES) + (size_t)(2 * S + 2) * 8;
 }
 
-template <bool BF16, int S, int EPI, bool PP>
+template <bool BF16, int S, int EPI, bool PP, bool SPLIT>
 __global__ void __launch_bounds__(V3_T, 1)
     assign_v3_kernel(const AssignParams p, const __grid_constant__ CUtensorMap tmx,
                      const __grid_constant__ CUtensorMap tmc, const __grid_constant__ CUtensorMap tmn)
@@ -86,6 +93,7 @@ __global__ void __launch_bounds__(V3_T, 1)
     const int64_t nPT = (p.n + V3_BM - 1) / V3_BM;
     const int nJ = (int)((p.k + V3_BN - 1) / V3_BN);
     const int nIt = (int)((nPT - blockIdx.x + gridDim.x - 1) / gridDim.x);
+    static_assert(!(SPLIT && PP), "the split consumers do not take turns");
     if (nIt <= 0) return; /* uniform over the block, before any barrier */
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
 
@@ -105,7 +113,7 @@ __global__ void __launch_bounds__(V3_T, 1)
 
     if (wg == 0) {
         /* ---------------- producer ---------------- */
-        setmaxnreg_dec<V3_REG_PRODUCER>();
+        setmaxnreg_dec<v3_reg_producer<SPLIT>()>();
         if (tid == 0) {
             const bool ip = p.ip != 0;
             const uint32_t c_tx = V3_C_BYTES + (ip ? 0u : V3_CN_BYTES);
@@ -144,7 +152,7 @@ __global__ void __launch_bounds__(V3_T, 1)
         }
     } else {
         /* ---------------- consumers ---------------- */
-        setmaxnreg_inc<V3_REG_CONSUMER>();
+        setmaxnreg_inc<v3_reg_consumer<SPLIT>()>();
         const int c = wg - 1; /* consumer index: rows c*128 .. c*128+127 of the point tile */
         const int w = warp & 3, g = lane >> 2, t = lane & 3;
         const int total = nIt * nJ;
@@ -168,12 +176,14 @@ __global__ void __launch_bounds__(V3_T, 1)
                     bidx[h][r][q] = 0;
                 }
 
-        auto finalize = [&](int it) {
+        auto finalize = [&](int it, auto htag) {
+            constexpr int HS = decltype(htag)::value;
             const int64_t r0 = ((int64_t)blockIdx.x + (int64_t)it * gridDim.x) * V3_BM + c * 128 + w * 16 + g;
 #pragma unroll
             for (int h = 0; h < 2; ++h)
 #pragma unroll
                 for (int r = 0; r < 2; ++r) {
+                    if (HS >= 0 && h != HS) continue;
                     float b = best[h][r][0];
                     int bi = bidx[h][r][0];
 #pragma unroll
@@ -197,11 +207,12 @@ __global__ void __launch_bounds__(V3_T, 1)
                 }
         };
 
-        /* IPZ: metric IP, ||c||^2 = 0 (the norms were not copied). */
-        auto epilogue = [&](auto iptag, int j, int st) {
-            constexpr bool IPZ = decltype(iptag)::value;
-            const float *cnb = sCn + st * V3_BN;
-            const int jb = j * V3_BN + 2 * t;
+        /* Columns past k in the last centroid tile: -inf products, hence +inf distances. Done right
+         * after the half's wgmma completed, with no wgmma in flight: ptxas serialises the wgmma
+         * pipeline when non-wgmma instructions write accumulator registers while one is pending. */
+        auto mask_tail = [&](auto htag, int j) {
+            constexpr int HS = decltype(htag)::value;
+            constexpr int H0 = HS < 0 ? 0 : HS, H1 = HS < 0 ? 2 : HS + 1;
             if (j == nJ - 1 && krem < V3_BN) { /* warp-uniform; once per point tile at most */
 #pragma unroll
                 for (int i = 0; i < V3_BN / 8; ++i)
@@ -209,15 +220,26 @@ __global__ void __launch_bounds__(V3_T, 1)
                     for (int e = 0; e < 2; ++e)
                         if (8 * i + 2 * t + e >= krem)
 #pragma unroll
-                            for (int h = 0; h < 2; ++h)
+                            for (int h = H0; h < H1; ++h)
 #pragma unroll
                                 for (int r = 0; r < 2; ++r) acc[h][4 * i + 2 * r + e] = -FKM_INF;
             }
+        };
+
+        /* IPZ: metric IP, ||c||^2 = 0 (the norms were not copied). The accumulators are only read
+         * (EPI 4 excepted, which runs with nothing pending), so one half can be folded while the
+         * other half's wgmma is in flight. */
+        auto epilogue = [&](auto iptag, auto htag, int j, int st) {
+            constexpr bool IPZ = decltype(iptag)::value;
+            constexpr int HS = decltype(htag)::value;
+            constexpr int H0 = HS < 0 ? 0 : HS, H1 = HS < 0 ? 2 : HS + 1; /* halves [H0, H1) */
+            const float *cnb = sCn + st * V3_BN;
+            const int jb = j * V3_BN + 2 * t;
             (void)IPZ;
             if constexpr (EPI == 0) { /* keep both halves' accumulators live */
                 (void)cnb;
                 (void)jb;
-                best[0][0][0] = fminf(best[0][0][0], acc[0][0] + acc[1][0]);
+                best[H0][0][0] = fminf(best[H0][0][0], acc[H0][0] + acc[H1 - 1][0]);
             } else if constexpr (EPI == 3) {
                 /* d, then best = min(best, d) and the index where d < best: the min does not wait
                  * for the compare, and the two chains per row slot run side by side */
@@ -229,7 +251,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                         const int col = jb + 8 * i + e;
                         const float cvv = e ? cv.y : cv.x;
 #pragma unroll
-                        for (int h = 0; h < 2; ++h)
+                        for (int h = H0; h < H1; ++h)
 #pragma unroll
                             for (int r = 0; r < 2; ++r) {
                                 const float v = fmaf(-2.f, acc[h][4 * i + 2 * r + e], cvv);
@@ -245,7 +267,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                  * the index pass as two interleaved scans */
                 float m4[2][2][4];
 #pragma unroll
-                for (int h = 0; h < 2; ++h)
+                for (int h = H0; h < H1; ++h)
 #pragma unroll
                     for (int r = 0; r < 2; ++r)
 #pragma unroll
@@ -256,7 +278,7 @@ __global__ void __launch_bounds__(V3_T, 1)
 #pragma unroll
                     for (int e = 0; e < 2; ++e)
 #pragma unroll
-                        for (int h = 0; h < 2; ++h)
+                        for (int h = H0; h < H1; ++h)
 #pragma unroll
                             for (int r = 0; r < 2; ++r) {
                                 float &v = acc[h][4 * i + 2 * r + e];
@@ -265,7 +287,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                             }
                 }
 #pragma unroll
-                for (int h = 0; h < 2; ++h)
+                for (int h = H0; h < H1; ++h)
 #pragma unroll
                     for (int r = 0; r < 2; ++r) {
                         const float m = fminf(fminf(m4[h][r][0], m4[h][r][1]), fminf(m4[h][r][2], m4[h][r][3]));
@@ -285,6 +307,33 @@ __global__ void __launch_bounds__(V3_T, 1)
                             }
                         }
                     }
+            } else if constexpr (EPI == 5) {
+                /* the tile's own (minimum, column) per row slot with the column as an immediate
+                 * (no per-column index registers), merged into the running best once per tile */
+                float tb[2][2];
+                int ti[2][2];
+#pragma unroll
+                for (int h = H0; h < H1; ++h)
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        tb[h][r] = FKM_INF;
+                        ti[h][r] = 0;
+                    }
+#pragma unroll
+                for (int i = 0; i < V3_BN / 8; ++i) {
+                    const float2 cv = IPZ ? make_float2(0.f, 0.f) : *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
+#pragma unroll
+                    for (int e = 0; e < 2; ++e)
+#pragma unroll
+                        for (int h = H0; h < H1; ++h)
+#pragma unroll
+                            for (int r = 0; r < 2; ++r)
+                                upd_best(tb[h][r], ti[h][r], fmaf(-2.f, acc[h][4 * i + 2 * r + e], e ? cv.y : cv.x), 8 * i + e);
+                }
+#pragma unroll
+                for (int h = H0; h < H1; ++h)
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) upd_best(best[h][r][0], bidx[h][r][0], tb[h][r], jb + ti[h][r]);
             } else if constexpr (EPI == 1) {
 #pragma unroll
                 for (int i = 0; i < V3_BN / 8; ++i) {
@@ -294,7 +343,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                         const int col = jb + 8 * i + e;
                         const float cvv = e ? cv.y : cv.x;
 #pragma unroll
-                        for (int h = 0; h < 2; ++h)
+                        for (int h = H0; h < H1; ++h)
 #pragma unroll
                             for (int r = 0; r < 2; ++r)
                                 upd_best(best[h][r][0], bidx[h][r][0], fmaf(-2.f, acc[h][4 * i + 2 * r + e], cvv), col);
@@ -303,32 +352,33 @@ __global__ void __launch_bounds__(V3_T, 1)
             } else {
                 float m[2][2];
 #pragma unroll
-                for (int h = 0; h < 2; ++h) m[h][0] = m[h][1] = FKM_INF;
+                for (int h = H0; h < H1; ++h) m[h][0] = m[h][1] = FKM_INF;
 #pragma unroll
                 for (int i = 0; i < V3_BN / 8; ++i) {
                     const float2 cv = IPZ ? make_float2(0.f, 0.f) : *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
 #pragma unroll
                     for (int e = 0; e < 2; ++e)
 #pragma unroll
-                        for (int h = 0; h < 2; ++h)
+                        for (int h = H0; h < H1; ++h)
 #pragma unroll
-                            for (int r = 0; r < 2; ++r) {
-                                float &v = acc[h][4 * i + 2 * r + e];
-                                v = fmaf(-2.f, v, e ? cv.y : cv.x);
-                                m[h][r] = fminf(m[h][r], v);
-                            }
+                            for (int r = 0; r < 2; ++r)
+                                m[h][r] = fminf(m[h][r], fmaf(-2.f, acc[h][4 * i + 2 * r + e], e ? cv.y : cv.x));
                 }
 #pragma unroll
-                for (int h = 0; h < 2; ++h)
+                for (int h = H0; h < H1; ++h)
 #pragma unroll
                     for (int r = 0; r < 2; ++r) {
                         if (__any_sync(0xffffffffu, m[h][r] < best[h][r][0])) { /* warp-uniform */
-                            /* lowest column holding the minimum: scan downwards, keep the last hit */
+                            /* lowest column holding the minimum: scan downwards, keep the last hit
+                             * (the same fma as above, so the same value) */
                             int ci = 0;
 #pragma unroll
-                            for (int i = V3_BN / 8 - 1; i >= 0; --i)
+                            for (int i = V3_BN / 8 - 1; i >= 0; --i) {
+                                const float2 cv = IPZ ? make_float2(0.f, 0.f) : *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
 #pragma unroll
-                                for (int e = 1; e >= 0; --e) ci = acc[h][4 * i + 2 * r + e] == m[h][r] ? 8 * i + e : ci;
+                                for (int e = 1; e >= 0; --e)
+                                    ci = fmaf(-2.f, acc[h][4 * i + 2 * r + e], e ? cv.y : cv.x) == m[h][r] ? 8 * i + e : ci;
+                            }
                             if (m[h][r] < best[h][r][0]) {
                                 best[h][r][0] = m[h][r];
                                 bidx[h][r][0] = jb + ci;
@@ -338,70 +388,148 @@ __global__ void __launch_bounds__(V3_T, 1)
             }
         };
 
-        int st = 0, s = 0;
-        uint32_t ph = 0;
-        if (PP && c == 1) named_bar_arrive(V3_BAR_PP, 256); /* consumer 0 goes first */
-        for (int it = 0; it < nIt; ++it) {
-            /* A fragments of this warpgroup's 128 rows, for the whole sweep */
-            mbar_wait(xfull, (uint32_t)it & 1u);
-            {
-                const int ln = tid_volatile() & 31;
+        /* A fragments of this warpgroup's 128 rows of the point tile in X, for the whole sweep */
+        auto load_a = [&] {
+            const int ln = tid_volatile() & 31;
 #pragma unroll
-                for (int h = 0; h < 2; ++h)
-#pragma unroll
-                    for (int ks = 0; ks < V3_KS; ++ks) {
-                        const int row = c * 128 + h * 64 + w * 16 + (ln & 15);
-                        const int ch = ks * 2 + (ln >> 4);
-                        ldsm_x4(sX + (ch >> 3) * (V3_BM * 128) + row * 128 + (((ch & 7) ^ (ln & 7)) << 4), a[h][ks][0],
-                                a[h][ks][1], a[h][ks][2], a[h][ks][3]);
-                    }
-            }
-
-            for (int j = 0; j < nJ; ++j, ++s) {
-                mbar_wait(sBar + 8u * st, ph);
-                if (PP) named_bar_sync(V3_BAR_PP + c, 256); /* my turn on the tensor cores */
-                const uint32_t cb = sC + st * V3_C_BYTES;
-#pragma unroll
-                for (int h = 0; h < 2; ++h)
-#pragma unroll
-                    for (int i = 0; i < 64; ++i) reg_fence(acc[h][i]);
-                wgmma_fence();
+            for (int h = 0; h < 2; ++h)
 #pragma unroll
                 for (int ks = 0; ks < V3_KS; ++ks) {
-                    const uint64_t desc = sw128_desc(cb + (ks >> 2) * (V3_BN * 128) + (ks & 3) * 32);
-#pragma unroll
-                    for (int h = 0; h < 2; ++h) wgmma_rs<BF16, V3_BN>(acc[h], a[h][ks], desc, ks > 0 ? 1 : 0);
+                    const int row = c * 128 + h * 64 + w * 16 + (ln & 15);
+                    const int ch = ks * 2 + (ln >> 4);
+                    ldsm_x4(sX + (ch >> 3) * (V3_BM * 128) + row * 128 + (((ch & 7) ^ (ln & 7)) << 4), a[h][ks][0],
+                            a[h][ks][1], a[h][ks][2], a[h][ks][3]);
                 }
+        };
+        auto release_x = [&] {
+            /* X may be overwritten once its A fragments are certainly in registers: after the
+             * first wgmma that read them has completed, not right after the ldmatrix (whose
+             * shared-memory reads can still be in flight when an arrive issued behind them
+             * lands: releasing X there let the next tile's TMA overwrite it under the reads,
+             * seen on an H200 as runs that differ), with a proxy fence ordering these generic
+             * reads before the copy engine's writes. */
+            fence_proxy_async();
+            __syncwarp();
+            if (lane == 0) mbar_arrive(xempty);
+        };
+        auto release_stage = [&](int st) {
+            fence_proxy_async(); /* the norms' generic reads before the next TMA write of the stage */
+            __syncwarp();
+            if (lane == 0) mbar_arrive(sBar + 8u * (S + st)); /* stage free (wgmma done, norms read) */
+        };
+        auto epi = [&](auto htag, int j, int st) {
+            if (p.ip) epilogue(V3Flag<true>{}, htag, j, st);
+            else epilogue(V3Flag<false>{}, htag, j, st);
+        };
+
+        if constexpr (SPLIT) {
+            /* Each half's epilogue runs under this warpgroup's own wgmma of the other half:
+             *   h0(s) done | issue h1(s); epilogue h0(s); wait | issue h0(s+1); epilogue h1(s); wait
+             * so one m64 x 128 product group is on the tensor cores while the other is folded, and
+             * nothing is pending at the loop's back edge (ptxas then keeps the overlap). The first
+             * step of a point tile releases X once both halves' first wgmma have completed; its
+             * last step loads the next tile's A fragments between the two halves. */
+            auto issue = [&](auto htag, int st) {
+                constexpr int H = decltype(htag)::value;
+                const uint32_t cb = sC + st * V3_C_BYTES;
+#pragma unroll
+                for (int i = 0; i < 64; ++i) reg_fence(acc[H][i]);
+                wgmma_fence();
+#pragma unroll
+                for (int ks = 0; ks < V3_KS; ++ks)
+                    wgmma_rs<BF16, V3_BN>(acc[H], a[H][ks], sw128_desc(cb + (ks >> 2) * (V3_BN * 128) + (ks & 3) * 32),
+                                          ks > 0 ? 1 : 0);
                 wgmma_commit();
-                /* the other consumer's turn; consumer 0 has no turn after consumer 1's last step */
-                if (PP && !(c == 1 && s == total - 1)) named_bar_arrive(V3_BAR_PP + (c ^ 1), 256);
+            };
+            auto wait = [&](auto htag) {
+                constexpr int H = decltype(htag)::value;
                 wgmma_wait<0>();
 #pragma unroll
-                for (int h = 0; h < 2; ++h)
-#pragma unroll
-                    for (int i = 0; i < 64; ++i) reg_fence(acc[h][i]);
-                if (j == 0) {
-                    /* X may be overwritten once its A fragments are certainly in registers: after
-                     * the first wgmma that read them has completed, not right after the ldmatrix
-                     * (whose shared-memory reads can still be in flight when an arrive issued
-                     * behind them lands: releasing X there let the next tile's TMA overwrite it
-                     * under the reads, seen on an H200 as runs that differ), with a proxy fence
-                     * ordering these generic reads before the copy engine's writes. */
-                    fence_proxy_async();
-                    __syncwarp();
-                    if (lane == 0) mbar_arrive(xempty);
+                for (int i = 0; i < 64; ++i) reg_fence(acc[H][i]);
+            };
+            /* step s uses stage s % S with parity (s / S) & 1 (S is a power of two) */
+            static_assert((S & (S - 1)) == 0, "S must be a power of two");
+            auto full_bar = [&](int s) { return sBar + 8u * (uint32_t)(s % S); };
+            auto full_par = [&](int s) { return (uint32_t)(s / S) & 1u; };
+            int it = 0, j = 0;
+            mbar_wait(xfull, 0u);
+            load_a();
+            mbar_wait(full_bar(0), 0u);
+            issue(V3Half<0>{}, 0);
+            wait(V3Half<0>{});
+            mask_tail(V3Half<0>{}, 0);
+            for (int s = 0; s < total; ++s) {
+                const int st = s % S;
+                issue(V3Half<1>{}, st);
+                epi(V3Half<0>{}, j, st);
+                if (j == nJ - 1) finalize(it, V3Half<0>{});
+                wait(V3Half<1>{});
+                mask_tail(V3Half<1>{}, j);
+                if (j == 0) release_x();
+                if (s + 1 < total) {
+                    if (j == nJ - 1) {
+                        mbar_wait(xfull, (uint32_t)(it + 1) & 1u);
+                        load_a();
+                    }
+                    mbar_wait(full_bar(s + 1), full_par(s + 1));
+                    issue(V3Half<0>{}, (s + 1) % S);
                 }
-                if (p.ip) epilogue(V3Flag<true>{}, j, st);
-                else epilogue(V3Flag<false>{}, j, st);
-                fence_proxy_async(); /* the norms' generic reads before the next TMA write of the stage */
-                __syncwarp();
-                if (lane == 0) mbar_arrive(sBar + 8u * (S + st)); /* stage free (wgmma done, norms read) */
-                if (++st == S) {
-                    st = 0;
-                    ph ^= 1u;
+                epi(V3Half<1>{}, j, st);
+                release_stage(st);
+                if (j == nJ - 1) finalize(it, V3Half<1>{});
+                if (++j == nJ) {
+                    j = 0;
+                    ++it;
                 }
+                /* unconditional (nothing is pending after the last step): a wait under `more`
+                 * would leave ptxas a path with h0 pending at the back edge, and it would then
+                 * serialise the loop */
+                wait(V3Half<0>{});
+                mask_tail(V3Half<0>{}, j);
             }
-            finalize(it);
+        } else {
+            int st = 0, s = 0;
+            uint32_t ph = 0;
+            if (PP && c == 1) named_bar_arrive(V3_BAR_PP, 256); /* consumer 0 goes first */
+            for (int it = 0; it < nIt; ++it) {
+                /* A fragments of this warpgroup's 128 rows, for the whole sweep */
+                mbar_wait(xfull, (uint32_t)it & 1u);
+                load_a();
+
+                for (int j = 0; j < nJ; ++j, ++s) {
+                    mbar_wait(sBar + 8u * st, ph);
+                    if (PP) named_bar_sync(V3_BAR_PP + c, 256); /* my turn on the tensor cores */
+                    const uint32_t cb = sC + st * V3_C_BYTES;
+#pragma unroll
+                    for (int h = 0; h < 2; ++h)
+#pragma unroll
+                        for (int i = 0; i < 64; ++i) reg_fence(acc[h][i]);
+                    wgmma_fence();
+#pragma unroll
+                    for (int ks = 0; ks < V3_KS; ++ks) {
+                        const uint64_t desc = sw128_desc(cb + (ks >> 2) * (V3_BN * 128) + (ks & 3) * 32);
+#pragma unroll
+                        for (int h = 0; h < 2; ++h) wgmma_rs<BF16, V3_BN>(acc[h], a[h][ks], desc, ks > 0 ? 1 : 0);
+                    }
+                    wgmma_commit();
+                    /* the other consumer's turn; consumer 0 has no turn after consumer 1's last step */
+                    if (PP && !(c == 1 && s == total - 1)) named_bar_arrive(V3_BAR_PP + (c ^ 1), 256);
+                    wgmma_wait<0>();
+#pragma unroll
+                    for (int h = 0; h < 2; ++h)
+#pragma unroll
+                        for (int i = 0; i < 64; ++i) reg_fence(acc[h][i]);
+                    mask_tail(V3Half<-1>{}, j);
+                    if (j == 0) release_x();
+                    epi(V3Half<-1>{}, j, st);
+                    release_stage(st);
+                    if (++st == S) {
+                        st = 0;
+                        ph ^= 1u;
+                    }
+                }
+                finalize(it, V3Half<-1>{});
+            }
         }
     }
 #else
