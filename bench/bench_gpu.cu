@@ -402,9 +402,12 @@ int main(int argc, char **argv)
             assign();
             t_upd = time_ms(update);
             const double t_rest = time_ms(rest);
+            const double t_fin = time_ms([&] { CK(fkm_k_finalize(stats, k, d, 0, c32, out2, (fkm_stream)g_s)); });
+            const double t_cvt = time_ms([&] { CK(fkm_k_convert_rows(mode, c32, k, d, c, ld, (fkm_stream)g_s)); });
+            const double t_nrm = time_ms([&] { CK(fkm_k_row_norms(mode, c, k, d, ld, cn, (fkm_stream)g_s)); });
             t_it = time_ms(iter);
             printf("  update     : %8.3f ms (%.1f%% of assign)\n", t_upd, 100.0 * t_upd / t_assign);
-            printf("  finalize+convert+norms: %8.3f ms\n", t_rest);
+            printf("  finalize+convert+norms: %8.3f ms (alone: %.3f + %.3f + %.3f)\n", t_rest, t_fin, t_cvt, t_nrm);
             printf("  iteration  : %8.3f ms (assign + update + rest = %.3f)\n", t_it, t_assign + t_upd + t_rest);
             CK(cudaFree(uws));
             CK(cudaFree(stats));

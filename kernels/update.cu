@@ -11,12 +11,19 @@
  *   bounds   segment [start, end) of every cluster from the sorted keys
  *   plan     counts; pieces per cluster = min(⌈count/P⌉, MAX_PIECES); the inertia
  *   scan     item_off = exclusive prefix of the pieces (one "item" = one piece)
- *   items    per item: its cluster and its rows [r0, r1) of the segment (balanced split)
- *   reduce   persistent blocks take items in turn (an integer atomic hands them out; the
- *            result of an item does not depend on which block computes it): the item's rows
- *            gathered through perm with 16-byte loads, accumulated in fp64 by R row lanes ×
- *            C column lanes, the R lanes combined by a fixed tree; the piece's partial sum
- *            goes to the workspace
+ *   items    per item: its cluster and its rows [r0, r1) of the segment (balanced split);
+ *            items of more than SMALL_ROWS rows are also appended to a list (an integer
+ *            atomic: the list's order varies, an item's result does not)
+ *   small    items of at most SMALL_ROWS rows, one warp each (a fixed warp per item, no
+ *            atomics or block barriers: at large k nearly every item is a short segment, and
+ *            the block path spent ~9 us of latency on each: 0.56 ms at N = 1M, K = 65536 on an
+ *            H200): rows gathered through perm, fp64 accumulators in CW column lanes ×
+ *            32/CW row lanes, the row lanes combined by a fixed shuffle tree
+ *   reduce   the listed (large) items: persistent blocks take them in turn (an integer
+ *            atomic hands them out; the result of an item does not depend on which block
+ *            computes it): the item's rows gathered through perm with 16-byte loads,
+ *            accumulated in fp64 by R row lanes × C column lanes, the R lanes combined by a
+ *            fixed tree; the piece's partial sum goes to the workspace
  *   combine  level 1: each group of ≤ 32 consecutive pieces of a cluster summed in piece
  *            order (into sums when the cluster has ≤ 32 pieces, else in place into the
  *            group's first slot); level 2: the groups of larger clusters, in order.
@@ -77,6 +84,7 @@ constexpr int TILE_ITEMS = 16;                /* rows per thread in a tile */
 constexpr int TILE = THREADS * TILE_ITEMS;    /* rows per inertia partial */
 constexpr int BOUNDS_BLOCKS = 2048;           /* grid of the bounds kernel at most */
 constexpr int64_t PARTIAL_BYTES = 64ll << 20; /* budget of the row-proportional partials */
+constexpr int64_t SMALL_ROWS = 256;           /* items of at most this many rows: one warp each */
 constexpr size_t ALIGN = 256;
 
 inline int elem_bytes_of(fkm_kmode mode) { return (mode == FKM_K_F16 || mode == FKM_K_BF16) ? 2 : 4; }
@@ -127,7 +135,7 @@ int sort_bits(int64_t k)
 inline size_t align_up(size_t x) { return (x + ALIGN - 1) / ALIGN * ALIGN; }
 
 struct Layout {
-    size_t perm, vals, keys, start, end, npieces, item_off, icl, ir0, ir1, counter, ipart,
+    size_t perm, vals, keys, start, end, npieces, item_off, icl, ir0, ir1, large, counter, ipart,
         partials, temp;
     size_t temp_bytes, total;
     int64_t ntiles;
@@ -168,7 +176,8 @@ template <typename IdxT> cudaError_t layout(int64_t n, int64_t k, int d, Layout 
     L->icl = off;      off = align_up(off + (size_t)items * sizeof(int32_t));
     L->ir0 = off;      off = align_up(off + (size_t)items * sizeof(int64_t));
     L->ir1 = off;      off = align_up(off + (size_t)items * sizeof(int64_t));
-    L->counter = off;  off = align_up(off + sizeof(unsigned long long));
+    L->large = off;    off = align_up(off + (size_t)items * sizeof(int64_t));
+    L->counter = off;  off = align_up(off + 2 * sizeof(unsigned long long)); /* work, list length */
     L->ipart = off;    off = align_up(off + (size_t)L->ntiles * sizeof(double));
     /* d + 1 columns: the weighted update keeps each piece's weight sum beside its sums */
     L->partials = off; off = align_up(off + (size_t)items * (size_t)(d + 1) * sizeof(double));
@@ -287,11 +296,13 @@ __global__ void __launch_bounds__(THREADS)
 }
 
 /* Per-item metadata, one thread per item: its cluster (item_off[j] <= item < item_off[j+1])
- * and its rows [r0, r1) (balanced split, every piece non-empty). */
+ * and its rows [r0, r1) (balanced split, every piece non-empty); items of more than SMALL_ROWS
+ * rows are appended to large[] (*nlarge of them). */
 __global__ void __launch_bounds__(THREADS)
     k_items(const unsigned long long *__restrict__ start, const unsigned long long *__restrict__ end,
             const int64_t *__restrict__ item_off, int64_t k, int64_t max_items,
-            int32_t *__restrict__ icl, int64_t *__restrict__ ir0, int64_t *__restrict__ ir1)
+            int32_t *__restrict__ icl, int64_t *__restrict__ ir0, int64_t *__restrict__ ir1,
+            int64_t *__restrict__ large, unsigned long long *__restrict__ nlarge)
 {
     const int64_t item = (int64_t)blockIdx.x * THREADS + threadIdx.x;
     if (item >= max_items || item >= item_off[k]) return;
@@ -303,9 +314,11 @@ __global__ void __launch_bounds__(THREADS)
     }
     const int64_t q = item - item_off[lo], np = item_off[lo + 1] - item_off[lo];
     const int64_t s0 = (int64_t)start[lo], cnt = (int64_t)(end[lo] - start[lo]);
+    const int64_t r0 = s0 + q * cnt / np, r1 = s0 + (q + 1) * cnt / np;
     icl[item] = (int32_t)lo;
-    ir0[item] = s0 + q * cnt / np;
-    ir1[item] = s0 + (q + 1) * cnt / np;
+    ir0[item] = r0;
+    ir1[item] = r1;
+    if (r1 - r0 > SMALL_ROWS) large[atomicAdd(nlarge, 1ull)] = item;
 }
 
 template <typename T> struct Acc;
@@ -364,13 +377,14 @@ __device__ __forceinline__ int4 load_vec(const T *__restrict__ row, int col0, in
     return v;
 }
 
-/* Persistent: each block takes items from the counter until none is left. W: rows weighted
- * by w; the item's weight sum goes to column d of its partial row (rows of pd = d + 1). */
+/* Persistent: each block takes items of the large list from the counter (counter[0]; the
+ * list's length is counter[1]) until none is left. W: rows weighted by w; the item's weight
+ * sum goes to column d of its partial row (rows of pd = d + 1). */
 template <typename T, typename IdxT, bool ALIGNED, bool W>
 __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
     k_reduce(const T *__restrict__ x, int64_t ld, int d, int nvec, int C, int R,
              const IdxT *__restrict__ perm, const float *__restrict__ w,
-             const int64_t *__restrict__ item_off, int64_t k, const int64_t *__restrict__ ir0,
+             const int64_t *__restrict__ large, const int64_t *__restrict__ ir0,
              const int64_t *__restrict__ ir1, unsigned long long *__restrict__ counter,
              double *__restrict__ partials)
 {
@@ -378,7 +392,7 @@ __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
     constexpr int U = FKM_UPD_UNROLL;
     __shared__ double red[THREADS * VEC]; /* [VEC][R][C] */
     __shared__ int64_t s_item;
-    const int64_t total = item_off[k];
+    const int64_t total = (int64_t)counter[1];
     const int tid = threadIdx.x;
     const int lane = tid / C, cc = tid - lane * C;
     const bool active = lane < R;
@@ -387,8 +401,9 @@ __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
     for (;;) {
         if (tid == 0) s_item = (int64_t)atomicAdd(counter, 1ull);
         __syncthreads();
-        const int64_t item = s_item;
-        if (item >= total) break; /* uniform over the block */
+        const int64_t li = s_item;
+        if (li >= total) break; /* uniform over the block */
+        const int64_t item = large[li];
         const int64_t r0 = ir0[item], r1 = ir1[item];
         const int64_t pd = d + (W ? 1 : 0);
         double *out = partials + item * pd;
@@ -463,6 +478,83 @@ __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
     }
 }
 
+/* The items of at most SMALL_ROWS rows, one warp each (warp gw takes items gw, gw + nw, ...
+ * and skips the large ones). CW = min(nvec, 32) column lanes × RL = 32 / CW row lanes; row lane
+ * rl sums rows r0 + rl, r0 + rl + RL, ... in order, then the row lanes are combined by a fixed
+ * shuffle tree (lane rl += lane rl + s, s = 1, 2, ...). W as in k_reduce. */
+template <typename T, typename IdxT, bool ALIGNED, bool W>
+__global__ void __launch_bounds__(THREADS)
+    k_reduce_small(const T *__restrict__ x, int64_t ld, int d, int nvec, const IdxT *__restrict__ perm,
+                   const float *__restrict__ w, const int64_t *__restrict__ item_off, int64_t k,
+                   const int64_t *__restrict__ ir0, const int64_t *__restrict__ ir1,
+                   double *__restrict__ partials)
+{
+    constexpr int VEC = Acc<T>::VEC;
+    constexpr int U = FKM_UPD_UNROLL;
+    const int64_t total = item_off[k];
+    const int lane = threadIdx.x & 31;
+    const int CW = nvec < 32 ? nvec : 32, RL = 32 / CW;
+    const int rl = lane / CW, cl = lane - rl * CW;
+    const bool active = rl < RL;
+    const int64_t nw = (int64_t)gridDim.x * (THREADS / 32);
+    const int pd = d + (W ? 1 : 0);
+    for (int64_t item = ((int64_t)blockIdx.x * THREADS + threadIdx.x) / 32; item < total; item += nw) {
+        const int64_t r0 = ir0[item], r1 = ir1[item];
+        if (r1 - r0 > SMALL_ROWS) continue; /* warp-uniform: the block path's */
+        double *out = partials + item * pd;
+        for (int v0 = 0; v0 < nvec; v0 += CW) {
+            const int v = v0 + cl;
+            double acc[VEC];
+#pragma unroll
+            for (int e = 0; e < VEC; e++) acc[e] = 0.0;
+            if (active && v < nvec) {
+                const int col0 = v * VEC;
+                int64_t r = r0 + rl;
+                for (; r + (U - 1) * RL < r1; r += U * RL) {
+                    int64_t id[U];
+                    int4 vv[U];
+                    double wv[U];
+#pragma unroll
+                    for (int u = 0; u < U; u++) id[u] = (int64_t)perm[r + u * RL];
+#pragma unroll
+                    for (int u = 0; u < U; u++) {
+                        vv[u] = load_vec<T, ALIGNED>(x + id[u] * ld, col0, d);
+                        wv[u] = W ? (double)w[id[u]] : 1.0;
+                    }
+#pragma unroll
+                    for (int u = 0; u < U; u++) Acc<T>::template add<W>(acc, vv[u], wv[u]);
+                }
+                for (; r < r1; r += RL) {
+                    const int64_t i0 = (int64_t)perm[r];
+                    Acc<T>::template add<W>(acc, load_vec<T, ALIGNED>(x + i0 * ld, col0, d), W ? (double)w[i0] : 1.0);
+                }
+            }
+            for (int s = 1; s < RL; s <<= 1) { /* every lane shuffles; which sums are taken is fixed */
+#pragma unroll
+                for (int e = 0; e < VEC; e++) {
+                    const double o = __shfl_down_sync(0xffffffffu, acc[e], s * CW);
+                    if (rl % (2 * s) == 0 && rl + s < RL) acc[e] += o;
+                }
+            }
+            if (rl == 0 && v < nvec) {
+#pragma unroll
+                for (int e = 0; e < VEC; e++)
+                    if (v * VEC + e < d) out[v * VEC + e] = acc[e];
+            }
+        }
+        if (W) { /* the item's weight sum: lane l sums rows r0 + l, r0 + l + 32, ..., then a tree */
+            double ws = 0.0;
+            for (int64_t r = r0 + lane; r < r1; r += 32) ws += (double)w[(int64_t)perm[r]];
+#pragma unroll
+            for (int s = 1; s < 32; s <<= 1) {
+                const double o = __shfl_down_sync(0xffffffffu, ws, s);
+                if (lane % (2 * s) == 0) ws += o;
+            }
+            if (lane == 0) out[d] = ws;
+        }
+    }
+}
+
 /* Sum of the partial rows q0, q0 + step, ... < q1 of one column, in order. */
 __device__ __forceinline__ double sum_rows(const double *__restrict__ p, int64_t q0, int64_t q1,
                                            int64_t stride, int64_t step)
@@ -522,36 +614,46 @@ __global__ void __launch_bounds__(THREADS)
 template <typename T, typename IdxT, bool ALIGNED, bool W>
 cudaError_t launch_reduce_t(const T *x, int64_t ld, int d, const Geo &g, const IdxT *perm,
                             const float *w, const int64_t *item_off, int64_t k, const int64_t *ir0,
-                            const int64_t *ir1, unsigned long long *counter, double *partials,
-                            cudaStream_t s)
+                            const int64_t *ir1, const int64_t *large, unsigned long long *counter,
+                            double *partials, cudaStream_t s)
 {
-    int dev = 0, sms = 0, per_sm = 0;
+    int dev = 0, sms = 0, per_sm = 0, per_sm_small = 0;
     cudaError_t e;
     if ((e = cudaGetDevice(&dev)) != cudaSuccess) return e;
     if ((e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return e;
     if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_reduce<T, IdxT, ALIGNED, W>,
                                                            THREADS, 0)) != cudaSuccess)
         return e;
+    if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm_small, k_reduce_small<T, IdxT, ALIGNED, W>,
+                                                           THREADS, 0)) != cudaSuccess)
+        return e;
+    /* small items: one warp each, as many warps as fit (not more than there are items) */
+    int64_t gs = (int64_t)sms * (per_sm_small > 0 ? per_sm_small : 1);
+    const int64_t gs_need = (g.max_items + THREADS / 32 - 1) / (THREADS / 32);
+    if (gs > gs_need) gs = gs_need;
+    k_reduce_small<T, IdxT, ALIGNED, W><<<(unsigned)gs, THREADS, 0, s>>>(x, ld, d, g.nvec, perm, w, item_off, k,
+                                                                         ir0, ir1, partials);
+    if ((e = cudaGetLastError()) != cudaSuccess) return e;
     int64_t grid = (int64_t)sms * (per_sm > 0 ? per_sm : 1);
     if (grid > g.max_items) grid = g.max_items;
     k_reduce<T, IdxT, ALIGNED, W><<<(unsigned)grid, THREADS, 0, s>>>(
-        x, ld, d, g.nvec, g.C, g.R, perm, w, item_off, k, ir0, ir1, counter, partials);
+        x, ld, d, g.nvec, g.C, g.R, perm, w, large, ir0, ir1, counter, partials);
     return cudaGetLastError();
 }
 
 template <typename T, typename IdxT>
 cudaError_t launch_reduce(const void *x, int64_t ld, int d, const Geo &g, const IdxT *perm,
                           const float *w, const int64_t *item_off, int64_t k, const int64_t *ir0,
-                          const int64_t *ir1, unsigned long long *counter, double *partials,
-                          cudaStream_t s)
+                          const int64_t *ir1, const int64_t *large, unsigned long long *counter,
+                          double *partials, cudaStream_t s)
 {
     const T *xt = static_cast<const T *>(x);
     const bool al = ((uintptr_t)x % 16 == 0) && (ld % g.vec == 0);
     if (w)
-        return al ? launch_reduce_t<T, IdxT, true, true>(xt, ld, d, g, perm, w, item_off, k, ir0, ir1, counter, partials, s)
-                  : launch_reduce_t<T, IdxT, false, true>(xt, ld, d, g, perm, w, item_off, k, ir0, ir1, counter, partials, s);
-    return al ? launch_reduce_t<T, IdxT, true, false>(xt, ld, d, g, perm, w, item_off, k, ir0, ir1, counter, partials, s)
-              : launch_reduce_t<T, IdxT, false, false>(xt, ld, d, g, perm, w, item_off, k, ir0, ir1, counter, partials, s);
+        return al ? launch_reduce_t<T, IdxT, true, true>(xt, ld, d, g, perm, w, item_off, k, ir0, ir1, large, counter, partials, s)
+                  : launch_reduce_t<T, IdxT, false, true>(xt, ld, d, g, perm, w, item_off, k, ir0, ir1, large, counter, partials, s);
+    return al ? launch_reduce_t<T, IdxT, true, false>(xt, ld, d, g, perm, w, item_off, k, ir0, ir1, large, counter, partials, s)
+              : launch_reduce_t<T, IdxT, false, false>(xt, ld, d, g, perm, w, item_off, k, ir0, ir1, large, counter, partials, s);
 }
 
 inline unsigned blocks_for(int64_t threads) { return (unsigned)((threads + THREADS - 1) / THREADS); }
@@ -572,6 +674,7 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
     int64_t *item_off = (int64_t *)(base + L.item_off);
     int32_t *icl = (int32_t *)(base + L.icl);
     int64_t *ir0 = (int64_t *)(base + L.ir0), *ir1 = (int64_t *)(base + L.ir1);
+    int64_t *large = (int64_t *)(base + L.large);
     unsigned long long *counter = (unsigned long long *)(base + L.counter);
     double *ipart = (double *)(base + L.ipart);
     double *partials = (double *)(base + L.partials);
@@ -610,7 +713,7 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
     FKM_K_LAUNCHED();
 
     /* plan, scan, items */
-    FKM_K_TRY(cudaMemsetAsync(counter, 0, sizeof(unsigned long long), s));
+    FKM_K_TRY(cudaMemsetAsync(counter, 0, 2 * sizeof(unsigned long long), s));
     k_plan<<<blocks_for(k + 1), THREADS, 0, s>>>(start, end, k, g.P, w != nullptr, npieces, counts,
                                                   ipart, L.ntiles, inertia);
     FKM_K_LAUNCHED();
@@ -620,17 +723,17 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
                                                 (int64_t)(k + 1), s));
     }
     k_items<<<blocks_for(g.max_items), THREADS, 0, s>>>(start, end, item_off, k, g.max_items, icl,
-                                                         ir0, ir1);
+                                                         ir0, ir1, large, counter + 1);
     FKM_K_LAUNCHED();
     /* reduce */
     cudaError_t e;
     if (mode == FKM_K_F16)
-        e = launch_reduce<__half, IdxT>(x, ld, d, g, perm, w, item_off, k, ir0, ir1, counter, partials, s);
+        e = launch_reduce<__half, IdxT>(x, ld, d, g, perm, w, item_off, k, ir0, ir1, large, counter, partials, s);
     else if (mode == FKM_K_BF16)
-        e = launch_reduce<__nv_bfloat16, IdxT>(x, ld, d, g, perm, w, item_off, k, ir0, ir1, counter,
-                                               partials, s);
+        e = launch_reduce<__nv_bfloat16, IdxT>(x, ld, d, g, perm, w, item_off, k, ir0, ir1, large,
+                                               counter, partials, s);
     else
-        e = launch_reduce<float, IdxT>(x, ld, d, g, perm, w, item_off, k, ir0, ir1, counter, partials, s);
+        e = launch_reduce<float, IdxT>(x, ld, d, g, perm, w, item_off, k, ir0, ir1, large, counter, partials, s);
     FKM_K_TRY(e);
     /* combine (weighted: one more column, the weight sums, which become the counts) */
     const int ncols = d + (w ? 1 : 0), ntc = (ncols + 31) / 32;
