@@ -193,7 +193,7 @@ int main(int argc, char **argv)
     bool quick = false, auto_only = false, assign_only = false;
     std::vector<std::string> filters;
     /* every selectable version: v1 mma.sync, v2 configurations, v3 configurations */
-    std::vector<int> all_versions = {0, 1, 5, 3, 4, 9, 10, 11, 12, 13, 7, 8, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 19, 25, 26, 27, 29, 28};
+    std::vector<int> all_versions = {0, 1, 5, 3, 4, 9, 10, 11, 12, 13, 7, 8, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 19, 25, 26, 27, 29, 32, 28, 30, 31};
     for (int i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--auto-only")) auto_only = true;
@@ -213,7 +213,7 @@ int main(int argc, char **argv)
             if (all_versions.empty() || all_versions[0] != 0) all_versions.insert(all_versions.begin(), 0);
         } else filters.push_back(argv[i]);
     }
-    auto timing_only = [](int v) { return v == 7 || v == 8 || v == 14 || v == 15 || v == 19 || v == 28; };
+    auto timing_only = [](int v) { return v == 7 || v == 8 || v == 14 || v == 15 || v == 19 || v == 28 || v == 30 || v == 31; };
     int ndev = 0;
     if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
         printf("bench_gpu: no CUDA device\n");

@@ -382,6 +382,8 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
  * epilogue runs under the other half's wgmma; no ping-pong):
  *  25 = (4, 5)   26 = (4, 2)   27 = (4, 1)   28 = (4, 0): no epilogue, timing only.
  *  29 = (4, 5, off) unsplit.
+ *  32 = (4, 9, off): two-level against the row's best (quad-merged), unsplit.
+ *  30 = (4, 6, off), 31 = (4, 7, off): timing only (the fma alone; fma + minimum, no index).
  * EPI 5: EPI 1 with the column of the tile's own minimum as an immediate, merged into the
  * running best once per tile (no per-column index registers).
  * EPI 1 / 2: the epilogues of v2 (select chain; two-level); 3 / 4: the same with short
@@ -414,6 +416,9 @@ static bool launch_v3(const AssignParams &p, int d, int variant, cudaError_t *er
     case 27: *err = launch_v3_cfg<BF16, 4, 1, false, true>(p, tx, tc, tn, s); return true;
     case 28: *err = launch_v3_cfg<BF16, 4, 0, false, true>(p, tx, tc, tn, s); return true;
     case 29: *err = launch_v3_cfg<BF16, 4, 5, false>(p, tx, tc, tn, s); return true;
+    case 30: *err = launch_v3_cfg<BF16, 4, 6, false>(p, tx, tc, tn, s); return true;
+    case 31: *err = launch_v3_cfg<BF16, 4, 7, false>(p, tx, tc, tn, s); return true;
+    case 32: *err = launch_v3_cfg<BF16, 4, 9, false>(p, tx, tc, tn, s); return true;
     default: return false;
     }
 }
@@ -493,7 +498,7 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
             int variant = g_force_version >= 2 ? g_force_version : 2;
             if (variant == 2 && auto_override() >= 2) variant = auto_override();
             if (variant == 2) variant = auto_v3(a->k, mode == FKM_K_BF16);
-            const int v3var = variant >= 16 && variant <= 29 ? variant : 0;
+            const int v3var = variant >= 16 && variant <= 32 ? variant : 0;
             if (v3var && (mode == FKM_K_F16 ? launch_v3<false>(p, a->d, v3var, &e, s)
                                             : launch_v3<true>(p, a->d, v3var, &e, s))) {
                 g_last_version = v3var;

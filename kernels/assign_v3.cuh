@@ -307,6 +307,77 @@ __global__ void __launch_bounds__(V3_T, 1)
                             }
                         }
                     }
+            } else if constexpr (EPI == 6 || EPI == 7) {
+                /* timing only: 6 = the distances' fma alone (summed), 7 = fma + running minimum
+                 * (no index): what the epilogue costs without its compare/select chains */
+                float m[2][2];
+#pragma unroll
+                for (int h = H0; h < H1; ++h) m[h][0] = m[h][1] = 0.f;
+#pragma unroll
+                for (int i = 0; i < V3_BN / 8; ++i) {
+                    const float2 cv = IPZ ? make_float2(0.f, 0.f) : *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
+#pragma unroll
+                    for (int e = 0; e < 2; ++e)
+#pragma unroll
+                        for (int h = H0; h < H1; ++h)
+#pragma unroll
+                            for (int r = 0; r < 2; ++r) {
+                                if constexpr (EPI == 6) m[h][r] = fmaf(-2.f, acc[h][4 * i + 2 * r + e], m[h][r]);
+                                else m[h][r] = fminf(m[h][r], fmaf(-2.f, acc[h][4 * i + 2 * r + e], e ? cv.y : cv.x));
+                            }
+                }
+#pragma unroll
+                for (int h = H0; h < H1; ++h)
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) best[h][r][0] = fminf(best[h][r][0], m[h][r]);
+            } else if constexpr (EPI == 9) {
+                /* two-level against the row's best: d in place and the thread's minimum (fma +
+                 * min per element); best/bidx hold the best of the whole row (equal in the quad
+                 * of threads that share it), so a slot's index pass runs only when one of its 8
+                 * rows improves (~min(1, 8/j) of the tiles at tile j, against ~min(1, 32/j)
+                 * with per-thread bests as in EPI 2): lowest column of the thread's minimum,
+                 * then the quad's four candidates merged lexicographically */
+                float m[2][2];
+#pragma unroll
+                for (int h = H0; h < H1; ++h) m[h][0] = m[h][1] = FKM_INF;
+#pragma unroll
+                for (int i = 0; i < V3_BN / 8; ++i) {
+                    const float2 cv = IPZ ? make_float2(0.f, 0.f) : *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
+#pragma unroll
+                    for (int e = 0; e < 2; ++e)
+#pragma unroll
+                        for (int h = H0; h < H1; ++h)
+#pragma unroll
+                            for (int r = 0; r < 2; ++r) {
+                                float &v = acc[h][4 * i + 2 * r + e];
+                                v = fmaf(-2.f, v, e ? cv.y : cv.x);
+                                m[h][r] = fminf(m[h][r], v);
+                            }
+                }
+#pragma unroll
+                for (int h = H0; h < H1; ++h)
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        if (__any_sync(0xffffffffu, m[h][r] < best[h][r][0])) { /* warp-uniform */
+                            int ci = 0;
+#pragma unroll
+                            for (int i = V3_BN / 8 - 1; i >= 0; --i)
+#pragma unroll
+                                for (int e = 1; e >= 0; --e) ci = acc[h][4 * i + 2 * r + e] == m[h][r] ? 8 * i + e : ci;
+                            float b = m[h][r];
+                            int bi = jb + ci;
+#pragma unroll
+                            for (int off = 1; off <= 2; off <<= 1) {
+                                const float ob = __shfl_xor_sync(0xffffffffu, b, off);
+                                const int oi = __shfl_xor_sync(0xffffffffu, bi, off);
+                                merge_best(b, bi, ob, oi);
+                            }
+                            if (b < best[h][r][0]) {
+                                best[h][r][0] = b;
+                                bidx[h][r][0] = bi;
+                            }
+                        }
+                    }
             } else if constexpr (EPI == 5) {
                 /* the tile's own (minimum, column) per row slot with the column as an immediate
                  * (no per-column index registers), merged into the running best once per tile */

@@ -12,9 +12,9 @@
  *   plan     counts; pieces per cluster = min(⌈count/P⌉, MAX_PIECES); the inertia
  *   scan     item_off = exclusive prefix of the pieces (one "item" = one piece)
  *   items    per item: its cluster and its rows [r0, r1) of the segment (balanced split);
- *            items of more than SMALL_ROWS rows are also appended to a list (an integer
+ *            items of more than FKM_UPD_SMALL_ROWS rows are also appended to a list (an integer
  *            atomic: the list's order varies, an item's result does not)
- *   small    items of at most SMALL_ROWS rows, one warp each (a fixed warp per item, no
+ *   small    items of at most FKM_UPD_SMALL_ROWS rows, one warp each (a fixed warp per item, no
  *            atomics or block barriers: at large k nearly every item is a short segment, and
  *            the block path spent ~9 us of latency on each: 0.56 ms at N = 1M, K = 65536 on an
  *            H200): rows gathered through perm, fp64 accumulators in CW column lanes ×
@@ -84,7 +84,9 @@ constexpr int TILE_ITEMS = 16;                /* rows per thread in a tile */
 constexpr int TILE = THREADS * TILE_ITEMS;    /* rows per inertia partial */
 constexpr int BOUNDS_BLOCKS = 2048;           /* grid of the bounds kernel at most */
 constexpr int64_t PARTIAL_BYTES = 64ll << 20; /* budget of the row-proportional partials */
-constexpr int64_t SMALL_ROWS = 256;           /* items of at most this many rows: one warp each */
+#ifndef FKM_UPD_SMALL_ROWS
+#define FKM_UPD_SMALL_ROWS 256 /* items of at most this many rows: one warp each */
+#endif
 constexpr size_t ALIGN = 256;
 
 inline int elem_bytes_of(fkm_kmode mode) { return (mode == FKM_K_F16 || mode == FKM_K_BF16) ? 2 : 4; }
@@ -98,6 +100,14 @@ struct Geo {
     int64_t P;         /* rows per piece (before the per-cluster cap) */
     int64_t max_items; /* pieces of all clusters at most */
 };
+
+/* items of at most this many rows take the warp path (env FKM_UPDATE_SMALL_ROWS, benches: 0 = none) */
+int64_t small_rows()
+{
+    static const char *e = getenv("FKM_UPDATE_SMALL_ROWS");
+    static const int64_t v = e ? atoll(e) : FKM_UPD_SMALL_ROWS;
+    return v;
+}
 
 int rows_per_lane()
 {
@@ -296,13 +306,13 @@ __global__ void __launch_bounds__(THREADS)
 }
 
 /* Per-item metadata, one thread per item: its cluster (item_off[j] <= item < item_off[j+1])
- * and its rows [r0, r1) (balanced split, every piece non-empty); items of more than SMALL_ROWS
+ * and its rows [r0, r1) (balanced split, every piece non-empty); items of more than FKM_UPD_SMALL_ROWS
  * rows are appended to large[] (*nlarge of them). */
 __global__ void __launch_bounds__(THREADS)
     k_items(const unsigned long long *__restrict__ start, const unsigned long long *__restrict__ end,
             const int64_t *__restrict__ item_off, int64_t k, int64_t max_items,
             int32_t *__restrict__ icl, int64_t *__restrict__ ir0, int64_t *__restrict__ ir1,
-            int64_t *__restrict__ large, unsigned long long *__restrict__ nlarge)
+            int64_t small, int64_t *__restrict__ large, unsigned long long *__restrict__ nlarge)
 {
     const int64_t item = (int64_t)blockIdx.x * THREADS + threadIdx.x;
     if (item >= max_items || item >= item_off[k]) return;
@@ -318,7 +328,7 @@ __global__ void __launch_bounds__(THREADS)
     icl[item] = (int32_t)lo;
     ir0[item] = r0;
     ir1[item] = r1;
-    if (r1 - r0 > SMALL_ROWS) large[atomicAdd(nlarge, 1ull)] = item;
+    if (r1 - r0 > small) large[atomicAdd(nlarge, 1ull)] = item;
 }
 
 template <typename T> struct Acc;
@@ -478,7 +488,7 @@ __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
     }
 }
 
-/* The items of at most SMALL_ROWS rows, one warp each (warp gw takes items gw, gw + nw, ...
+/* The items of at most FKM_UPD_SMALL_ROWS rows, one warp each (warp gw takes items gw, gw + nw, ...
  * and skips the large ones). CW = min(nvec, 32) column lanes × RL = 32 / CW row lanes; row lane
  * rl sums rows r0 + rl, r0 + rl + RL, ... in order, then the row lanes are combined by a fixed
  * shuffle tree (lane rl += lane rl + s, s = 1, 2, ...). W as in k_reduce. */
@@ -486,7 +496,7 @@ template <typename T, typename IdxT, bool ALIGNED, bool W>
 __global__ void __launch_bounds__(THREADS)
     k_reduce_small(const T *__restrict__ x, int64_t ld, int d, int nvec, const IdxT *__restrict__ perm,
                    const float *__restrict__ w, const int64_t *__restrict__ item_off, int64_t k,
-                   const int64_t *__restrict__ ir0, const int64_t *__restrict__ ir1,
+                   const int64_t *__restrict__ ir0, const int64_t *__restrict__ ir1, int64_t small,
                    double *__restrict__ partials)
 {
     constexpr int VEC = Acc<T>::VEC;
@@ -500,7 +510,7 @@ __global__ void __launch_bounds__(THREADS)
     const int pd = d + (W ? 1 : 0);
     for (int64_t item = ((int64_t)blockIdx.x * THREADS + threadIdx.x) / 32; item < total; item += nw) {
         const int64_t r0 = ir0[item], r1 = ir1[item];
-        if (r1 - r0 > SMALL_ROWS) continue; /* warp-uniform: the block path's */
+        if (r1 - r0 > small) continue; /* warp-uniform: the block path's */
         double *out = partials + item * pd;
         for (int v0 = 0; v0 < nvec; v0 += CW) {
             const int v = v0 + cl;
@@ -632,7 +642,7 @@ cudaError_t launch_reduce_t(const T *x, int64_t ld, int d, const Geo &g, const I
     const int64_t gs_need = (g.max_items + THREADS / 32 - 1) / (THREADS / 32);
     if (gs > gs_need) gs = gs_need;
     k_reduce_small<T, IdxT, ALIGNED, W><<<(unsigned)gs, THREADS, 0, s>>>(x, ld, d, g.nvec, perm, w, item_off, k,
-                                                                         ir0, ir1, partials);
+                                                                         ir0, ir1, small_rows(), partials);
     if ((e = cudaGetLastError()) != cudaSuccess) return e;
     int64_t grid = (int64_t)sms * (per_sm > 0 ? per_sm : 1);
     if (grid > g.max_items) grid = g.max_items;
@@ -723,7 +733,7 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
                                                 (int64_t)(k + 1), s));
     }
     k_items<<<blocks_for(g.max_items), THREADS, 0, s>>>(start, end, item_off, k, g.max_items, icl,
-                                                         ir0, ir1, large, counter + 1);
+                                                         ir0, ir1, small_rows(), large, counter + 1);
     FKM_K_LAUNCHED();
     /* reduce */
     cudaError_t e;
