@@ -203,7 +203,7 @@ int main(int argc, char **argv)
             for (const char *q = argv[++i]; *q;) {
                 char *end;
                 long v = strtol(q, &end, 10);
-                if (end == q || v < 0 || v > 31) {
+                if (end == q || v < 0 || v > 63) {
                     fprintf(stderr, "bench_gpu: bad --versions list\n");
                     return 2;
                 }
@@ -342,7 +342,7 @@ int main(int argc, char **argv)
         if (v2able) versions = all_versions;
         if (v2able && auto_only) versions = {0, 1};
         int auto_ver = 0;
-        double t_v[32] = {0};
+        double t_v[64] = {0};
         for (int ver : versions) {
             fkm_k_assign_force_version(ver);
             double ms = time_ms(assign);

@@ -12,18 +12,20 @@
  *   plan     counts; pieces per cluster = min(⌈count/P⌉, MAX_PIECES); the inertia
  *   scan     item_off = exclusive prefix of the pieces (one "item" = one piece)
  *   items    per item: its cluster and its rows [r0, r1) of the segment (balanced split);
- *            items of more than FKM_UPD_SMALL_ROWS rows are also appended to a list (an integer
- *            atomic: the list's order varies, an item's result does not)
- *   small    items of at most FKM_UPD_SMALL_ROWS rows, one warp each (a fixed warp per item, no
- *            atomics or block barriers: at large k nearly every item is a short segment, and
- *            the block path spent ~9 us of latency on each: 0.56 ms at N = 1M, K = 65536 on an
- *            H200): rows gathered through perm, fp64 accumulators in CW column lanes ×
- *            32/CW row lanes, the row lanes combined by a fixed shuffle tree
- *   reduce   the listed (large) items: persistent blocks take them in turn (an integer
- *            atomic hands them out; the result of an item does not depend on which block
- *            computes it): the item's rows gathered through perm with 16-byte loads,
- *            accumulated in fp64 by R row lanes × C column lanes, the R lanes combined by a
- *            fixed tree; the piece's partial sum goes to the workspace
+ *            when the mean segment is short (n <= S k, S = FKM_UPD_SMALL_ROWS), items of
+ *            more than S rows are also appended to a list (an integer atomic: the list's
+ *            order varies, an item's result does not)
+ *   small    (short mean segments only) items of at most S rows, one warp each (a fixed warp
+ *            per item, no atomics or block barriers: the block path spent ~9 us of latency on
+ *            each, 0.56 ms at N = 1M, K = 65536 on an H200): rows gathered through perm,
+ *            fp64 accumulators in CW column lanes × 32/CW row lanes, the row lanes combined
+ *            by a fixed shuffle tree
+ *   reduce   the listed (large) items, or all items when there is no list: persistent
+ *            blocks take them in turn (an integer atomic hands them out; the result of an
+ *            item does not depend on which block computes it): the item's rows gathered
+ *            through perm with 16-byte loads, accumulated in fp64 by R row lanes × C column
+ *            lanes, the R lanes combined by a fixed tree; the piece's partial sum goes to
+ *            the workspace
  *   combine  level 1: each group of ≤ 32 consecutive pieces of a cluster summed in piece
  *            order (into sums when the cluster has ≤ 32 pieces, else in place into the
  *            group's first slot); level 2: the groups of larger clusters, in order.
@@ -85,7 +87,7 @@ constexpr int TILE = THREADS * TILE_ITEMS;    /* rows per inertia partial */
 constexpr int BOUNDS_BLOCKS = 2048;           /* grid of the bounds kernel at most */
 constexpr int64_t PARTIAL_BYTES = 64ll << 20; /* budget of the row-proportional partials */
 #ifndef FKM_UPD_SMALL_ROWS
-#define FKM_UPD_SMALL_ROWS 256 /* items of at most this many rows: one warp each */
+#define FKM_UPD_SMALL_ROWS 64 /* items of at most this many rows: one warp each */
 #endif
 constexpr size_t ALIGN = 256;
 
@@ -101,7 +103,11 @@ struct Geo {
     int64_t max_items; /* pieces of all clusters at most */
 };
 
-/* items of at most this many rows take the warp path (env FKM_UPDATE_SMALL_ROWS, benches: 0 = none) */
+/* Items of at most this many rows take the warp path when the mean segment is that short too
+ * (env FKM_UPDATE_SMALL_ROWS, benches: 0 = never). Measured on an H200, same run: the warp
+ * path took N = 1M, K = 65536 (16 rows a cluster) from 0.86 to 0.44 ms, but was slower with
+ * 128-row segments (K = 8192: 0.255 -> 0.298 ms), and the list cost 20-50 us where it held
+ * every item (K = 1024), so short-segment calls alone use it. */
 int64_t small_rows()
 {
     static const char *e = getenv("FKM_UPDATE_SMALL_ROWS");
@@ -306,7 +312,7 @@ __global__ void __launch_bounds__(THREADS)
 }
 
 /* Per-item metadata, one thread per item: its cluster (item_off[j] <= item < item_off[j+1])
- * and its rows [r0, r1) (balanced split, every piece non-empty); items of more than FKM_UPD_SMALL_ROWS
+ * and its rows [r0, r1) (balanced split, every piece non-empty); items of more than `small`
  * rows are appended to large[] (*nlarge of them). */
 __global__ void __launch_bounds__(THREADS)
     k_items(const unsigned long long *__restrict__ start, const unsigned long long *__restrict__ end,
@@ -328,7 +334,7 @@ __global__ void __launch_bounds__(THREADS)
     icl[item] = (int32_t)lo;
     ir0[item] = r0;
     ir1[item] = r1;
-    if (r1 - r0 > small) large[atomicAdd(nlarge, 1ull)] = item;
+    if (large && r1 - r0 > small) large[atomicAdd(nlarge, 1ull)] = item;
 }
 
 template <typename T> struct Acc;
@@ -387,22 +393,22 @@ __device__ __forceinline__ int4 load_vec(const T *__restrict__ row, int col0, in
     return v;
 }
 
-/* Persistent: each block takes items of the large list from the counter (counter[0]; the
- * list's length is counter[1]) until none is left. W: rows weighted by w; the item's weight
+/* Persistent: each block takes items from the counter (counter[0]) until none is left: items
+ * of the large list (its length is counter[1]) when there is one, else all items. W: rows weighted by w; the item's weight
  * sum goes to column d of its partial row (rows of pd = d + 1). */
 template <typename T, typename IdxT, bool ALIGNED, bool W>
 __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
     k_reduce(const T *__restrict__ x, int64_t ld, int d, int nvec, int C, int R,
              const IdxT *__restrict__ perm, const float *__restrict__ w,
-             const int64_t *__restrict__ large, const int64_t *__restrict__ ir0,
-             const int64_t *__restrict__ ir1, unsigned long long *__restrict__ counter,
-             double *__restrict__ partials)
+             const int64_t *__restrict__ large, const int64_t *__restrict__ item_off, int64_t k,
+             const int64_t *__restrict__ ir0, const int64_t *__restrict__ ir1,
+             unsigned long long *__restrict__ counter, double *__restrict__ partials)
 {
     constexpr int VEC = Acc<T>::VEC;
     constexpr int U = FKM_UPD_UNROLL;
     __shared__ double red[THREADS * VEC]; /* [VEC][R][C] */
     __shared__ int64_t s_item;
-    const int64_t total = (int64_t)counter[1];
+    const int64_t total = large ? (int64_t)counter[1] : item_off[k];
     const int tid = threadIdx.x;
     const int lane = tid / C, cc = tid - lane * C;
     const bool active = lane < R;
@@ -413,7 +419,7 @@ __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
         __syncthreads();
         const int64_t li = s_item;
         if (li >= total) break; /* uniform over the block */
-        const int64_t item = large[li];
+        const int64_t item = large ? large[li] : li;
         const int64_t r0 = ir0[item], r1 = ir1[item];
         const int64_t pd = d + (W ? 1 : 0);
         double *out = partials + item * pd;
@@ -488,7 +494,7 @@ __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
     }
 }
 
-/* The items of at most FKM_UPD_SMALL_ROWS rows, one warp each (warp gw takes items gw, gw + nw, ...
+/* The items of at most `small` rows, one warp each (warp gw takes items gw, gw + nw, ...
  * and skips the large ones). CW = min(nvec, 32) column lanes × RL = 32 / CW row lanes; row lane
  * rl sums rows r0 + rl, r0 + rl + RL, ... in order, then the row lanes are combined by a fixed
  * shuffle tree (lane rl += lane rl + s, s = 1, 2, ...). W as in k_reduce. */
@@ -637,17 +643,18 @@ cudaError_t launch_reduce_t(const T *x, int64_t ld, int d, const Geo &g, const I
     if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm_small, k_reduce_small<T, IdxT, ALIGNED, W>,
                                                            THREADS, 0)) != cudaSuccess)
         return e;
-    /* small items: one warp each, as many warps as fit (not more than there are items) */
-    int64_t gs = (int64_t)sms * (per_sm_small > 0 ? per_sm_small : 1);
-    const int64_t gs_need = (g.max_items + THREADS / 32 - 1) / (THREADS / 32);
-    if (gs > gs_need) gs = gs_need;
-    k_reduce_small<T, IdxT, ALIGNED, W><<<(unsigned)gs, THREADS, 0, s>>>(x, ld, d, g.nvec, perm, w, item_off, k,
-                                                                         ir0, ir1, small_rows(), partials);
-    if ((e = cudaGetLastError()) != cudaSuccess) return e;
+    if (large) { /* small items: one warp each, as many warps as fit (not more than items) */
+        int64_t gs = (int64_t)sms * (per_sm_small > 0 ? per_sm_small : 1);
+        const int64_t gs_need = (g.max_items + THREADS / 32 - 1) / (THREADS / 32);
+        if (gs > gs_need) gs = gs_need;
+        k_reduce_small<T, IdxT, ALIGNED, W><<<(unsigned)gs, THREADS, 0, s>>>(x, ld, d, g.nvec, perm, w, item_off,
+                                                                             k, ir0, ir1, small_rows(), partials);
+        if ((e = cudaGetLastError()) != cudaSuccess) return e;
+    }
     int64_t grid = (int64_t)sms * (per_sm > 0 ? per_sm : 1);
     if (grid > g.max_items) grid = g.max_items;
     k_reduce<T, IdxT, ALIGNED, W><<<(unsigned)grid, THREADS, 0, s>>>(
-        x, ld, d, g.nvec, g.C, g.R, perm, w, large, ir0, ir1, counter, partials);
+        x, ld, d, g.nvec, g.C, g.R, perm, w, large, item_off, k, ir0, ir1, counter, partials);
     return cudaGetLastError();
 }
 
@@ -684,7 +691,9 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
     int64_t *item_off = (int64_t *)(base + L.item_off);
     int32_t *icl = (int32_t *)(base + L.icl);
     int64_t *ir0 = (int64_t *)(base + L.ir0), *ir1 = (int64_t *)(base + L.ir1);
-    int64_t *large = (int64_t *)(base + L.large);
+    /* the warp path and the list of large items, for short mean segments only */
+    const bool short_segments = small_rows() > 0 && n <= small_rows() * k;
+    int64_t *large = short_segments ? (int64_t *)(base + L.large) : nullptr;
     unsigned long long *counter = (unsigned long long *)(base + L.counter);
     double *ipart = (double *)(base + L.ipart);
     double *partials = (double *)(base + L.partials);
