@@ -338,16 +338,16 @@ static bool encode_rows_map(CUtensorMap *m, const void *base, uint64_t inner, ui
                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
-/* k float32 norms, boxes of V3_BN. */
-static bool encode_norms_map(CUtensorMap *m, const float *base, uint64_t k)
+/* k float32 norms, boxes of `box` (V3_BN for the centroids, V3_BM for the point tile). */
+static bool encode_norms_map(CUtensorMap *m, const float *base, uint64_t k, uint32_t box)
 {
     PFN_cuTensorMapEncodeTiled_v12000 enc = tensor_map_encoder();
     if (!enc) return false;
     cuuint64_t dims[1] = {k};
     cuuint64_t strides[1] = {0}; /* rank 1: none is read */
-    cuuint32_t box[1] = {V3_BN};
+    cuuint32_t boxd[1] = {box};
     cuuint32_t estr[1] = {1};
-    return enc(m, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 1, const_cast<float *>(base), dims, strides, box, estr,
+    return enc(m, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 1, const_cast<float *>(base), dims, strides, boxd, estr,
                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
@@ -361,7 +361,7 @@ static bool v3_applies(const AssignParams &p, int d)
 
 template <bool BF16, int S, int EPI, bool PP, bool SPLIT = false>
 static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, const CUtensorMap &tc,
-                                 const CUtensorMap &tn, cudaStream_t s)
+                                 const CUtensorMap &tn, const CUtensorMap &txn, cudaStream_t s)
 {
     const size_t smem = v3_smem_bytes(S);
     const int64_t npt = (p.n + V3_BM - 1) / V3_BM;
@@ -369,7 +369,7 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
     auto kern = assign_v3_kernel<BF16, S, EPI, PP, SPLIT>;
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess) return e;
-    kern<<<grid, V3_T, smem, s>>>(p, tx, tc, tn);
+    kern<<<grid, V3_T, smem, s>>>(p, tx, tc, tn, txn);
     return cudaGetLastError();
 }
 
@@ -383,6 +383,7 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
  *  25 = (4, 5)   26 = (4, 2)   27 = (4, 1)   28 = (4, 0): no epilogue, timing only.
  *  29 = (4, 5, off) unsplit.
  *  32 = (4, 9, off): two-level against the row's best (quad-merged), unsplit.
+ *  33 = (4, 10, off): packed (distance, column) integer keys, unsplit (metric IP: as 29).
  *  30 = (4, 6, off), 31 = (4, 7, off): timing only (the fma alone; fma + minimum, no index).
  * EPI 5: EPI 1 with the column of the tile's own minimum as an immediate, merged into the
  * running best once per tile (no per-column index registers).
@@ -394,46 +395,50 @@ template <bool BF16>
 static bool launch_v3(const AssignParams &p, int d, int variant, cudaError_t *err, cudaStream_t s)
 {
     if (!v3_applies(p, d)) return false;
-    CUtensorMap tx, tc, tn;
+    CUtensorMap tx, tc, tn, txn;
     memset(&tn, 0, sizeof tn);
+    memset(&txn, 0, sizeof txn);
+    /* EPI 10 reads the point tile's row norms by TMA (16-byte aligned); else v29, its EPI 5 twin */
+    if (variant == 33 && !p.ip && ((uintptr_t)p.xn & 15u)) variant = 29;
     const uint64_t inner = (uint64_t)p.row_bytes / 2;
     if (!encode_rows_map(&tx, p.x, inner, (uint64_t)p.n, (uint64_t)p.ldx_bytes, V3_BM) ||
         !encode_rows_map(&tc, p.c, inner, (uint64_t)p.k, (uint64_t)p.ldc_bytes, V3_BN) ||
-        (!p.ip && !encode_norms_map(&tn, p.cn, (uint64_t)p.k)))
+        (!p.ip && !encode_norms_map(&tn, p.cn, (uint64_t)p.k, V3_BN)) ||
+        (variant == 33 && !p.ip && !encode_norms_map(&txn, p.xn, (uint64_t)p.n, V3_BM)))
         return false;
     switch (variant) {
-    case 16: *err = launch_v3_cfg<BF16, 4, 1, true>(p, tx, tc, tn, s); return true;
-    case 17: *err = launch_v3_cfg<BF16, 4, 2, true>(p, tx, tc, tn, s); return true;
-    case 18: *err = launch_v3_cfg<BF16, 4, 2, false>(p, tx, tc, tn, s); return true;
-    case 19: *err = launch_v3_cfg<BF16, 4, 0, true>(p, tx, tc, tn, s); return true;
-    case 20: *err = launch_v3_cfg<BF16, 4, 1, false>(p, tx, tc, tn, s); return true;
-    case 21: *err = launch_v3_cfg<BF16, 4, 3, true>(p, tx, tc, tn, s); return true;
-    case 22: *err = launch_v3_cfg<BF16, 4, 3, false>(p, tx, tc, tn, s); return true;
-    case 23: *err = launch_v3_cfg<BF16, 4, 4, true>(p, tx, tc, tn, s); return true;
-    case 24: *err = launch_v3_cfg<BF16, 4, 4, false>(p, tx, tc, tn, s); return true;
-    case 25: *err = launch_v3_cfg<BF16, 4, 5, false, true>(p, tx, tc, tn, s); return true;
-    case 26: *err = launch_v3_cfg<BF16, 4, 2, false, true>(p, tx, tc, tn, s); return true;
-    case 27: *err = launch_v3_cfg<BF16, 4, 1, false, true>(p, tx, tc, tn, s); return true;
-    case 28: *err = launch_v3_cfg<BF16, 4, 0, false, true>(p, tx, tc, tn, s); return true;
-    case 29: *err = launch_v3_cfg<BF16, 4, 5, false>(p, tx, tc, tn, s); return true;
-    case 30: *err = launch_v3_cfg<BF16, 4, 6, false>(p, tx, tc, tn, s); return true;
-    case 31: *err = launch_v3_cfg<BF16, 4, 7, false>(p, tx, tc, tn, s); return true;
-    case 32: *err = launch_v3_cfg<BF16, 4, 9, false>(p, tx, tc, tn, s); return true;
+    case 16: *err = launch_v3_cfg<BF16, 4, 1, true>(p, tx, tc, tn, txn, s); return true;
+    case 17: *err = launch_v3_cfg<BF16, 4, 2, true>(p, tx, tc, tn, txn, s); return true;
+    case 18: *err = launch_v3_cfg<BF16, 4, 2, false>(p, tx, tc, tn, txn, s); return true;
+    case 19: *err = launch_v3_cfg<BF16, 4, 0, true>(p, tx, tc, tn, txn, s); return true;
+    case 20: *err = launch_v3_cfg<BF16, 4, 1, false>(p, tx, tc, tn, txn, s); return true;
+    case 21: *err = launch_v3_cfg<BF16, 4, 3, true>(p, tx, tc, tn, txn, s); return true;
+    case 22: *err = launch_v3_cfg<BF16, 4, 3, false>(p, tx, tc, tn, txn, s); return true;
+    case 23: *err = launch_v3_cfg<BF16, 4, 4, true>(p, tx, tc, tn, txn, s); return true;
+    case 24: *err = launch_v3_cfg<BF16, 4, 4, false>(p, tx, tc, tn, txn, s); return true;
+    case 25: *err = launch_v3_cfg<BF16, 4, 5, false, true>(p, tx, tc, tn, txn, s); return true;
+    case 26: *err = launch_v3_cfg<BF16, 4, 2, false, true>(p, tx, tc, tn, txn, s); return true;
+    case 27: *err = launch_v3_cfg<BF16, 4, 1, false, true>(p, tx, tc, tn, txn, s); return true;
+    case 28: *err = launch_v3_cfg<BF16, 4, 0, false, true>(p, tx, tc, tn, txn, s); return true;
+    case 29: *err = launch_v3_cfg<BF16, 4, 5, false>(p, tx, tc, tn, txn, s); return true;
+    case 30: *err = launch_v3_cfg<BF16, 4, 6, false>(p, tx, tc, tn, txn, s); return true;
+    case 31: *err = launch_v3_cfg<BF16, 4, 7, false>(p, tx, tc, tn, txn, s); return true;
+    case 32: *err = launch_v3_cfg<BF16, 4, 9, false>(p, tx, tc, tn, txn, s); return true;
+    case 33: *err = launch_v3_cfg<BF16, 4, 10, false>(p, tx, tc, tn, txn, s); return true;
     default: return false;
     }
 }
 
 /* The automatic choice on a compute capability 9.0 device for 64 < d <= 128 (2 = the v2
- * configuration launch_v2 picks; also where v3 does not apply). Measured on an H200 (two runs,
- * bench/NOTES.md): the v3 family is 25-45% faster than v2 at every measured shape (K >= 1024);
- * among its versions the differences are mostly within the run-to-run spread, except v20 (no
- * ping-pong) at N = 8M, K = 1024 (4.16-4.18 ms against 4.31-4.45 for v16). fp16: v20; bf16: v16
- * (the fastest bf16 version that the device test ran; bf16/v20 had not run there yet). Below
- * K = 1024 nothing was measured, so v2 stays. */
+ * configuration launch_v2 picks; also where v3 does not apply). Measured on an H200
+ * (bench/NOTES.md): the v3 family is 25-45% faster than v2 at every measured shape (K >= 1024);
+ * v33 (packed integer keys: 3 instructions per distance instead of 4) is the fastest v3 version
+ * with an epilogue for fp16 and bf16. Below K = 1024 nothing was measured, so v2 stays. */
 static int auto_v3(int64_t k, bool bf16)
 {
+    (void)bf16;
     if (k < 1024) return 2;
-    return bf16 ? 16 : 20;
+    return 33;
 }
 
 /* FKM_ASSIGN_AUTO_VERSION=N (tests only): the automatic choice becomes version N wherever it
@@ -498,7 +503,7 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
             int variant = g_force_version >= 2 ? g_force_version : 2;
             if (variant == 2 && auto_override() >= 2) variant = auto_override();
             if (variant == 2) variant = auto_v3(a->k, mode == FKM_K_BF16);
-            const int v3var = variant >= 16 && variant <= 32 ? variant : 0;
+            const int v3var = variant >= 16 && variant <= 33 ? variant : 0;
             if (v3var && (mode == FKM_K_F16 ? launch_v3<false>(p, a->d, v3var, &e, s)
                                             : launch_v3<true>(p, a->d, v3var, &e, s))) {
                 g_last_version = v3var;

@@ -51,6 +51,7 @@ constexpr int V3_BM = 256, V3_BN = 128, V3_KS = 8, V3_NKC = 2, V3_T = 384;
 constexpr uint32_t V3_X_BYTES = V3_NKC * V3_BM * 128; /* 64 KB */
 constexpr uint32_t V3_C_BYTES = V3_NKC * V3_BN * 128; /* 32 KB */
 constexpr uint32_t V3_CN_BYTES = V3_BN * 4;
+constexpr uint32_t V3_XN_BYTES = V3_BM * 4; /* the point tile's row norms (EPI 10) */
 /* Consumer and producer register budgets: 2 x 128 x 232 + 128 x 40 = 64512 = 384 x 168 (the
  * block's allocation at launch); the split consumers (more loop state live across the wgmma
  * of the other half) take 240, the producer then 24: 2 x 128 x 240 + 128 x 24 = 64512. */
@@ -67,17 +68,19 @@ template <int H> struct V3Half {
     static constexpr int value = H;
 };
 
-/* X tile, S centroid stages, S norm stages, 2S + 2 mbarriers, and slack to align to 1024 B
- * (the 128-byte swizzle pattern repeats every 1024 B and is taken from the address). */
+/* X tile, S centroid stages, S norm stages, the point tile's row norms, 2S + 2 mbarriers, and
+ * slack to align to 1024 B (the 128-byte swizzle pattern repeats every 1024 B and is taken
+ * from the address). */
 static inline size_t v3_smem_bytes(int S)
 {
-    return 1024 + V3_X_BYTES + (size_t)S * (V3_C_BYTES + V3_CN_BYTES) + (size_t)(2 * S + 2) * 8;
+    return 1024 + V3_X_BYTES + (size_t)S * (V3_C_BYTES + V3_CN_BYTES) + V3_XN_BYTES + (size_t)(2 * S + 2) * 8;
 }
 
 template <bool BF16, int S, int EPI, bool PP, bool SPLIT>
 __global__ void __launch_bounds__(V3_T, 1)
     assign_v3_kernel(const AssignParams p, const __grid_constant__ CUtensorMap tmx,
-                     const __grid_constant__ CUtensorMap tmc, const __grid_constant__ CUtensorMap tmn)
+                     const __grid_constant__ CUtensorMap tmc, const __grid_constant__ CUtensorMap tmn,
+                     const __grid_constant__ CUtensorMap tmxn)
 {
 #if FKM_SM90A
     extern __shared__ __align__(1024) unsigned char smem_raw[];
@@ -85,8 +88,13 @@ __global__ void __launch_bounds__(V3_T, 1)
     const uint32_t sX = (raw + 1023u) & ~1023u;
     const uint32_t sC = sX + V3_X_BYTES;
     const uint32_t sCnAddr = sC + S * V3_C_BYTES;
-    const uint32_t sBar = sCnAddr + S * V3_CN_BYTES;
+    const uint32_t sXnAddr = sCnAddr + S * V3_CN_BYTES;
+    const uint32_t sBar = sXnAddr + V3_XN_BYTES;
     const float *sCn = reinterpret_cast<const float *>(smem_raw + (sCnAddr - raw));
+    const float *sXn = reinterpret_cast<const float *>(smem_raw + (sXnAddr - raw));
+    /* EPI 10 (metric L2): distances offset by the largest row norm of the thread's rows, so
+     * that they are >= 0 and compare as integers (below) */
+    const bool xoff = EPI == 10 && !p.ip;
     /* barriers: full[S], empty[S], xfull, xempty */
     const uint32_t xfull = sBar + 16u * S, xempty = xfull + 8u;
 
@@ -94,6 +102,7 @@ __global__ void __launch_bounds__(V3_T, 1)
     const int nJ = (int)((p.k + V3_BN - 1) / V3_BN);
     const int nIt = (int)((nPT - blockIdx.x + gridDim.x - 1) / gridDim.x);
     static_assert(!(SPLIT && PP), "the split consumers do not take turns");
+    static_assert(!(SPLIT && EPI == 10), "EPI 10 keeps one row offset per point tile: unsplit only");
     if (nIt <= 0) return; /* uniform over the block, before any barrier */
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
 
@@ -108,6 +117,7 @@ __global__ void __launch_bounds__(V3_T, 1)
         tma_prefetch_desc(&tmx);
         tma_prefetch_desc(&tmc);
         if (!p.ip) tma_prefetch_desc(&tmn);
+        if (xoff) tma_prefetch_desc(&tmxn);
     }
     __syncthreads();
 
@@ -123,9 +133,10 @@ __global__ void __launch_bounds__(V3_T, 1)
             const int jx = (nJ < S ? nJ : S) - 1;
             auto load_x = [&](int it) {
                 const int row0 = (int)(((int64_t)blockIdx.x + (int64_t)it * gridDim.x) * V3_BM);
-                mbar_arrive_expect_tx(xfull, V3_X_BYTES);
+                mbar_arrive_expect_tx(xfull, V3_X_BYTES + (xoff ? V3_XN_BYTES : 0u));
 #pragma unroll
                 for (int kc = 0; kc < V3_NKC; ++kc) tma_load_2d(sX + kc * (V3_BM * 128), &tmx, kc * 64, row0, xfull);
+                if (xoff) tma_load_1d(sXnAddr, &tmxn, row0, xfull);
             };
             load_x(0);
             int st = 0;
@@ -175,6 +186,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                     best[h][r][q] = FKM_INF;
                     bidx[h][r][q] = 0;
                 }
+        float boff = 0.f; /* EPI 10: the largest ||x||^2 of this thread's four rows of the tile */
 
         auto finalize = [&](int it, auto htag) {
             constexpr int HS = decltype(htag)::value;
@@ -197,7 +209,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                     const int64_t row = r0 + h * 64 + r * 8;
                     if (t == 0 && row < p.n) {
                         p.labels[row] = bi;
-                        p.md[row] = p.ip ? p.ip_offset + 0.5f * b : fmaxf(p.xn[row] + b, 0.f);
+                        p.md[row] = p.ip ? p.ip_offset + 0.5f * b : fmaxf(p.xn[row] + (b - boff), 0.f);
                     }
 #pragma unroll
                     for (int q = 0; q < NQ; ++q) {
@@ -233,14 +245,15 @@ __global__ void __launch_bounds__(V3_T, 1)
             constexpr bool IPZ = decltype(iptag)::value;
             constexpr int HS = decltype(htag)::value;
             constexpr int H0 = HS < 0 ? 0 : HS, H1 = HS < 0 ? 2 : HS + 1; /* halves [H0, H1) */
+            constexpr int E = EPI == 10 && IPZ ? 5 : EPI; /* metric IP: EPI 10 runs as EPI 5 */
             const float *cnb = sCn + st * V3_BN;
             const int jb = j * V3_BN + 2 * t;
             (void)IPZ;
-            if constexpr (EPI == 0) { /* keep both halves' accumulators live */
+            if constexpr (E == 0) { /* keep both halves' accumulators live */
                 (void)cnb;
                 (void)jb;
                 best[H0][0][0] = fminf(best[H0][0][0], acc[H0][0] + acc[H1 - 1][0]);
-            } else if constexpr (EPI == 3) {
+            } else if constexpr (E == 3) {
                 /* d, then best = min(best, d) and the index where d < best: the min does not wait
                  * for the compare, and the two chains per row slot run side by side */
 #pragma unroll
@@ -262,7 +275,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                             }
                     }
                 }
-            } else if constexpr (EPI == 4) {
+            } else if constexpr (E == 4) {
                 /* two-level with short dependency chains: four partial minima per row slot, and
                  * the index pass as two interleaved scans */
                 float m4[2][2][4];
@@ -307,7 +320,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                             }
                         }
                     }
-            } else if constexpr (EPI == 6 || EPI == 7) {
+            } else if constexpr (E == 6 || E == 7) {
                 /* timing only: 6 = the distances' fma alone (summed), 7 = fma + running minimum
                  * (no index): what the epilogue costs without its compare/select chains */
                 float m[2][2];
@@ -322,7 +335,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                         for (int h = H0; h < H1; ++h)
 #pragma unroll
                             for (int r = 0; r < 2; ++r) {
-                                if constexpr (EPI == 6) m[h][r] = fmaf(-2.f, acc[h][4 * i + 2 * r + e], m[h][r]);
+                                if constexpr (E == 6) m[h][r] = fmaf(-2.f, acc[h][4 * i + 2 * r + e], m[h][r]);
                                 else m[h][r] = fminf(m[h][r], fmaf(-2.f, acc[h][4 * i + 2 * r + e], e ? cv.y : cv.x));
                             }
                 }
@@ -330,7 +343,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                 for (int h = H0; h < H1; ++h)
 #pragma unroll
                     for (int r = 0; r < 2; ++r) best[h][r][0] = fminf(best[h][r][0], m[h][r]);
-            } else if constexpr (EPI == 9) {
+            } else if constexpr (E == 9) {
                 /* two-level against the row's best: d in place and the thread's minimum (fma +
                  * min per element); best/bidx hold the best of the whole row (equal in the quad
                  * of threads that share it), so a slot's index pass runs only when one of its 8
@@ -378,7 +391,45 @@ __global__ void __launch_bounds__(V3_T, 1)
                             }
                         }
                     }
-            } else if constexpr (EPI == 5) {
+            } else if constexpr (E == 10) {
+                /* packed keys: with d' = ||c||^2 + boff - 2 x.c >= 0 (boff >= ||x||^2 of the row),
+                 * the bits of d' order as integers; the low 5 mantissa bits are replaced by the
+                 * column's code 2i + e (increasing with the column, so equal values go to the
+                 * lower column) and one integer minimum per element keeps value and column: fma,
+                 * lop3, imnmx per element instead of fma, compare, two selects. The chain starts
+                 * from the running best (its code bits zero: a later tile wins only with a
+                 * smaller value). Values are kept to 19 bits (2^-18 relative to d'), inside the
+                 * fp32 accumulation's error bound; tiny negative d' (rounding at distance ~0)
+                 * compare below every positive one. */
+                int tk[2][2];
+#pragma unroll
+                for (int h = H0; h < H1; ++h)
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) tk[h][r] = __float_as_int(best[h][r][0]);
+#pragma unroll
+                for (int i = 0; i < V3_BN / 8; ++i) {
+                    const float2 cv = *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
+                    const float c0 = cv.x + boff, c1 = cv.y + boff;
+#pragma unroll
+                    for (int e = 0; e < 2; ++e)
+#pragma unroll
+                        for (int h = H0; h < H1; ++h)
+#pragma unroll
+                            for (int r = 0; r < 2; ++r) {
+                                const float v = fmaf(-2.f, acc[h][4 * i + 2 * r + e], e ? c1 : c0);
+                                tk[h][r] = min(tk[h][r], (__float_as_int(v) | 31) ^ (31 ^ (2 * i + e)));
+                            }
+                }
+#pragma unroll
+                for (int h = H0; h < H1; ++h)
+#pragma unroll
+                    for (int r = 0; r < 2; ++r)
+                        if (tk[h][r] < __float_as_int(best[h][r][0])) {
+                            const int code = tk[h][r] & 31;
+                            best[h][r][0] = __int_as_float(tk[h][r] & ~31);
+                            bidx[h][r][0] = jb + 8 * (code >> 1) + (code & 1);
+                        }
+            } else if constexpr (E == 5) {
                 /* the tile's own (minimum, column) per row slot with the column as an immediate
                  * (no per-column index registers), merged into the running best once per tile */
                 float tb[2][2];
@@ -405,7 +456,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                 for (int h = H0; h < H1; ++h)
 #pragma unroll
                     for (int r = 0; r < 2; ++r) upd_best(best[h][r][0], bidx[h][r][0], tb[h][r], jb + ti[h][r]);
-            } else if constexpr (EPI == 1) {
+            } else if constexpr (E == 1) {
 #pragma unroll
                 for (int i = 0; i < V3_BN / 8; ++i) {
                     const float2 cv = IPZ ? make_float2(0.f, 0.f) : *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
@@ -462,6 +513,10 @@ __global__ void __launch_bounds__(V3_T, 1)
         /* A fragments of this warpgroup's 128 rows of the point tile in X, for the whole sweep */
         auto load_a = [&] {
             const int ln = tid_volatile() & 31;
+            if (xoff) { /* rows c*128 + h*64 + w*16 + g + 8r; past n the copy engine wrote 0 */
+                const int r0 = c * 128 + w * 16 + g;
+                boff = fmaxf(fmaxf(sXn[r0], sXn[r0 + 8]), fmaxf(sXn[r0 + 64], sXn[r0 + 72]));
+            }
 #pragma unroll
             for (int h = 0; h < 2; ++h)
 #pragma unroll
@@ -604,7 +659,7 @@ __global__ void __launch_bounds__(V3_T, 1)
         }
     }
 #else
-    (void)p, (void)tmx, (void)tmc, (void)tmn;
+    (void)p, (void)tmx, (void)tmc, (void)tmn, (void)tmxn;
 #endif
 }
 
