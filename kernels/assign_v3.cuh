@@ -343,54 +343,6 @@ __global__ void __launch_bounds__(V3_T, 1)
                 for (int h = H0; h < H1; ++h)
 #pragma unroll
                     for (int r = 0; r < 2; ++r) best[h][r][0] = fminf(best[h][r][0], m[h][r]);
-            } else if constexpr (E == 9) {
-                /* two-level against the row's best: d in place and the thread's minimum (fma +
-                 * min per element); best/bidx hold the best of the whole row (equal in the quad
-                 * of threads that share it), so a slot's index pass runs only when one of its 8
-                 * rows improves (~min(1, 8/j) of the tiles at tile j, against ~min(1, 32/j)
-                 * with per-thread bests as in EPI 2): lowest column of the thread's minimum,
-                 * then the quad's four candidates merged lexicographically */
-                float m[2][2];
-#pragma unroll
-                for (int h = H0; h < H1; ++h) m[h][0] = m[h][1] = FKM_INF;
-#pragma unroll
-                for (int i = 0; i < V3_BN / 8; ++i) {
-                    const float2 cv = IPZ ? make_float2(0.f, 0.f) : *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
-#pragma unroll
-                    for (int e = 0; e < 2; ++e)
-#pragma unroll
-                        for (int h = H0; h < H1; ++h)
-#pragma unroll
-                            for (int r = 0; r < 2; ++r) {
-                                float &v = acc[h][4 * i + 2 * r + e];
-                                v = fmaf(-2.f, v, e ? cv.y : cv.x);
-                                m[h][r] = fminf(m[h][r], v);
-                            }
-                }
-#pragma unroll
-                for (int h = H0; h < H1; ++h)
-#pragma unroll
-                    for (int r = 0; r < 2; ++r) {
-                        if (__any_sync(0xffffffffu, m[h][r] < best[h][r][0])) { /* warp-uniform */
-                            int ci = 0;
-#pragma unroll
-                            for (int i = V3_BN / 8 - 1; i >= 0; --i)
-#pragma unroll
-                                for (int e = 1; e >= 0; --e) ci = acc[h][4 * i + 2 * r + e] == m[h][r] ? 8 * i + e : ci;
-                            float b = m[h][r];
-                            int bi = jb + ci;
-#pragma unroll
-                            for (int off = 1; off <= 2; off <<= 1) {
-                                const float ob = __shfl_xor_sync(0xffffffffu, b, off);
-                                const int oi = __shfl_xor_sync(0xffffffffu, bi, off);
-                                merge_best(b, bi, ob, oi);
-                            }
-                            if (b < best[h][r][0]) {
-                                best[h][r][0] = b;
-                                bidx[h][r][0] = bi;
-                            }
-                        }
-                    }
             } else if constexpr (E == 10) {
                 /* packed keys: with d' = ||c||^2 + boff - 2 x.c >= 0 (boff >= ||x||^2 of the row),
                  * the bits of d' order as integers; the low 5 mantissa bits are replaced by the

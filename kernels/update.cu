@@ -393,6 +393,34 @@ __device__ __forceinline__ int4 load_vec(const T *__restrict__ row, int col0, in
     return v;
 }
 
+/* acc += elements [col0, col0 + VEC) of the rows perm[r], r = r, r + step, ... < r1, in that
+ * order (U rows in flight), each times its weight when W. */
+template <typename T, typename IdxT, bool ALIGNED, bool W>
+__device__ __forceinline__ void accum_rows(double (&acc)[Acc<T>::VEC], const T *__restrict__ x, int64_t ld, int d,
+                                           int col0, const IdxT *__restrict__ perm, const float *__restrict__ w,
+                                           int64_t r, int64_t r1, int64_t step)
+{
+    constexpr int U = FKM_UPD_UNROLL;
+    for (; r + (U - 1) * step < r1; r += U * step) {
+        int64_t id[U];
+        int4 vv[U];
+        double wv[U];
+#pragma unroll
+        for (int u = 0; u < U; u++) id[u] = (int64_t)perm[r + u * step];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            vv[u] = load_vec<T, ALIGNED>(x + id[u] * ld, col0, d);
+            wv[u] = W ? (double)w[id[u]] : 1.0;
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) Acc<T>::template add<W>(acc, vv[u], wv[u]);
+    }
+    for (; r < r1; r += step) {
+        const int64_t i0 = (int64_t)perm[r];
+        Acc<T>::template add<W>(acc, load_vec<T, ALIGNED>(x + i0 * ld, col0, d), W ? (double)w[i0] : 1.0);
+    }
+}
+
 /* Persistent: each block takes items from the counter (counter[0]) until none is left: items
  * of the large list (its length is counter[1]) when there is one, else all items. W: rows weighted by w; the item's weight
  * sum goes to column d of its partial row (rows of pd = d + 1). */
@@ -405,7 +433,6 @@ __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
              unsigned long long *__restrict__ counter, double *__restrict__ partials)
 {
     constexpr int VEC = Acc<T>::VEC;
-    constexpr int U = FKM_UPD_UNROLL;
     __shared__ double red[THREADS * VEC]; /* [VEC][R][C] */
     __shared__ int64_t s_item;
     const int64_t total = large ? (int64_t)counter[1] : item_off[k];
@@ -430,27 +457,7 @@ __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
 #pragma unroll
             for (int e = 0; e < VEC; e++) acc[e] = 0.0;
             if (active && v < nvec) {
-                const int col0 = v * VEC;
-                int64_t r = r0 + lane;
-                for (; r + (U - 1) * Rs < r1; r += U * Rs) {
-                    int64_t id[U];
-                    int4 vv[U];
-                    double wv[U];
-#pragma unroll
-                    for (int u = 0; u < U; u++) id[u] = (int64_t)perm[r + u * Rs];
-#pragma unroll
-                    for (int u = 0; u < U; u++) {
-                        vv[u] = load_vec<T, ALIGNED>(x + id[u] * ld, col0, d);
-                        wv[u] = W ? (double)w[id[u]] : 1.0;
-                    }
-#pragma unroll
-                    for (int u = 0; u < U; u++) Acc<T>::template add<W>(acc, vv[u], wv[u]);
-                }
-                for (; r < r1; r += Rs) {
-                    const int64_t i0 = (int64_t)perm[r];
-                    Acc<T>::template add<W>(acc, load_vec<T, ALIGNED>(x + i0 * ld, col0, d),
-                                            W ? (double)w[i0] : 1.0);
-                }
+                accum_rows<T, IdxT, ALIGNED, W>(acc, x, ld, d, v * VEC, perm, w, r0 + lane, r1, Rs);
             }
             /* combine the R row lanes: fixed pairwise tree over lanes */
             __syncthreads(); /* red is free (previous tile written out), s_item read by all */
@@ -506,7 +513,6 @@ __global__ void __launch_bounds__(THREADS)
                    double *__restrict__ partials)
 {
     constexpr int VEC = Acc<T>::VEC;
-    constexpr int U = FKM_UPD_UNROLL;
     const int64_t total = item_off[k];
     const int lane = threadIdx.x & 31;
     const int CW = nvec < 32 ? nvec : 32, RL = 32 / CW;
@@ -524,26 +530,7 @@ __global__ void __launch_bounds__(THREADS)
 #pragma unroll
             for (int e = 0; e < VEC; e++) acc[e] = 0.0;
             if (active && v < nvec) {
-                const int col0 = v * VEC;
-                int64_t r = r0 + rl;
-                for (; r + (U - 1) * RL < r1; r += U * RL) {
-                    int64_t id[U];
-                    int4 vv[U];
-                    double wv[U];
-#pragma unroll
-                    for (int u = 0; u < U; u++) id[u] = (int64_t)perm[r + u * RL];
-#pragma unroll
-                    for (int u = 0; u < U; u++) {
-                        vv[u] = load_vec<T, ALIGNED>(x + id[u] * ld, col0, d);
-                        wv[u] = W ? (double)w[id[u]] : 1.0;
-                    }
-#pragma unroll
-                    for (int u = 0; u < U; u++) Acc<T>::template add<W>(acc, vv[u], wv[u]);
-                }
-                for (; r < r1; r += RL) {
-                    const int64_t i0 = (int64_t)perm[r];
-                    Acc<T>::template add<W>(acc, load_vec<T, ALIGNED>(x + i0 * ld, col0, d), W ? (double)w[i0] : 1.0);
-                }
+                accum_rows<T, IdxT, ALIGNED, W>(acc, x, ld, d, v * VEC, perm, w, r0 + rl, r1, RL);
             }
             for (int s = 1; s < RL; s <<= 1) { /* every lane shuffles; which sums are taken is fixed */
 #pragma unroll

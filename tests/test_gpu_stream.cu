@@ -356,12 +356,18 @@ static void check_probe(int f16, int64_t k, int64_t d, uint64_t seed)
     if (k >= 1024) { /* the compute rate against a timed step of real rows on the device */
         const double dev = device_step_ms(f16, k, d, (int64_t)1 << 20, seed + 1);
         const double pred = (double)((int64_t)1 << 20) * r.ms_per_row + r.ms_fixed;
-        /* a streamed step also converts each chunk, so it costs more than a resident one
-         * (H200, k = 1024: 2.3x); a copy timed as compute, or compute hidden under the copy,
-         * would be off the other way (0.55x when the probe's copy ran untimed) */
-        CHECK(pred >= 0.8 * dev && pred <= 5 * dev, "%s: the probe predicts %.3f ms for 2^20 rows, a device "
-              "step takes %.3f ms", what, pred, dev);
-        printf("  %s: 2^20 rows: probe %.3f ms, device step %.3f ms\n", what, pred, dev);
+        /* The probe's compute is a chunk's time less its copy as timed apart, so it errs by
+         * what the in-step copy differs from that copy: at most the copy itself. Below: compute
+         * hidden under the copy (0.55x when the probe's copy ran untimed, the bug this guards);
+         * above: a streamed step also converts each chunk and copies its labels back, and where
+         * the copy is several times the compute the estimate can hold most of it (H200,
+         * 2026-12-02, f16 k = 1024: 5.50 ms predicted against a 0.87 ms step and a 4.9 ms copy,
+         * bench/NOTES.md), so the bound is 5x the step plus the copy of the same rows. */
+        const double copy_ms = (double)((int64_t)1 << 20) * (double)rb / (r.copy_gbs * 1e6);
+        CHECK(pred >= 0.8 * dev && pred <= 5 * dev + copy_ms,
+              "%s: the probe predicts %.3f ms for 2^20 rows, a device step takes %.3f ms (their copy %.3f ms)",
+              what, pred, dev, copy_ms);
+        printf("  %s: 2^20 rows: probe %.3f ms, device step %.3f ms, copy %.3f ms\n", what, pred, dev, copy_ms);
     }
     printf("  %s: %.0f ms: H2D %.1f GB/s, %.3g ns/row, %.3f ms/chunk; 2^24 rows -> %lld chunks of %lld "
            "(predicted %.3f x max(copy, compute)): ok\n",
