@@ -32,9 +32,14 @@
  * large k); 3 = 1 with best = fminf(best, d) beside the compare (the min no longer waits for
  * it) and two running (best, index) chains per row slot (even / odd column groups, merged
  * lexicographically at the end), so that ~8 chains per thread overlap instead of 4; 4 = 2 with
- * four partial minima per row slot and the index pass as two interleaved scans; 0 = no
- * epilogue (timing only: outputs are garbage). All give the labels of v2 (same products, same
- * distances, ties to the lowest index).
+ * four partial minima per row slot and the index pass as two interleaved scans; 5 = 1 with the
+ * tile's own (minimum, column) per row slot, the column an immediate, merged once per tile;
+ * 10 = packed integer keys (distance offset to >= 0, its low 5 mantissa bits replaced by the
+ * column's code; metric IP runs 5); 0 = no epilogue, 6 = the fma alone, 7 = fma + minimum
+ * without index (timing only: outputs are garbage). All but 10 give the labels of v2 (same
+ * products, same distances, ties to the lowest index); 10 compares distances to 19 bits.
+ * SPLIT: each consumer's two m64 halves alternate on the tensor cores (one half's epilogue
+ * under its own wgmma of the other half); see the loop.
  * Columns past k in the last centroid tile get -inf products, hence +inf distances.
  * Metric IP: ||c||^2 is taken as 0 (norms not copied nor read), md = ip_offset + best / 2. */
 #ifndef FKM_ASSIGN_V3_CUH
