@@ -389,10 +389,14 @@ int main(int argc, char **argv)
             auto update = [&] {
                 CK(fkm_k_update(mode, x, n, d, ld, lab, md, nullptr, k, stats, uws, ub, (fkm_stream)g_s));
             };
-            auto rest = [&] { /* new centroids from the stats, back to the compute type, their norms */
-                CK(fkm_k_finalize(stats, k, d, 0, c32, out2, (fkm_stream)g_s));
-                CK(fkm_k_convert_rows(mode, c32, k, d, c, ld, (fkm_stream)g_s));
-                CK(fkm_k_row_norms(mode, c, k, d, ld, cn, (fkm_stream)g_s));
+            /* the rest: new centroids from the stats, back to the compute type, their norms */
+            auto fin = [&] { CK(fkm_k_finalize(stats, k, d, 0, c32, out2, (fkm_stream)g_s)); };
+            auto cvt = [&] { CK(fkm_k_convert_rows(mode, c32, k, d, c, ld, (fkm_stream)g_s)); };
+            auto nrm = [&] { CK(fkm_k_row_norms(mode, c, k, d, ld, cn, (fkm_stream)g_s)); };
+            auto rest = [&] {
+                fin();
+                cvt();
+                nrm();
             };
             auto iter = [&] {
                 assign();
@@ -402,9 +406,7 @@ int main(int argc, char **argv)
             assign();
             t_upd = time_ms(update);
             const double t_rest = time_ms(rest);
-            const double t_fin = time_ms([&] { CK(fkm_k_finalize(stats, k, d, 0, c32, out2, (fkm_stream)g_s)); });
-            const double t_cvt = time_ms([&] { CK(fkm_k_convert_rows(mode, c32, k, d, c, ld, (fkm_stream)g_s)); });
-            const double t_nrm = time_ms([&] { CK(fkm_k_row_norms(mode, c, k, d, ld, cn, (fkm_stream)g_s)); });
+            const double t_fin = time_ms(fin), t_cvt = time_ms(cvt), t_nrm = time_ms(nrm);
             t_it = time_ms(iter);
             printf("  update     : %8.3f ms (%.1f%% of assign)\n", t_upd, 100.0 * t_upd / t_assign);
             printf("  finalize+convert+norms: %8.3f ms (alone: %.3f + %.3f + %.3f)\n", t_rest, t_fin, t_cvt, t_nrm);

@@ -391,9 +391,10 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
  * EPI 1 / 2: the epilogues of v2 (select chain; two-level); 3 / 4: the same with short
  * dependency chains (two running bests per row slot; four partial minima); assign_v3.cuh.
  * Returns false (nothing launched) when v3 does not apply or a tensor map cannot be made; the
- * caller then runs v2. */
+ * caller then runs v2. *used: the version launched (33 runs as 29 where the row norms are not
+ * 16-byte aligned). */
 template <bool BF16>
-static bool launch_v3(const AssignParams &p, int d, int variant, cudaError_t *err, cudaStream_t s)
+static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cudaError_t *err, cudaStream_t s)
 {
     if (!v3_applies(p, d)) return false;
     CUtensorMap tx, tc, tn, txn;
@@ -407,6 +408,7 @@ static bool launch_v3(const AssignParams &p, int d, int variant, cudaError_t *er
         (!p.ip && !encode_norms_map(&tn, p.cn, (uint64_t)p.k, V3_BN)) ||
         (variant == 33 && !p.ip && !encode_norms_map(&txn, p.xn, (uint64_t)p.n, V3_BM)))
         return false;
+    *used = variant;
     switch (variant) {
     case 16: *err = launch_v3_cfg<BF16, 4, 1, true>(p, tx, tc, tn, txn, s); return true;
     case 17: *err = launch_v3_cfg<BF16, 4, 2, true>(p, tx, tc, tn, txn, s); return true;
@@ -504,12 +506,12 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
             if (variant == 2 && auto_override() >= 2) variant = auto_override();
             if (variant == 2) variant = auto_v3(a->k, mode == FKM_K_BF16);
             const int v3var = variant >= 16 && variant <= 33 ? variant : 0;
-            if (v3var && (mode == FKM_K_F16 ? launch_v3<false>(p, a->d, v3var, &e, s)
-                                            : launch_v3<true>(p, a->d, v3var, &e, s))) {
-                g_last_version = v3var;
+            int used = 2;
+            if (v3var && (mode == FKM_K_F16 ? launch_v3<false>(p, a->d, v3var, &used, &e, s)
+                                            : launch_v3<true>(p, a->d, v3var, &used, &e, s))) {
+                g_last_version = used;
                 break;
             }
-            int used = 2;
             e = mode == FKM_K_F16 ? launch_v2<false>(p, a->d, v3var ? 2 : variant, &used, s)
                                   : launch_v2<true>(p, a->d, v3var ? 2 : variant, &used, s);
             g_last_version = used;

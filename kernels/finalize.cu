@@ -18,7 +18,7 @@ namespace {
 
 constexpr int THREADS = 256;
 constexpr int WARPS = THREADS / 32;
-constexpr int G = 4; /* column groups of 32 held in registers: d <= 128 (larger d: a loop) */
+constexpr int G = 4; /* column groups of 32 held in registers at a time */
 
 __global__ void __launch_bounds__(THREADS)
     k_finalize(const double *__restrict__ stats, int64_t k, int d, int normalize, float *__restrict__ c32,
@@ -32,20 +32,22 @@ __global__ void __launch_bounds__(THREADS)
     for (int64_t j = (int64_t)blockIdx.x * WARPS + warp; j < k; j += (int64_t)gridDim.x * WARPS) {
         const double *s = stats + j * (int64_t)d;
         float *c = c32 + j * (int64_t)d;
-        /* the count, the sums and the old centroid loaded together, before anything waits on
-         * them (d <= 32 G): one memory round trip per cluster instead of one per column group
-         * (0.6 ms at K = 65536, d = 128 on an H200 with the loads in the column loop) */
-        const double cnt = stats[k * (int64_t)d + j];
+        /* columns c0 + lane + 32 g (g < G) of the sums and the old centroid, in registers */
         double sv[G];
         float cv[G];
-        if (d <= 32 * G) {
+        auto load = [&](int c0) {
 #pragma unroll
             for (int g = 0; g < G; ++g) {
-                const int col = lane + 32 * g;
+                const int col = c0 + lane + 32 * g;
                 sv[g] = col < d ? s[col] : 0.0;
                 cv[g] = col < d ? c[col] : 0.f;
             }
-        }
+        };
+        /* the count and the first 32 G columns loaded together, before anything waits on them:
+         * one memory round trip per cluster at d <= 128 instead of one per 32 columns (0.6 ms
+         * at K = 65536, d = 128 on an H200 with the loads in the column loop) */
+        const double cnt = stats[k * (int64_t)d + j];
+        load(0);
         if (!(cnt > 0.0)) {
             ++wempty;
             continue;
@@ -55,40 +57,31 @@ __global__ void __launch_bounds__(THREADS)
         double scale = 1.0;
         if (normalize) {
             double n2 = 0.0;
-            if (d <= 32 * G) {
 #pragma unroll
-                for (int g = 0; g < G; ++g) {
-                    const double v = sv[g] / cnt;
-                    n2 += v * v;
-                }
-            } else {
-                for (int col = lane; col < d; col += 32) {
-                    const double v = s[col] / cnt;
-                    n2 += v * v;
-                }
+            for (int g = 0; g < G; ++g) {
+                const double v = sv[g] / cnt;
+                n2 += v * v;
+            }
+            for (int col = 32 * G + lane; col < d; col += 32) {
+                const double v = s[col] / cnt;
+                n2 += v * v;
             }
 #pragma unroll
             for (int o = 16; o > 0; o >>= 1) n2 += __shfl_xor_sync(0xffffffffu, n2, o);
             if (n2 > 0.0) scale = 1.0 / sqrt(n2);
         }
         double sh = 0.0;
-        if (d <= 32 * G) {
+        for (int c0 = 0; c0 < d; c0 += 32 * G) {
+            if (c0) load(c0);
 #pragma unroll
             for (int g = 0; g < G; ++g) {
-                const int col = lane + 32 * g;
+                const int col = c0 + lane + 32 * g;
                 if (col < d) {
                     const float nv = (float)(sv[g] / cnt * scale);
                     const double diff = (double)nv - (double)cv[g];
                     sh += diff * diff;
                     c[col] = nv;
                 }
-            }
-        } else {
-            for (int col = lane; col < d; col += 32) {
-                const float nv = (float)(s[col] / cnt * scale);
-                const double diff = (double)nv - (double)c[col];
-                sh += diff * diff;
-                c[col] = nv;
             }
         }
 #pragma unroll

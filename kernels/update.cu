@@ -422,8 +422,9 @@ __device__ __forceinline__ void accum_rows(double (&acc)[Acc<T>::VEC], const T *
 }
 
 /* Persistent: each block takes items from the counter (counter[0]) until none is left: items
- * of the large list (its length is counter[1]) when there is one, else all items. W: rows weighted by w; the item's weight
- * sum goes to column d of its partial row (rows of pd = d + 1). */
+ * of the large list (its length is counter[1]) when there is one, else all items. W: rows
+ * weighted by w; the item's weight sum goes to column d of its partial row (rows of
+ * pd = d + 1). */
 template <typename T, typename IdxT, bool ALIGNED, bool W>
 __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
     k_reduce(const T *__restrict__ x, int64_t ld, int d, int nvec, int C, int R,
