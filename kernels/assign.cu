@@ -359,14 +359,14 @@ static bool v3_applies(const AssignParams &p, int d)
     return d > 64 && d <= 128 && p.n <= 0x7fffffffLL - V3_BM && (p.ip || ((uintptr_t)p.cn & 15u) == 0);
 }
 
-template <bool BF16, int S, int EPI, bool PP, bool SPLIT = false>
+template <bool BF16, int S, int EPI, bool PP, int F = 0>
 static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, const CUtensorMap &tc,
                                  const CUtensorMap &tn, const CUtensorMap &txn, cudaStream_t s)
 {
     const size_t smem = v3_smem_bytes(S);
     const int64_t npt = (p.n + V3_BM - 1) / V3_BM;
     const int grid = (int)(npt < num_sms() ? npt : num_sms());
-    auto kern = assign_v3_kernel<BF16, S, EPI, PP, SPLIT>;
+    auto kern = assign_v3_kernel<BF16, S, EPI, PP, F>;
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess) return e;
     kern<<<grid, V3_T, smem, s>>>(p, tx, tc, tn, txn);
@@ -386,6 +386,10 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
  *  29 = (4, 5, off) unsplit.
  *  33 = (4, 10, off): packed (distance, column) integer keys, unsplit (metric IP: as 29).
  *  30 = (4, 6, off), 31 = (4, 7, off): timing only (the fma alone; fma + minimum, no index).
+ *  34 = 29 and 35 = (4, 11, off) with the finalize's row norms read at the tile's start (XPF);
+ *  36 = (4, 11, off): packed keys as floats (lop3 + fmnmx per distance; metric IP: as 29).
+ *  37 = (4, 12, off) with XPF: packed integer keys made by one lop3 (VIMNMX3 folds two).
+ *  38 = 37 with ping-pong; 39 = 37 releasing each stage without the proxy fence (NOFENCE).
  * EPI 5: EPI 1 with the column of the tile's own minimum as an immediate, merged into the
  * running best once per tile (no per-column index registers).
  * EPI 1 / 2: the epilogues of v2 (select chain; two-level); 3 / 4: the same with short
@@ -400,13 +404,14 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
     CUtensorMap tx, tc, tn, txn;
     memset(&tn, 0, sizeof tn);
     memset(&txn, 0, sizeof txn);
-    /* EPI 10 reads the point tile's row norms by TMA (16-byte aligned); else v29, its EPI 5 twin */
-    if (variant == 33 && !p.ip && ((uintptr_t)p.xn & 15u)) variant = 29;
+    /* EPI 10 and 11 read the point tile's row norms by TMA (16-byte aligned); else their EPI 5 twin */
+    const bool keys = variant == 33 || variant >= 35;
+    if (keys && !p.ip && ((uintptr_t)p.xn & 15u)) variant = variant == 33 || variant == 36 ? 29 : 34;
     const uint64_t inner = (uint64_t)p.row_bytes / 2;
     if (!encode_rows_map(&tx, p.x, inner, (uint64_t)p.n, (uint64_t)p.ldx_bytes, V3_BM) ||
         !encode_rows_map(&tc, p.c, inner, (uint64_t)p.k, (uint64_t)p.ldc_bytes, V3_BN) ||
         (!p.ip && !encode_norms_map(&tn, p.cn, (uint64_t)p.k, V3_BN)) ||
-        (variant == 33 && !p.ip && !encode_norms_map(&txn, p.xn, (uint64_t)p.n, V3_BM)))
+        (keys && !p.ip && !encode_norms_map(&txn, p.xn, (uint64_t)p.n, V3_BM)))
         return false;
     *used = variant;
     switch (variant) {
@@ -419,12 +424,18 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
     case 22: *err = launch_v3_cfg<BF16, 4, 3, false>(p, tx, tc, tn, txn, s); return true;
     case 23: *err = launch_v3_cfg<BF16, 4, 4, true>(p, tx, tc, tn, txn, s); return true;
     case 24: *err = launch_v3_cfg<BF16, 4, 4, false>(p, tx, tc, tn, txn, s); return true;
-    case 25: *err = launch_v3_cfg<BF16, 4, 5, false, true>(p, tx, tc, tn, txn, s); return true;
-    case 28: *err = launch_v3_cfg<BF16, 4, 0, false, true>(p, tx, tc, tn, txn, s); return true;
+    case 25: *err = launch_v3_cfg<BF16, 4, 5, false, V3_SPLIT>(p, tx, tc, tn, txn, s); return true;
+    case 28: *err = launch_v3_cfg<BF16, 4, 0, false, V3_SPLIT>(p, tx, tc, tn, txn, s); return true;
     case 29: *err = launch_v3_cfg<BF16, 4, 5, false>(p, tx, tc, tn, txn, s); return true;
     case 30: *err = launch_v3_cfg<BF16, 4, 6, false>(p, tx, tc, tn, txn, s); return true;
     case 31: *err = launch_v3_cfg<BF16, 4, 7, false>(p, tx, tc, tn, txn, s); return true;
     case 33: *err = launch_v3_cfg<BF16, 4, 10, false>(p, tx, tc, tn, txn, s); return true;
+    case 34: *err = launch_v3_cfg<BF16, 4, 5, false, V3_XPF>(p, tx, tc, tn, txn, s); return true;
+    case 35: *err = launch_v3_cfg<BF16, 4, 11, false, V3_XPF>(p, tx, tc, tn, txn, s); return true;
+    case 36: *err = launch_v3_cfg<BF16, 4, 11, false>(p, tx, tc, tn, txn, s); return true;
+    case 37: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF>(p, tx, tc, tn, txn, s); return true;
+    case 38: *err = launch_v3_cfg<BF16, 4, 12, true, V3_XPF>(p, tx, tc, tn, txn, s); return true;
+    case 39: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_NOFENCE>(p, tx, tc, tn, txn, s); return true;
     default: return false;
     }
 }
@@ -505,7 +516,7 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
             int variant = g_force_version >= 2 ? g_force_version : 2;
             if (variant == 2 && auto_override() >= 2) variant = auto_override();
             if (variant == 2) variant = auto_v3(a->k, mode == FKM_K_BF16);
-            const int v3var = variant >= 16 && variant <= 33 ? variant : 0;
+            const int v3var = variant >= 16 && variant <= 39 ? variant : 0;
             int used = 2;
             if (v3var && (mode == FKM_K_F16 ? launch_v3<false>(p, a->d, v3var, &used, &e, s)
                                             : launch_v3<true>(p, a->d, v3var, &used, &e, s))) {

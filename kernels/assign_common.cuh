@@ -147,6 +147,22 @@ __device__ __forceinline__ int tid_volatile()
     return t;
 }
 
+/* Bits of b where m is set, of a elsewhere: one LOP3 (lut 0xD8 = m ? b : a). */
+__device__ __forceinline__ uint32_t lop3_sel(uint32_t a, uint32_t b, uint32_t m)
+{
+    uint32_t d;
+    asm("lop3.b32 %0, %1, %2, %3, 0xD8;" : "=r"(d) : "r"(a), "r"(b), "r"(m));
+    return d;
+}
+/* A constant the compiler cannot see through (opaque asm): keeps a mask in one register instead
+ * of folding it into every instruction that uses it. */
+__device__ __forceinline__ uint32_t opaque_u32(uint32_t v)
+{
+    uint32_t d;
+    asm("mov.b32 %0, %1;" : "=r"(d) : "r"(v));
+    return d;
+}
+
 /* ---- wgmma (sm_90a; empty in other passes, whose kernels using them are never launched) ---- */
 __device__ __forceinline__ void wgmma_fence()
 {

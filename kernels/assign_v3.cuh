@@ -35,9 +35,11 @@
  * four partial minima per row slot and the index pass as two interleaved scans; 5 = 1 with the
  * tile's own (minimum, column) per row slot, the column an immediate, merged once per tile;
  * 10 = packed integer keys (distance offset to >= 0, its low 5 mantissa bits replaced by the
- * column's code; metric IP runs 5); 0 = no epilogue, 6 = the fma alone, 7 = fma + minimum
- * without index (timing only: outputs are garbage). All but 10 give the labels of v2 (same
- * products, same distances, ties to the lowest index); 10 compares distances to 19 bits.
+ * column's code; metric IP runs 5); 11 and 12 = the same keys made by one lop3, folded by a
+ * float minimum (11) or an integer one (12); 0 = no epilogue, 6 = the fma alone, 7 = fma +
+ * minimum without index (timing only: outputs are garbage). All but 10-12 give the labels of v2
+ * (same products, same distances, ties to the lowest index); 10-12 compare distances to 19 bits.
+ * XPF: the finalize's row norms are read at the start of the tile's sweep.
  * SPLIT: each consumer's two m64 halves alternate on the tensor cores (one half's epilogue
  * under its own wgmma of the other half); see the loop.
  * Columns past k in the last centroid tile get -inf products, hence +inf distances.
@@ -81,13 +83,20 @@ static inline size_t v3_smem_bytes(int S)
     return 1024 + V3_X_BYTES + (size_t)S * (V3_C_BYTES + V3_CN_BYTES) + V3_XN_BYTES + (size_t)(2 * S + 2) * 8;
 }
 
-template <bool BF16, int S, int EPI, bool PP, bool SPLIT>
+/* Loop options (the template's F, a sum of these). */
+constexpr int V3_SPLIT = 1;   /* the split consumers (see the loop) */
+constexpr int V3_XPF = 2;     /* the finalize's row norms read at the start of the tile's sweep */
+constexpr int V3_NOFENCE = 4; /* a stage released without the proxy fence: the norms' loads have
+                                 returned (the epilogue used them) before the arrive issues */
+
+template <bool BF16, int S, int EPI, bool PP, int F>
 __global__ void __launch_bounds__(V3_T, 1)
     assign_v3_kernel(const AssignParams p, const __grid_constant__ CUtensorMap tmx,
                      const __grid_constant__ CUtensorMap tmc, const __grid_constant__ CUtensorMap tmn,
                      const __grid_constant__ CUtensorMap tmxn)
 {
 #if FKM_SM90A
+    constexpr bool SPLIT = (F & V3_SPLIT) != 0, XPF = (F & V3_XPF) != 0, NOFENCE = (F & V3_NOFENCE) != 0;
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t raw = smem_u32(smem_raw);
     const uint32_t sX = (raw + 1023u) & ~1023u;
@@ -99,7 +108,7 @@ __global__ void __launch_bounds__(V3_T, 1)
     const float *sXn = reinterpret_cast<const float *>(smem_raw + (sXnAddr - raw));
     /* EPI 10 (metric L2): distances offset by the largest row norm of the thread's rows, so
      * that they are >= 0 and compare as integers (below) */
-    const bool xoff = EPI == 10 && !p.ip;
+    const bool xoff = (EPI == 10 || EPI == 11 || EPI == 12) && !p.ip;
     /* barriers: full[S], empty[S], xfull, xempty */
     const uint32_t xfull = sBar + 16u * S, xempty = xfull + 8u;
 
@@ -107,7 +116,7 @@ __global__ void __launch_bounds__(V3_T, 1)
     const int nJ = (int)((p.k + V3_BN - 1) / V3_BN);
     const int nIt = (int)((nPT - blockIdx.x + gridDim.x - 1) / gridDim.x);
     static_assert(!(SPLIT && PP), "the split consumers do not take turns");
-    static_assert(!(SPLIT && EPI == 10), "EPI 10 keeps one row offset per point tile: unsplit only");
+    static_assert(!(SPLIT && (EPI >= 10 || XPF)), "one row offset / norm set per point tile: unsplit only");
     if (nIt <= 0) return; /* uniform over the block, before any barrier */
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
 
@@ -191,7 +200,11 @@ __global__ void __launch_bounds__(V3_T, 1)
                     best[h][r][q] = FKM_INF;
                     bidx[h][r][q] = 0;
                 }
-        float boff = 0.f; /* EPI 10: the largest ||x||^2 of this thread's four rows of the tile */
+        float boff = 0.f; /* EPI 10-12: the largest ||x||^2 of this thread's four rows of the tile */
+        /* XPF: the four rows' ||x||^2, read when the tile's sweep starts, so that the finalize
+         * does not wait on a global load at the point-tile change */
+        float xnr[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
+        const uint32_t m31 = opaque_u32(31u); /* EPI 11, 12: the code's bits, a register operand of its lop3 */
 
         auto finalize = [&](int it, auto htag) {
             constexpr int HS = decltype(htag)::value;
@@ -214,7 +227,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                     const int64_t row = r0 + h * 64 + r * 8;
                     if (t == 0 && row < p.n) {
                         p.labels[row] = bi;
-                        p.md[row] = p.ip ? p.ip_offset + 0.5f * b : fmaxf(p.xn[row] + (b - boff), 0.f);
+                        p.md[row] = p.ip ? p.ip_offset + 0.5f * b : fmaxf((XPF ? xnr[h][r] : p.xn[row]) + (b - boff), 0.f);
                     }
 #pragma unroll
                     for (int q = 0; q < NQ; ++q) {
@@ -250,7 +263,7 @@ __global__ void __launch_bounds__(V3_T, 1)
             constexpr bool IPZ = decltype(iptag)::value;
             constexpr int HS = decltype(htag)::value;
             constexpr int H0 = HS < 0 ? 0 : HS, H1 = HS < 0 ? 2 : HS + 1; /* halves [H0, H1) */
-            constexpr int E = EPI == 10 && IPZ ? 5 : EPI; /* metric IP: EPI 10 runs as EPI 5 */
+            constexpr int E = EPI >= 10 && IPZ ? 5 : EPI; /* metric IP: the packed keys (EPI 10-12) run as EPI 5 */
             const float *cnb = sCn + st * V3_BN;
             const int jb = j * V3_BN + 2 * t;
             (void)IPZ;
@@ -348,7 +361,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                 for (int h = H0; h < H1; ++h)
 #pragma unroll
                     for (int r = 0; r < 2; ++r) best[h][r][0] = fminf(best[h][r][0], m[h][r]);
-            } else if constexpr (E == 10) {
+            } else if constexpr (E == 10 || E == 11 || E == 12) {
                 /* packed keys: with d' = ||c||^2 + boff - 2 x.c >= 0 (boff >= ||x||^2 of the row),
                  * the bits of d' order as integers; the low 5 mantissa bits are replaced by the
                  * column's code 2i + e (increasing with the column, so equal values go to the
@@ -358,6 +371,11 @@ __global__ void __launch_bounds__(V3_T, 1)
                  * smaller value). Values are kept to 19 bits (2^-18 relative to d'), inside the
                  * fp32 accumulation's error bound; tiny negative d' (rounding at distance ~0)
                  * compare below every positive one. */
+                /* EPI 11 and 12 make the key with one lop3 (m31 ? code : bits, the code an
+                 * immediate, the mask a register) instead of ptxas' two for EPI 10; 11 keeps it a
+                 * float >= 0 (whose order is its bits' integer order) and takes a two-input float
+                 * minimum (fmnmx), 12 an integer minimum (ptxas pairs them into a three-input
+                 * VIMNMX3). Merged into the running best (code bits zero) once per tile. */
                 int tk[2][2];
 #pragma unroll
                 for (int h = H0; h < H1; ++h)
@@ -374,14 +392,20 @@ __global__ void __launch_bounds__(V3_T, 1)
 #pragma unroll
                             for (int r = 0; r < 2; ++r) {
                                 const float v = fmaf(-2.f, acc[h][4 * i + 2 * r + e], e ? c1 : c0);
-                                tk[h][r] = min(tk[h][r], (__float_as_int(v) | 31) ^ (31 ^ (2 * i + e)));
+                                const uint32_t code = 2 * i + e;
+                                if constexpr (E == 10) tk[h][r] = min(tk[h][r], (__float_as_int(v) | 31) ^ (int)(31 ^ code));
+                                else {
+                                    const int key = (int)lop3_sel(__float_as_uint(v), code, m31);
+                                    tk[h][r] = E == 11 ? __float_as_int(fminf(__int_as_float(tk[h][r]), __int_as_float(key)))
+                                                       : min(tk[h][r], key);
+                                }
                             }
                 }
 #pragma unroll
                 for (int h = H0; h < H1; ++h)
 #pragma unroll
                     for (int r = 0; r < 2; ++r)
-                        if (tk[h][r] < __float_as_int(best[h][r][0])) {
+                        if (E == 11 ? __int_as_float(tk[h][r]) < best[h][r][0] : tk[h][r] < __float_as_int(best[h][r][0])) {
                             const int code = tk[h][r] & 31;
                             best[h][r][0] = __int_as_float(tk[h][r] & ~31);
                             bidx[h][r][0] = jb + 8 * (code >> 1) + (code & 1);
@@ -468,11 +492,21 @@ __global__ void __launch_bounds__(V3_T, 1)
         };
 
         /* A fragments of this warpgroup's 128 rows of the point tile in X, for the whole sweep */
-        auto load_a = [&] {
+        auto load_a = [&](int cur_it) {
             const int ln = tid_volatile() & 31;
             if (xoff) { /* rows c*128 + h*64 + w*16 + g + 8r; past n the copy engine wrote 0 */
                 const int r0 = c * 128 + w * 16 + g;
                 boff = fmaxf(fmaxf(sXn[r0], sXn[r0 + 8]), fmaxf(sXn[r0 + 64], sXn[r0 + 72]));
+            }
+            if (XPF && !p.ip) {
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        const int rl = c * 128 + h * 64 + w * 16 + g + 8 * r; /* row in the tile */
+                        const int64_t row = ((int64_t)blockIdx.x + (int64_t)cur_it * gridDim.x) * V3_BM + rl;
+                        xnr[h][r] = xoff ? sXn[rl] : (row < p.n ? p.xn[row] : 0.f);
+                    }
             }
 #pragma unroll
             for (int h = 0; h < 2; ++h)
@@ -496,7 +530,7 @@ __global__ void __launch_bounds__(V3_T, 1)
             if (lane == 0) mbar_arrive(xempty);
         };
         auto release_stage = [&](int st) {
-            fence_proxy_async(); /* the norms' generic reads before the next TMA write of the stage */
+            if (!NOFENCE) fence_proxy_async(); /* the norms' generic reads before the next TMA write of the stage */
             __syncwarp();
             if (lane == 0) mbar_arrive(sBar + 8u * (S + st)); /* stage free (wgmma done, norms read) */
         };
@@ -536,7 +570,7 @@ __global__ void __launch_bounds__(V3_T, 1)
             auto full_par = [&](int s) { return (uint32_t)(s / S) & 1u; };
             int it = 0, j = 0;
             mbar_wait(xfull, 0u);
-            load_a();
+            load_a(0);
             mbar_wait(full_bar(0), 0u);
             issue(V3Half<0>{}, 0);
             wait(V3Half<0>{});
@@ -552,7 +586,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                 if (s + 1 < total) {
                     if (j == nJ - 1) {
                         mbar_wait(xfull, (uint32_t)(it + 1) & 1u);
-                        load_a();
+                        load_a(it + 1);
                     }
                     mbar_wait(full_bar(s + 1), full_par(s + 1));
                     issue(V3Half<0>{}, (s + 1) % S);
@@ -577,7 +611,7 @@ __global__ void __launch_bounds__(V3_T, 1)
             for (int it = 0; it < nIt; ++it) {
                 /* A fragments of this warpgroup's 128 rows, for the whole sweep */
                 mbar_wait(xfull, (uint32_t)it & 1u);
-                load_a();
+                load_a(it);
 
                 for (int j = 0; j < nJ; ++j, ++s) {
                     mbar_wait(sBar + 8u * st, ph);
