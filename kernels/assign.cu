@@ -389,7 +389,9 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
  *  34 = 29 and 35 = (4, 11, off) with the finalize's row norms read at the tile's start (XPF);
  *  36 = (4, 11, off): packed keys as floats (lop3 + fmnmx per distance; metric IP: as 29).
  *  37 = (4, 12, off) with XPF: packed integer keys made by one lop3 (VIMNMX3 folds two).
- *  38 = 37 with ping-pong; 39 = 37 releasing each stage without the proxy fence (NOFENCE).
+ *  38 = 37 with ping-pong.
+ *  (39 = 37 releasing each stage without the proxy fence, 40 / 41 = 37 / 39 with consumer 1 half
+ *  a sweep behind consumer 0 were measured no faster / 4-8 % slower on an H200 and removed.)
  * EPI 5: EPI 1 with the column of the tile's own minimum as an immediate, merged into the
  * running best once per tile (no per-column index registers).
  * EPI 1 / 2: the epilogues of v2 (select chain; two-level); 3 / 4: the same with short
@@ -406,7 +408,7 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
     memset(&txn, 0, sizeof txn);
     /* EPI 10 and 11 read the point tile's row norms by TMA (16-byte aligned); else their EPI 5 twin */
     const bool keys = variant == 33 || variant >= 35;
-    if (keys && !p.ip && ((uintptr_t)p.xn & 15u)) variant = variant == 33 || variant == 36 ? 29 : 34;
+    if (keys && !p.ip && ((uintptr_t)p.xn & 15u)) variant = variant == 33 || variant == 36 ? 29 : 34; /* 34: XPF */
     const uint64_t inner = (uint64_t)p.row_bytes / 2;
     if (!encode_rows_map(&tx, p.x, inner, (uint64_t)p.n, (uint64_t)p.ldx_bytes, V3_BM) ||
         !encode_rows_map(&tc, p.c, inner, (uint64_t)p.k, (uint64_t)p.ldc_bytes, V3_BN) ||
@@ -435,7 +437,6 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
     case 36: *err = launch_v3_cfg<BF16, 4, 11, false>(p, tx, tc, tn, txn, s); return true;
     case 37: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF>(p, tx, tc, tn, txn, s); return true;
     case 38: *err = launch_v3_cfg<BF16, 4, 12, true, V3_XPF>(p, tx, tc, tn, txn, s); return true;
-    case 39: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_NOFENCE>(p, tx, tc, tn, txn, s); return true;
     default: return false;
     }
 }
@@ -443,16 +444,12 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
 /* The automatic choice on a compute capability 9.0 device for 64 < d <= 128 (2 = the v2
  * configuration launch_v2 picks; also where v3 does not apply). Measured on an H200
  * (bench/NOTES.md): the v3 family is 25-45% faster than v2 at every measured shape (K >= 1024).
- * fp16: v29 (v20's loop with the tile's column as an immediate, EPI 5), 0-2% ahead of v20 in
- * each of four runs of 2026-12-02, no slower anywhere; the packed-key v33 and the split v25
- * were not faster. bf16: v16 (the fastest bf16 version the device tests ran in full; bf16/v29
- * is in the test list but has not run on a device). Below K = 1024 nothing was measured, so v2
- * stays. */
-static int auto_v3(int64_t k, bool bf16)
-{
-    if (k < 1024) return 2;
-    return bf16 ? 16 : 29;
-}
+ * fp16 and bf16: v37 (packed integer keys made by one lop3, two folded per VIMNMX3, and the
+ * finalize's row norms read at the sweep's start): 4-9 % ahead of v29 (the fp16 default
+ * before) and 8-9 % of v16 (bf16) in the runs of 2026-12-02, at every measured shape. It falls
+ * back to v34 (EPI 5 with the same prefetch) where the row norms are not 16-byte aligned.
+ * Below K = 1024 nothing was measured, so v2 stays. */
+static int auto_v3(int64_t k) { return k < 1024 ? 2 : 37; }
 
 /* FKM_ASSIGN_AUTO_VERSION=N (tests only): the automatic choice becomes version N wherever it
  * applies, so that tests written against the automatic choice (test_gpu_metric) can exercise a
@@ -515,8 +512,8 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
         if (v2_ok && g_force_version != 1) {
             int variant = g_force_version >= 2 ? g_force_version : 2;
             if (variant == 2 && auto_override() >= 2) variant = auto_override();
-            if (variant == 2) variant = auto_v3(a->k, mode == FKM_K_BF16);
-            const int v3var = variant >= 16 && variant <= 39 ? variant : 0;
+            if (variant == 2) variant = auto_v3(a->k);
+            const int v3var = variant >= 16 && variant <= 38 ? variant : 0;
             int used = 2;
             if (v3var && (mode == FKM_K_F16 ? launch_v3<false>(p, a->d, v3var, &used, &e, s)
                                             : launch_v3<true>(p, a->d, v3var, &used, &e, s))) {

@@ -86,8 +86,6 @@ static inline size_t v3_smem_bytes(int S)
 /* Loop options (the template's F, a sum of these). */
 constexpr int V3_SPLIT = 1;   /* the split consumers (see the loop) */
 constexpr int V3_XPF = 2;     /* the finalize's row norms read at the start of the tile's sweep */
-constexpr int V3_NOFENCE = 4; /* a stage released without the proxy fence: the norms' loads have
-                                 returned (the epilogue used them) before the arrive issues */
 
 template <bool BF16, int S, int EPI, bool PP, int F>
 __global__ void __launch_bounds__(V3_T, 1)
@@ -96,7 +94,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                      const __grid_constant__ CUtensorMap tmxn)
 {
 #if FKM_SM90A
-    constexpr bool SPLIT = (F & V3_SPLIT) != 0, XPF = (F & V3_XPF) != 0, NOFENCE = (F & V3_NOFENCE) != 0;
+    constexpr bool SPLIT = (F & V3_SPLIT) != 0, XPF = (F & V3_XPF) != 0;
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t raw = smem_u32(smem_raw);
     const uint32_t sX = (raw + 1023u) & ~1023u;
@@ -530,7 +528,7 @@ __global__ void __launch_bounds__(V3_T, 1)
             if (lane == 0) mbar_arrive(xempty);
         };
         auto release_stage = [&](int st) {
-            if (!NOFENCE) fence_proxy_async(); /* the norms' generic reads before the next TMA write of the stage */
+            fence_proxy_async(); /* the norms' generic reads before the next TMA write of the stage */
             __syncwarp();
             if (lane == 0) mbar_arrive(sBar + 8u * (S + st)); /* stage free (wgmma done, norms read) */
         };
