@@ -5,7 +5,7 @@
  * gives the device's achievable read bandwidth, hence the floor.
  *
  *   bench_update [iters]        env: FKM_UPDATE_ROWS_PER_LANE=… to try piece sizes
- * Built three times: bench_update (the library's kernels), bench_update_u8 (8 rows in flight
+ * Built three times: bench_update (the library's kernels), bench_update_u4 (4 rows in flight
  * per thread in the reduce) and bench_update_mb6 (registers capped for 6 blocks per SM). */
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
