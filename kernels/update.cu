@@ -71,7 +71,7 @@
 #define FKM_UPD_ROWS_PER_LANE 128 /* target rows per row lane in one piece */
 #endif
 #ifndef FKM_UPD_UNROLL
-#define FKM_UPD_UNROLL 8 /* rows in flight per thread in the reduce (H200: 8 is 21 % faster than 4) */
+#define FKM_UPD_UNROLL 8 /* aligned rows in flight per thread in the reduce (H200: 8 is 21 % faster than 4) */
 #endif
 #ifndef FKM_UPD_MIN_BLOCKS
 #define FKM_UPD_MIN_BLOCKS 5 /* reduce blocks per SM the register allocation must allow */
@@ -403,7 +403,8 @@ __device__ __forceinline__ void accum_rows(double (&acc)[Acc<T>::VEC], const T *
                                            int col0, const IdxT *__restrict__ perm, const float *__restrict__ w,
                                            int64_t r, int64_t r1, int64_t step)
 {
-    constexpr int U = FKM_UPD_UNROLL;
+    /* unaligned rows (per-element loads) keep 4 in flight: 8 spilled there (600+ bytes) */
+    constexpr int U = ALIGNED ? FKM_UPD_UNROLL : 4;
     for (; r + (U - 1) * step < r1; r += U * step) {
         int64_t id[U];
         int4 vv[U];
