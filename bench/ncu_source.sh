@@ -2,7 +2,7 @@
 # Where one kernel launch waits: Nsight Compute's warp-stall sampling per SASS instruction.
 # Prints the kernel's stall reasons (sampled, all instructions) and the TOP instructions by
 # samples with their reasons. Usage (GPU machine, repository root, after a build):
-#   KERNEL=regex:assign_v3_kernelILb0ELi4ELi1ELb0ELb0E bash bench/ncu_source.sh build/bench/bench_gpu --assign-only --versions 20 fp16-1M-8k
+#   KERNEL=regex:assign_v3_kernelILb0ELi4ELi1ELb0ELi0EE bash bench/ncu_source.sh build/bench/bench_gpu --assign-only --versions 20 fp16-1M-8k
 # env: KERNEL (ncu -k filter), SKIP (launches skipped), TOP (default 40), OUT (report dir)
 set -u -o pipefail
 OUT=${OUT:-gpu_logs}

@@ -4,7 +4,8 @@
  *   v2 (assign_v2.cuh): wgmma kernel; 16-bit rows with d <= 128 (the common, fast case), in the
  *       configuration measured fastest for the shape (launch_v2 below; bench/NOTES.md).
  *   v3 (assign_v3.cuh): warp-specialised wgmma kernel (TMA producer warpgroup, mbarrier ring,
- *       two consumer warpgroups in ping-pong); 16-bit rows with 64 < d <= 128 (launch_v3 below).
+ *       two consumer warpgroups, one folding its tile while the other's wgmma runs); 16-bit
+ *       rows with 64 < d <= 128 (launch_v3 below).
  * v2 and v3 are compiled for sm_90a only (their bodies are empty in the fallback pass) and run
  * only on devices of compute capability 9.0; every other device runs v1.
  *
