@@ -104,9 +104,9 @@ __global__ void __launch_bounds__(V3_T, 1)
     const uint32_t sBar = sXnAddr + V3_XN_BYTES;
     const float *sCn = reinterpret_cast<const float *>(smem_raw + (sCnAddr - raw));
     const float *sXn = reinterpret_cast<const float *>(smem_raw + (sXnAddr - raw));
-    /* EPI 10 (metric L2): distances offset by the largest row norm of the thread's rows, so
+    /* EPI 10-12 (metric L2): distances offset by the largest row norm of the thread's rows, so
      * that they are >= 0 and compare as integers (below) */
-    const bool xoff = (EPI == 10 || EPI == 11 || EPI == 12) && !p.ip;
+    const bool xoff = EPI >= 10 && !p.ip;
     /* barriers: full[S], empty[S], xfull, xempty */
     const uint32_t xfull = sBar + 16u * S, xempty = xfull + 8u;
 
