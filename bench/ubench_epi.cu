@@ -24,9 +24,9 @@ constexpr int NE = 8, NR = 4; /* elements per row chain per pass, row chains */
 
 /* P: 0 fma alone (v30), 1 fma + min (v31), 2 fma + compare + 2 selects into the tile's
  * (min, column) (EPI 5), 3 packed integer keys, lop3 pair + integer min (EPI 10), 4 packed keys
- * as floats (>= 0): one lop3 + a float min (no 3-input integer min), 5 as 4 with the key made
- * by and + integer add of the code (lop3 + iadd), 6 packed integer keys by one lop3_sel +
- * integer min (EPI 12: ptxas pairs the mins into VIMNMX3), 7 as 4 with lop3_sel (EPI 11) */
+ * as floats (>= 0) made by and + or, with a float min (no 3-input integer min), 5 packed
+ * integer keys by one lop3_sel + integer min (EPI 12: ptxas pairs the mins into VIMNMX3), 6 as 4
+ * with lop3_sel (EPI 11) */
 template <int P>
 __global__ void __launch_bounds__(1024) ub(float *out, const float *in, int passes, float seed)
 {
@@ -44,7 +44,7 @@ __global__ void __launch_bounds__(1024) ub(float *out, const float *in, int pass
 #pragma unroll
     for (int r = 0; r < NR; ++r) {
         tb[r] = 1e30f;
-        ti[r] = P == 3 || P == 6 ? 0x7fffffff : 0;
+        ti[r] = P == 3 || P == 5 ? 0x7fffffff : 0;
     }
     __syncthreads();
     const long long t0 = clock64();
@@ -66,8 +66,6 @@ __global__ void __launch_bounds__(1024) ub(float *out, const float *in, int pass
                 } else if constexpr (P == 4) {
                     tb[r] = fminf(tb[r], __int_as_float((__float_as_int(v) & ~31) | i));
                 } else if constexpr (P == 5) {
-                    tb[r] = fminf(tb[r], __int_as_float((__float_as_int(v) & ~31) + i));
-                } else if constexpr (P == 6) {
                     ti[r] = min(ti[r], (int)fkm::lop3_sel(__float_as_uint(v), (uint32_t)i, m31));
                 } else {
                     tb[r] = fminf(tb[r], __uint_as_float(fkm::lop3_sel(__float_as_uint(v), (uint32_t)i, m31)));
@@ -117,12 +115,12 @@ int main(int argc, char **argv)
         free(h);
     }
     const char *names[] = {"fma alone (v30)", "fma + min (v31)", "fma + cmp + 2 sel (EPI 5)",
-                           "int keys, lop3 x2 + imin (EPI 10)", "float keys, and|or + fmin", "float keys, and + iadd + fmin",
+                           "int keys, lop3 x2 + imin (EPI 10)", "float keys, and|or + fmin",
                            "int keys, lop3_sel + imin (EPI 12)", "float keys, lop3_sel + fmin (EPI 11)"};
     printf("%s, %d SMs: SM cycles per warp-distance per scheduler (passes %d, %d rows x %d per pass)\n", prop.name,
            sms, passes, NR, NE);
     printf("%-36s %8s %8s %8s %8s\n", "pattern", "W=1", "W=2", "W=4", "W=8");
-    for (int p = 0; p < 8; ++p) {
+    for (int p = 0; p < 7; ++p) {
         double c[4];
         const int ws[4] = {1, 2, 4, 8};
         for (int q = 0; q < 4; ++q) {
@@ -133,8 +131,7 @@ int main(int argc, char **argv)
             case 3: c[q] = run<3>(sms, ws[q], passes, buf, in, hc); break;
             case 4: c[q] = run<4>(sms, ws[q], passes, buf, in, hc); break;
             case 5: c[q] = run<5>(sms, ws[q], passes, buf, in, hc); break;
-            case 6: c[q] = run<6>(sms, ws[q], passes, buf, in, hc); break;
-            default: c[q] = run<7>(sms, ws[q], passes, buf, in, hc); break;
+            default: c[q] = run<6>(sms, ws[q], passes, buf, in, hc); break;
             }
         }
         printf("%-36s %8.3f %8.3f %8.3f %8.3f\n", names[p], c[0], c[1], c[2], c[3]);

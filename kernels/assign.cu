@@ -407,9 +407,10 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
     CUtensorMap tx, tc, tn, txn;
     memset(&tn, 0, sizeof tn);
     memset(&txn, 0, sizeof txn);
-    /* EPI 10 and 11 read the point tile's row norms by TMA (16-byte aligned); else their EPI 5 twin */
+    /* the packed keys (EPI 10-12: 33, 35-38) read the point tile's row norms by TMA (16-byte
+     * aligned); else their EPI 5 twin (34 where they prefetch the norms, XPF) */
     const bool keys = variant == 33 || variant >= 35;
-    if (keys && !p.ip && ((uintptr_t)p.xn & 15u)) variant = variant == 33 || variant == 36 ? 29 : 34; /* 34: XPF */
+    if (keys && !p.ip && ((uintptr_t)p.xn & 15u)) variant = variant == 33 || variant == 36 ? 29 : 34;
     const uint64_t inner = (uint64_t)p.row_bytes / 2;
     if (!encode_rows_map(&tx, p.x, inner, (uint64_t)p.n, (uint64_t)p.ldx_bytes, V3_BM) ||
         !encode_rows_map(&tc, p.c, inner, (uint64_t)p.k, (uint64_t)p.ldc_bytes, V3_BN) ||

@@ -154,8 +154,8 @@ __device__ __forceinline__ uint32_t lop3_sel(uint32_t a, uint32_t b, uint32_t m)
     asm("lop3.b32 %0, %1, %2, %3, 0xD8;" : "=r"(d) : "r"(a), "r"(b), "r"(m));
     return d;
 }
-/* A constant the compiler cannot see through (opaque asm): keeps a mask in one register instead
- * of folding it into every instruction that uses it. */
+/* A constant the front end cannot fold (opaque asm), so that it reaches ptxas as a register
+ * operand (EPI 11/12's lop3 mask) rather than as a second immediate. */
 __device__ __forceinline__ uint32_t opaque_u32(uint32_t v)
 {
     uint32_t d;
