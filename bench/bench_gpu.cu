@@ -188,12 +188,90 @@ static const char *mode_name(fkm_kmode m)
     return m == FKM_K_F16 ? "fp16" : m == FKM_K_BF16 ? "bf16" : m == FKM_K_TF32 ? "tf32" : "exact";
 }
 
+/* The trace of a TRACE version (42, 43, 45, 47, 50): block 0's two consumers, per step, SM clocks at
+ * [0] stage wait begins, [1] stage full, [2] wgmma committed, [3] wgmma complete, [4] stage
+ * released. Prints the mean of each phase (cycles; the point-tile change steps j = 0 apart),
+ * the share of the window with a wgmma of 0, 1 or 2 consumers in flight ([1, 3]), and the tensor
+ * cycles the steps need at full rate (1024 per consumer step) against the window. */
+static void trace_summary(int ver, int nJ)
+{
+    constexpr int MAXS = 1024, NP = 5;
+    static unsigned long long tr[2][MAXS][NP];
+    const int kept = fkm_k_assign_v3_trace(&tr[0][0][0], MAXS);
+    if (kept <= 0) {
+        printf("  trace v%d: none (%d)\n", ver, kept);
+        return;
+    }
+    int ns = 0; /* steps both consumers stamped completely */
+    while (ns < MAXS && tr[0][ns][4] && tr[1][ns][4]) ++ns;
+    const int s0 = ns > 64 ? 16 : 0; /* skip the start */
+    if (ns - s0 < 8) {
+        printf("  trace v%d: %d steps only\n", ver, ns);
+        return;
+    }
+    for (int c = 0; c < 2; ++c) {
+        double m[2][5] = {{0}}; /* [j == 0][wait, issue, wgmma, epilogue, period] */
+        int cnt[2] = {0, 0};
+        for (int s = s0; s + 1 < ns; ++s) {
+            const int z = s % nJ == 0;
+            const unsigned long long *t = tr[c][s];
+            m[z][0] += (double)(t[1] - t[0]);
+            m[z][1] += (double)(t[2] - t[1]);
+            m[z][2] += (double)(t[3] - t[2]);
+            m[z][3] += (double)(t[4] - t[3]);
+            m[z][4] += (double)(tr[c][s + 1][0] - t[0]);
+            cnt[z]++;
+        }
+        for (int z = 0; z < 2; ++z)
+            if (cnt[z])
+                printf("  trace v%d consumer %d %s (%4d steps): wait %6.0f  issue %5.0f  wgmma %6.0f  epilogue %6.0f  period %6.0f\n",
+                       ver, c, z ? "j=0 " : "j>0 ", cnt[z], m[z][0] / cnt[z], m[z][1] / cnt[z], m[z][2] / cnt[z],
+                       m[z][3] / cnt[z], m[z][4] / cnt[z]);
+    }
+    /* wgmma in flight: events +1 at [1], -1 at [3], over [begin, end) of the window */
+    std::vector<std::pair<unsigned long long, int>> ev;
+    const unsigned long long b = std::max(tr[0][s0][0], tr[1][s0][0]);
+    const unsigned long long e = std::min(tr[0][ns - 1][4], tr[1][ns - 1][4]);
+    int steps_in = 0;
+    for (int c = 0; c < 2; ++c)
+        for (int s = s0; s < ns; ++s) {
+            const unsigned long long lo = std::max(tr[c][s][1], b), hi = std::min(tr[c][s][3], e);
+            if (lo >= hi) continue;
+            ev.push_back({lo, +1});
+            ev.push_back({hi, -1});
+            steps_in++;
+        }
+    std::sort(ev.begin(), ev.end());
+    double in[3] = {0, 0, 0};
+    int cur = 0;
+    unsigned long long last = b;
+    for (auto &p : ev) {
+        in[std::min(cur, 2)] += (double)(p.first - last);
+        last = p.first;
+        cur += p.second;
+    }
+    in[std::min(cur, 2)] += (double)(e - last);
+    const double win = (double)(e - b);
+    printf("  trace v%d window %.0f cycles: in flight 0 / 1 / 2 wgmma %.1f / %.1f / %.1f %%; "
+           "%d steps x 1024 = %.1f %% of the window\n",
+           ver, win, 100 * in[0] / win, 100 * in[1] / win, 100 * in[2] / win, steps_in, 100.0 * steps_in * 1024 / win);
+    /* a few steps raw, relative to the first shown, for a timeline */
+    const int r0 = std::min(ns - 12, s0 + 2 * nJ - 3 > s0 ? s0 + 2 * nJ - 3 : s0);
+    const unsigned long long base = std::min(tr[0][r0][0], tr[1][r0][0]);
+    for (int s = r0; s < r0 + 8 && s < ns; ++s)
+        printf("    s %4d%s  c0 %7lld %7lld %7lld %7lld %7lld   c1 %7lld %7lld %7lld %7lld %7lld\n", s,
+               s % nJ == 0 ? "*" : " ", (long long)(tr[0][s][0] - base), (long long)(tr[0][s][1] - base),
+               (long long)(tr[0][s][2] - base), (long long)(tr[0][s][3] - base), (long long)(tr[0][s][4] - base),
+               (long long)(tr[1][s][0] - base), (long long)(tr[1][s][1] - base), (long long)(tr[1][s][2] - base),
+               (long long)(tr[1][s][3] - base), (long long)(tr[1][s][4] - base));
+}
+
 int main(int argc, char **argv)
 {
     bool quick = false, auto_only = false, assign_only = false;
     std::vector<std::string> filters;
     /* every selectable version: v1 mma.sync, v2 configurations, v3 configurations */
-    std::vector<int> all_versions = {0, 1, 5, 3, 4, 9, 10, 11, 12, 13, 7, 8, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 19, 25, 29, 33, 34, 35, 36, 37, 38, 28, 30, 31};
+    std::vector<int> all_versions = {0, 1, 5, 3, 4, 9, 10, 11, 12, 13, 7, 8, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 19, 25, 29, 33, 34, 35, 36, 37, 38, 44, 28, 30, 31};
     for (int i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--auto-only")) auto_only = true;
@@ -348,6 +426,7 @@ int main(int argc, char **argv)
             double ms = time_ms(assign);
             t_v[ver] = ms;
             if (ver == 0) auto_ver = fkm_k_assign_last_version();
+            if (ver == 42 || ver == 43 || ver == 45 || ver == 47 || ver == 50) trace_summary(ver, (int)((k + 127) / 128));
             printf("  assign %-5s: %8.3f ms  %6.1f TFLOP/s  (%4.1f%% of peak)%s\n",
                    ver == 0 ? "auto" : ("v" + std::to_string(ver)).c_str(), ms, flops / (ms * 1e9),
                    100.0 * flops / (ms * 1e9) / peak_tflops, timing_only(ver) ? "  [no epilogue: timing only]" : "");

@@ -5,8 +5,9 @@
  * gives the device's achievable read bandwidth, hence the floor.
  *
  *   bench_update [iters]        env: FKM_UPDATE_ROWS_PER_LANE=… to try piece sizes
- * Built three times: bench_update (the library's kernels), bench_update_u4 (4 rows in flight
- * per thread in the reduce) and bench_update_mb6 (registers capped for 6 blocks per SM). */
+ * Built four times: bench_update (the library's kernels), bench_update_u4 (4 rows in flight
+ * per thread in the reduce), bench_update_nopf (no prefetch of the next row ids) and
+ * bench_update_mb4 (registers for 4 blocks per SM). */
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 

@@ -14,7 +14,7 @@ if has build; then
   cmake -S . -B "$B" -G Ninja -DFKM_CUDA=ON -DCMAKE_BUILD_TYPE=Release >"$OUT/cmake.log" 2>&1 ||
     { tail -30 "$OUT/cmake.log"; exit 1; }
   targets="test_gpu_update bench_update"
-  [ "${VARIANTS:-1}" = 1 ] && targets="$targets bench_update_u4 bench_update_mb6"
+  [ "${VARIANTS:-1}" = 1 ] && targets="$targets bench_update_u4 bench_update_nopf bench_update_mb4"
   has backend && targets="$targets test_gpu_backend"
   if ! cmake --build "$B" --target $targets >"$OUT/build.log" 2>&1; then
     grep -E "error|Error" "$OUT/build.log" | head -20
@@ -57,7 +57,8 @@ if has bench; then
     if [ "${VARIANTS:-1}" = 1 ]; then
       echo "--- rows per lane 256"; FKM_UPDATE_ROWS_PER_LANE=256 "$B/bench/bench_update" 20 | tail -n +3
       echo "--- unroll 4"; "$B/bench/bench_update_u4" 20 | tail -n +3
-      echo "--- 6 blocks per SM"; "$B/bench/bench_update_mb6" 20 | tail -n +3
+      echo "--- no row-id prefetch"; "$B/bench/bench_update_nopf" 20 | tail -n +3
+      echo "--- 4 blocks per SM"; "$B/bench/bench_update_mb4" 20 | tail -n +3
     fi
   } >"$OUT/bench.log" 2>&1; echo "bench rc=$?"
 fi

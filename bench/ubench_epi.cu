@@ -26,7 +26,7 @@ constexpr int NE = 8, NR = 4; /* elements per row chain per pass, row chains */
  * (min, column) (EPI 5), 3 packed integer keys, lop3 pair + integer min (EPI 10), 4 packed keys
  * as floats (>= 0) made by and + or, with a float min (no 3-input integer min), 5 packed
  * integer keys by one lop3_sel + integer min (EPI 12: ptxas pairs the mins into VIMNMX3), 6 as 4
- * with lop3_sel (EPI 11) */
+ * with lop3_sel (EPI 11), 7 as 5 with two chains per row (even / odd elements: EPI 13) */
 template <int P>
 __global__ void __launch_bounds__(1024) ub(float *out, const float *in, int passes, float seed)
 {
@@ -40,11 +40,11 @@ __global__ void __launch_bounds__(1024) ub(float *out, const float *in, int pass
     const uint32_t m31 = fkm::opaque_u32(31u);
     float cn = seed + 2.f;
     float tb[NR];
-    int ti[NR];
+    int ti[NR], ti2[NR];
 #pragma unroll
     for (int r = 0; r < NR; ++r) {
         tb[r] = 1e30f;
-        ti[r] = P == 3 || P == 5 ? 0x7fffffff : 0;
+        ti[r] = ti2[r] = P == 3 || P == 5 || P == 7 ? 0x7fffffff : 0;
     }
     __syncthreads();
     const long long t0 = clock64();
@@ -67,6 +67,9 @@ __global__ void __launch_bounds__(1024) ub(float *out, const float *in, int pass
                     tb[r] = fminf(tb[r], __int_as_float((__float_as_int(v) & ~31) | i));
                 } else if constexpr (P == 5) {
                     ti[r] = min(ti[r], (int)fkm::lop3_sel(__float_as_uint(v), (uint32_t)i, m31));
+                } else if constexpr (P == 7) {
+                    int &q = i & 1 ? ti2[r] : ti[r];
+                    q = min(q, (int)fkm::lop3_sel(__float_as_uint(v), (uint32_t)i, m31));
                 } else {
                     tb[r] = fminf(tb[r], __uint_as_float(fkm::lop3_sel(__float_as_uint(v), (uint32_t)i, m31)));
                 }
@@ -77,7 +80,7 @@ __global__ void __launch_bounds__(1024) ub(float *out, const float *in, int pass
     const long long t1 = clock64();
     float sum = 0.f;
 #pragma unroll
-    for (int r = 0; r < NR; ++r) sum += tb[r] + (float)ti[r];
+    for (int r = 0; r < NR; ++r) sum += tb[r] + (float)min(ti[r], ti2[r]);
     out[blockIdx.x * blockDim.x + threadIdx.x] = sum;
     if (threadIdx.x == 0) reinterpret_cast<long long *>(out + gridDim.x * blockDim.x)[blockIdx.x] = t1 - t0;
 }
@@ -116,11 +119,12 @@ int main(int argc, char **argv)
     }
     const char *names[] = {"fma alone (v30)", "fma + min (v31)", "fma + cmp + 2 sel (EPI 5)",
                            "int keys, lop3 x2 + imin (EPI 10)", "float keys, and|or + fmin",
-                           "int keys, lop3_sel + imin (EPI 12)", "float keys, lop3_sel + fmin (EPI 11)"};
+                           "int keys, lop3_sel + imin (EPI 12)", "float keys, lop3_sel + fmin (EPI 11)",
+                           "int keys, EPI 12, 2 chains a row (EPI 13)"};
     printf("%s, %d SMs: SM cycles per warp-distance per scheduler (passes %d, %d rows x %d per pass)\n", prop.name,
            sms, passes, NR, NE);
     printf("%-36s %8s %8s %8s %8s\n", "pattern", "W=1", "W=2", "W=4", "W=8");
-    for (int p = 0; p < 7; ++p) {
+    for (int p = 0; p < 8; ++p) {
         double c[4];
         const int ws[4] = {1, 2, 4, 8};
         for (int q = 0; q < 4; ++q) {
@@ -131,7 +135,8 @@ int main(int argc, char **argv)
             case 3: c[q] = run<3>(sms, ws[q], passes, buf, in, hc); break;
             case 4: c[q] = run<4>(sms, ws[q], passes, buf, in, hc); break;
             case 5: c[q] = run<5>(sms, ws[q], passes, buf, in, hc); break;
-            default: c[q] = run<6>(sms, ws[q], passes, buf, in, hc); break;
+            case 6: c[q] = run<6>(sms, ws[q], passes, buf, in, hc); break;
+            default: c[q] = run<7>(sms, ws[q], passes, buf, in, hc); break;
             }
         }
         printf("%-36s %8.3f %8.3f %8.3f %8.3f\n", names[p], c[0], c[1], c[2], c[3]);

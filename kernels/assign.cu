@@ -54,6 +54,23 @@ extern "C" int fkm_k_assign_force_version(int v)
 }
 extern "C" int fkm_k_assign_last_version(void) { return g_last_version; }
 
+/* The trace of the last TRACE launch (versions 42, 43, 45, 47, 50): dst gets up to max_steps steps of
+ * both consumers, [consumer][step][V3_TRACE_PTS] SM clocks; returns the steps per consumer the
+ * kernel keeps (V3_TRACE_STEPS) and clears the trace, or a negative CUDA error. */
+extern "C" int fkm_k_assign_v3_trace(unsigned long long *dst, int max_steps)
+{
+    using namespace fkm;
+    static unsigned long long buf[2][V3_TRACE_STEPS][V3_TRACE_PTS];
+    cudaError_t e = cudaMemcpyFromSymbol(buf, v3_trace, sizeof buf);
+    if (e != cudaSuccess) return -(int)e;
+    const int n = max_steps < V3_TRACE_STEPS ? max_steps : V3_TRACE_STEPS;
+    for (int c = 0; c < 2; ++c)
+        memcpy(dst + (size_t)c * n * V3_TRACE_PTS, buf[c], (size_t)n * V3_TRACE_PTS * sizeof(unsigned long long));
+    memset(buf, 0, sizeof buf);
+    e = cudaMemcpyToSymbol(v3_trace, buf, sizeof buf);
+    return e == cudaSuccess ? V3_TRACE_STEPS : -(int)e;
+}
+
 static size_t al256(size_t b) { return (b + 255) & ~(size_t)255; }
 
 /* workspace (exact mode): [ count:int32, cnmax:uint32 | pad to 256 ] [ xn: n f32 ] [ cn: k f32 ]
@@ -391,6 +408,11 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
  *  36 = (4, 11, off): packed keys as floats (lop3 + fmnmx per distance; metric IP: as 29).
  *  37 = (4, 12, off) with XPF: packed integer keys made by one lop3 (VIMNMX3 folds two).
  *  38 = 37 with ping-pong.
+ *  42 = 37 and 43 = 38 with TRACE (block 0's consumers stamp every step; fkm_k_assign_v3_trace).
+ *  44 = (4, 13, off) with XPF: 37 with two key chains per row slot; 45 = 44 with TRACE.
+ *  46 = 37 with PPC (turns handed over when 12 of the 16 wgmma completed); 47 = 46 with TRACE.
+ *  48 = 37 with EARLY (the next stage's barrier tested before the epilogue); 49 = 46 + EARLY,
+ *  50 = 49 with TRACE.
  *  (39 = 37 releasing each stage without the proxy fence, 40 / 41 = 37 / 39 with consumer 1 half
  *  a sweep behind consumer 0 were measured no faster / 4-8 % slower on an H200 and removed.)
  * EPI 5: EPI 1 with the column of the tile's own minimum as an immediate, merged into the
@@ -439,6 +461,15 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
     case 36: *err = launch_v3_cfg<BF16, 4, 11, false>(p, tx, tc, tn, txn, s); return true;
     case 37: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF>(p, tx, tc, tn, txn, s); return true;
     case 38: *err = launch_v3_cfg<BF16, 4, 12, true, V3_XPF>(p, tx, tc, tn, txn, s); return true;
+    case 42: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_TRACE>(p, tx, tc, tn, txn, s); return true;
+    case 43: *err = launch_v3_cfg<BF16, 4, 12, true, V3_XPF | V3_TRACE>(p, tx, tc, tn, txn, s); return true;
+    case 44: *err = launch_v3_cfg<BF16, 4, 13, false, V3_XPF>(p, tx, tc, tn, txn, s); return true;
+    case 45: *err = launch_v3_cfg<BF16, 4, 13, false, V3_XPF | V3_TRACE>(p, tx, tc, tn, txn, s); return true;
+    case 46: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_PPC>(p, tx, tc, tn, txn, s); return true;
+    case 47: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_PPC | V3_TRACE>(p, tx, tc, tn, txn, s); return true;
+    case 48: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_EARLY>(p, tx, tc, tn, txn, s); return true;
+    case 49: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_PPC | V3_EARLY>(p, tx, tc, tn, txn, s); return true;
+    case 50: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_PPC | V3_EARLY | V3_TRACE>(p, tx, tc, tn, txn, s); return true;
     default: return false;
     }
 }
@@ -515,7 +546,7 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
             int variant = g_force_version >= 2 ? g_force_version : 2;
             if (variant == 2 && auto_override() >= 2) variant = auto_override();
             if (variant == 2) variant = auto_v3(a->k);
-            const int v3var = variant >= 16 && variant <= 38 ? variant : 0;
+            const int v3var = variant >= 16 && variant <= 50 ? variant : 0;
             int used = 2;
             if (v3var && (mode == FKM_K_F16 ? launch_v3<false>(p, a->d, v3var, &used, &e, s)
                                             : launch_v3<true>(p, a->d, v3var, &used, &e, s))) {

@@ -86,6 +86,16 @@ static inline size_t v3_smem_bytes(int S)
 /* Loop options (the template's F, a sum of these). */
 constexpr int V3_SPLIT = 1;   /* the split consumers (see the loop) */
 constexpr int V3_XPF = 2;     /* the finalize's row norms read at the start of the tile's sweep */
+constexpr int V3_TRACE = 4;   /* timing diagnostics: block 0 stamps each step (v3_trace below) */
+constexpr int V3_PPC = 8;     /* turns on the tensor cores handed over near completion (see the loop) */
+constexpr int V3_EARLY = 16;  /* the next stage's full barrier tested before the epilogue */
+
+/* TRACE: SM clock stamps of block 0's consumers (warp 0, lane 0 of each), per step s <
+ * V3_TRACE_STEPS: [0] before the wait for the stage, [1] stage full (and, PP, its turn), [2]
+ * wgmma committed, [3] wgmma complete, [4] epilogue done and the stage released. Read by
+ * fkm_k_assign_v3_trace (benches only). */
+constexpr int V3_TRACE_STEPS = 1024, V3_TRACE_PTS = 5;
+__device__ unsigned long long v3_trace[2][V3_TRACE_STEPS][V3_TRACE_PTS];
 
 template <bool BF16, int S, int EPI, bool PP, int F>
 __global__ void __launch_bounds__(V3_T, 1)
@@ -94,7 +104,10 @@ __global__ void __launch_bounds__(V3_T, 1)
                      const __grid_constant__ CUtensorMap tmxn)
 {
 #if FKM_SM90A
-    constexpr bool SPLIT = (F & V3_SPLIT) != 0, XPF = (F & V3_XPF) != 0;
+    constexpr bool SPLIT = (F & V3_SPLIT) != 0, XPF = (F & V3_XPF) != 0, TRACE = (F & V3_TRACE) != 0;
+    constexpr bool PPC = (F & V3_PPC) != 0, EARLY = (F & V3_EARLY) != 0;
+    static_assert(!(PPC && PP), "one kind of turns");
+    static_assert(!(SPLIT && (PPC || EARLY)), "unsplit loop options");
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t raw = smem_u32(smem_raw);
     const uint32_t sX = (raw + 1023u) & ~1023u;
@@ -114,7 +127,7 @@ __global__ void __launch_bounds__(V3_T, 1)
     const int nJ = (int)((p.k + V3_BN - 1) / V3_BN);
     const int nIt = (int)((nPT - blockIdx.x + gridDim.x - 1) / gridDim.x);
     static_assert(!(SPLIT && PP), "the split consumers do not take turns");
-    static_assert(!(SPLIT && (EPI >= 10 || XPF)), "one row offset / norm set per point tile: unsplit only");
+    static_assert(!(SPLIT && (EPI >= 10 || XPF || TRACE)), "one row offset / norm set per point tile: unsplit only");
     if (nIt <= 0) return; /* uniform over the block, before any barrier */
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2;
 
@@ -359,7 +372,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                 for (int h = H0; h < H1; ++h)
 #pragma unroll
                     for (int r = 0; r < 2; ++r) best[h][r][0] = fminf(best[h][r][0], m[h][r]);
-            } else if constexpr (E == 10 || E == 11 || E == 12) {
+            } else if constexpr (E >= 10 && E <= 13) {
                 /* packed keys: with d' = ||c||^2 + boff - 2 x.c >= 0 (boff >= ||x||^2 of the row),
                  * the bits of d' order as integers; the low 5 mantissa bits are replaced by the
                  * column's code 2i + e (increasing with the column, so equal values go to the
@@ -373,12 +386,18 @@ __global__ void __launch_bounds__(V3_T, 1)
                  * immediate, the mask a register) instead of ptxas' two for EPI 10; 11 keeps it a
                  * float >= 0 (whose order is its bits' integer order) and takes a two-input float
                  * minimum (fmnmx), 12 an integer minimum (ptxas pairs them into a three-input
-                 * VIMNMX3). Merged into the running best (code bits zero) once per tile. */
-                int tk[2][2];
+                 * VIMNMX3). Merged into the running best (code bits zero) once per tile. EPI 13
+                 * is 12 with two key chains per row slot (even / odd column groups, merged at the
+                 * tile's end): a lone epilogue warp is latency-bound (ubench_epi W = 1). */
+                constexpr int NK = E == 13 ? 2 : 1;
+                int tk[2][2][NK];
 #pragma unroll
                 for (int h = H0; h < H1; ++h)
 #pragma unroll
-                    for (int r = 0; r < 2; ++r) tk[h][r] = __float_as_int(best[h][r][0]);
+                    for (int r = 0; r < 2; ++r) {
+                        tk[h][r][0] = __float_as_int(best[h][r][0]);
+                        if constexpr (NK == 2) tk[h][r][NK - 1] = 0x7fffffff;
+                    }
 #pragma unroll
                 for (int i = 0; i < V3_BN / 8; ++i) {
                     const float2 cv = *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
@@ -391,23 +410,25 @@ __global__ void __launch_bounds__(V3_T, 1)
                             for (int r = 0; r < 2; ++r) {
                                 const float v = fmaf(-2.f, acc[h][4 * i + 2 * r + e], e ? c1 : c0);
                                 const uint32_t code = 2 * i + e;
-                                if constexpr (E == 10) tk[h][r] = min(tk[h][r], (__float_as_int(v) | 31) ^ (int)(31 ^ code));
+                                int &q = tk[h][r][i & (NK - 1)];
+                                if constexpr (E == 10) q = min(q, (__float_as_int(v) | 31) ^ (int)(31 ^ code));
                                 else {
                                     const int key = (int)lop3_sel(__float_as_uint(v), code, m31);
-                                    tk[h][r] = E == 11 ? __float_as_int(fminf(__int_as_float(tk[h][r]), __int_as_float(key)))
-                                                       : min(tk[h][r], key);
+                                    q = E == 11 ? __float_as_int(fminf(__int_as_float(q), __int_as_float(key))) : min(q, key);
                                 }
                             }
                 }
 #pragma unroll
                 for (int h = H0; h < H1; ++h)
 #pragma unroll
-                    for (int r = 0; r < 2; ++r)
-                        if (E == 11 ? __int_as_float(tk[h][r]) < best[h][r][0] : tk[h][r] < __float_as_int(best[h][r][0])) {
-                            const int code = tk[h][r] & 31;
-                            best[h][r][0] = __int_as_float(tk[h][r] & ~31);
+                    for (int r = 0; r < 2; ++r) {
+                        const int key = NK == 2 ? min(tk[h][r][0], tk[h][r][NK - 1]) : tk[h][r][0];
+                        if (E == 11 ? __int_as_float(key) < best[h][r][0] : key < __float_as_int(best[h][r][0])) {
+                            const int code = key & 31;
+                            best[h][r][0] = __int_as_float(key & ~31);
                             bidx[h][r][0] = jb + 8 * (code >> 1) + (code & 1);
                         }
+                    }
             } else if constexpr (E == 5) {
                 /* the tile's own (minimum, column) per row slot with the column as an immediate
                  * (no per-column index registers), merged into the running best once per tile */
@@ -605,39 +626,69 @@ __global__ void __launch_bounds__(V3_T, 1)
         } else {
             int st = 0, s = 0;
             uint32_t ph = 0;
-            if (PP && c == 1) named_bar_arrive(V3_BAR_PP, 256); /* consumer 0 goes first */
+            const bool tracer = TRACE && blockIdx.x == 0 && w == 0 && lane == 0;
+            auto stamp = [&](int q) {
+                if (TRACE && tracer && s < V3_TRACE_STEPS) {
+                    unsigned long long t;
+                    asm volatile("mov.u64 %0, %%clock64;" : "=l"(t)::"memory");
+                    v3_trace[c][s][q] = t;
+                }
+            };
+            /* Turns (PP or PPC): consumer c issues after named barrier V3_BAR_PP + c, on which the
+             * other consumer arrives once its own wgmma are issued (PP) or, PPC, once the first
+             * 12 of its 16 have completed (so that the warp waiting for its turn does not sit in
+             * a stalled wgmma issue under the other's epilogue, and the tensor cores still have
+             * the last 4 to run while the turn passes). */
+            constexpr bool TURNS = PP || PPC;
+            bool ready = false; /* EARLY: the next step's stage already full when tested */
+            if (TURNS && c == 1) named_bar_arrive(V3_BAR_PP, 256); /* consumer 0 goes first */
             for (int it = 0; it < nIt; ++it) {
                 /* A fragments of this warpgroup's 128 rows, for the whole sweep */
                 mbar_wait(xfull, (uint32_t)it & 1u);
                 load_a(it);
 
                 for (int j = 0; j < nJ; ++j, ++s) {
-                    mbar_wait(sBar + 8u * st, ph);
-                    if (PP) named_bar_sync(V3_BAR_PP + c, 256); /* my turn on the tensor cores */
+                    stamp(0);
+                    if (!(EARLY && ready)) mbar_wait(sBar + 8u * st, ph);
+                    if (TURNS) named_bar_sync(V3_BAR_PP + c, 256); /* my turn on the tensor cores */
+                    stamp(1);
                     const uint32_t cb = sC + st * V3_C_BYTES;
 #pragma unroll
                     for (int h = 0; h < 2; ++h)
 #pragma unroll
                         for (int i = 0; i < 64; ++i) reg_fence(acc[h][i]);
                     wgmma_fence();
+                    constexpr int KS1 = PPC ? V3_KS - 2 : V3_KS; /* PPC: two commit groups */
 #pragma unroll
                     for (int ks = 0; ks < V3_KS; ++ks) {
                         const uint64_t desc = sw128_desc(cb + (ks >> 2) * (V3_BN * 128) + (ks & 3) * 32);
 #pragma unroll
                         for (int h = 0; h < 2; ++h) wgmma_rs<BF16, V3_BN>(acc[h], a[h][ks], desc, ks > 0 ? 1 : 0);
+                        if (ks == KS1 - 1 || ks == V3_KS - 1) wgmma_commit();
                     }
-                    wgmma_commit();
                     /* the other consumer's turn; consumer 0 has no turn after consumer 1's last step */
-                    if (PP && !(c == 1 && s == total - 1)) named_bar_arrive(V3_BAR_PP + (c ^ 1), 256);
+                    const bool pass = TURNS && !(c == 1 && s == total - 1);
+                    if (PP && pass) named_bar_arrive(V3_BAR_PP + (c ^ 1), 256);
+                    stamp(2);
+                    if constexpr (PPC) {
+                        wgmma_wait<1>();
+                        if (pass) named_bar_arrive(V3_BAR_PP + (c ^ 1), 256);
+                    }
                     wgmma_wait<0>();
 #pragma unroll
                     for (int h = 0; h < 2; ++h)
 #pragma unroll
                         for (int i = 0; i < 64; ++i) reg_fence(acc[h][i]);
+                    stamp(3);
+                    if (EARLY) { /* the next step's stage: st + 1 (mod S), its parity flips at the wrap */
+                        const int sn = st + 1 == S ? 0 : st + 1;
+                        ready = s + 1 < total && mbar_test_wait(sBar + 8u * sn, sn == 0 ? ph ^ 1u : ph);
+                    }
                     mask_tail(V3Half<-1>{}, j);
                     if (j == 0) release_x();
                     epi(V3Half<-1>{}, j, st);
                     release_stage(st);
+                    stamp(4);
                     if (++st == S) {
                         st = 0;
                         ph ^= 1u;

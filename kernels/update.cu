@@ -73,6 +73,9 @@
 #ifndef FKM_UPD_UNROLL
 #define FKM_UPD_UNROLL 8 /* aligned rows in flight per thread in the reduce (H200: 8 is 21 % faster than 4) */
 #endif
+#ifndef FKM_UPD_PREFETCH
+#define FKM_UPD_PREFETCH 1 /* aligned rows: the next batch's row ids loaded under this batch's rows */
+#endif
 #ifndef FKM_UPD_MIN_BLOCKS
 #define FKM_UPD_MIN_BLOCKS 5 /* reduce blocks per SM the register allocation must allow */
 #endif
@@ -397,7 +400,9 @@ __device__ __forceinline__ int4 load_vec(const T *__restrict__ row, int col0, in
 }
 
 /* acc += elements [col0, col0 + VEC) of the rows perm[r], r = r, r + step, ... < r1, in that
- * order (U rows in flight), each times its weight when W. */
+ * order (U rows in flight), each times its weight when W. PF (aligned rows): the next U row ids
+ * are loaded while this batch's rows are in flight, so that a batch costs one memory latency
+ * instead of two (perm, then the rows it names). */
 template <typename T, typename IdxT, bool ALIGNED, bool W>
 __device__ __forceinline__ void accum_rows(double (&acc)[Acc<T>::VEC], const T *__restrict__ x, int64_t ld, int d,
                                            int col0, const IdxT *__restrict__ perm, const float *__restrict__ w,
@@ -405,16 +410,29 @@ __device__ __forceinline__ void accum_rows(double (&acc)[Acc<T>::VEC], const T *
 {
     /* unaligned rows (per-element loads) keep 4 in flight: 8 spilled there (600+ bytes) */
     constexpr int U = ALIGNED ? FKM_UPD_UNROLL : 4;
+    /* not for weighted or 64-bit ids: at the 48 registers of 5 blocks per SM those spilled */
+    constexpr bool PF = ALIGNED && !W && sizeof(IdxT) == 4 && FKM_UPD_PREFETCH;
+    IdxT id[U];
+    if (PF && r + (U - 1) * step < r1) {
+#pragma unroll
+        for (int u = 0; u < U; u++) id[u] = perm[r + u * step];
+    }
     for (; r + (U - 1) * step < r1; r += U * step) {
-        int64_t id[U];
         int4 vv[U];
         double wv[U];
+        if (!PF) {
 #pragma unroll
-        for (int u = 0; u < U; u++) id[u] = (int64_t)perm[r + u * step];
+            for (int u = 0; u < U; u++) id[u] = perm[r + u * step];
+        }
 #pragma unroll
         for (int u = 0; u < U; u++) {
-            vv[u] = load_vec<T, ALIGNED>(x + id[u] * ld, col0, d);
+            vv[u] = load_vec<T, ALIGNED>(x + (int64_t)id[u] * ld, col0, d);
             wv[u] = W ? (double)w[id[u]] : 1.0;
+        }
+        if (PF) { /* the next batch's ids (a row past r1 reads as row 0: never used) */
+            const int64_t rn = r + U * step;
+#pragma unroll
+            for (int u = 0; u < U; u++) id[u] = rn + u * step < r1 ? perm[rn + u * step] : (IdxT)0;
         }
 #pragma unroll
         for (int u = 0; u < U; u++) Acc<T>::template add<W>(acc, vv[u], wv[u]);
