@@ -188,7 +188,7 @@ static const char *mode_name(fkm_kmode m)
     return m == FKM_K_F16 ? "fp16" : m == FKM_K_BF16 ? "bf16" : m == FKM_K_TF32 ? "tf32" : "exact";
 }
 
-/* The trace of a TRACE version (42, 43, 45, 47, 50): block 0's two consumers, per step, SM clocks at
+/* The trace of a TRACE version (42, 43): block 0's two consumers, per step, SM clocks at
  * [0] stage wait begins, [1] stage full, [2] wgmma committed, [3] wgmma complete, [4] stage
  * released. Prints the mean of each phase (cycles; the point-tile change steps j = 0 apart),
  * the share of the window with a wgmma of 0, 1 or 2 consumers in flight ([1, 3]), and the tensor
@@ -271,7 +271,7 @@ int main(int argc, char **argv)
     bool quick = false, auto_only = false, assign_only = false;
     std::vector<std::string> filters;
     /* every selectable version: v1 mma.sync, v2 configurations, v3 configurations */
-    std::vector<int> all_versions = {0, 1, 5, 3, 4, 9, 10, 11, 12, 13, 7, 8, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 19, 25, 29, 33, 34, 35, 36, 37, 38, 44, 28, 30, 31};
+    std::vector<int> all_versions = {0, 1, 5, 3, 4, 9, 10, 11, 12, 13, 7, 8, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 19, 25, 29, 33, 34, 35, 36, 37, 38, 48, 28, 30, 31};
     for (int i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--auto-only")) auto_only = true;
@@ -426,7 +426,7 @@ int main(int argc, char **argv)
             double ms = time_ms(assign);
             t_v[ver] = ms;
             if (ver == 0) auto_ver = fkm_k_assign_last_version();
-            if (ver == 42 || ver == 43 || ver == 45 || ver == 47 || ver == 50) trace_summary(ver, (int)((k + 127) / 128));
+            if (ver == 42 || ver == 43) trace_summary(ver, (int)((k + 127) / 128));
             printf("  assign %-5s: %8.3f ms  %6.1f TFLOP/s  (%4.1f%% of peak)%s\n",
                    ver == 0 ? "auto" : ("v" + std::to_string(ver)).c_str(), ms, flops / (ms * 1e9),
                    100.0 * flops / (ms * 1e9) / peak_tflops, timing_only(ver) ? "  [no epilogue: timing only]" : "");

@@ -5,6 +5,7 @@
  * gives the device's achievable read bandwidth, hence the floor.
  *
  *   bench_update [iters]        env: FKM_UPDATE_ROWS_PER_LANE=… to try piece sizes
+ *   bench_update iters n k      one case: f16, d = 128, uniform labels (for a profiler)
  * Built four times: bench_update (the library's kernels), bench_update_u4 (4 rows in flight
  * per thread in the reduce), bench_update_nopf (no prefetch of the next row ids) and
  * bench_update_mb4 (registers for 4 blocks per SM). */
@@ -157,7 +158,20 @@ int main(int argc, char **argv)
         CK(cudaFree(buf));
         CK(cudaFree(o));
     }
+    if (argc > 3) {
+        const long long n = atoll(argv[2]), k = atoll(argv[3]);
+        if (n < 1 || k < 1 || k > n) {
+            fprintf(stderr, "bench_update: need 1 <= k <= n (got n=%s k=%s)\n", argv[2], argv[3]);
+            return 2;
+        }
+        run_case(FKM_K_F16, n, k, 128, L_UNIFORM, s);
+        return 0;
+    }
     const int64_t N = 8ll << 20;
+    /* the iteration targets' shapes (bench_gpu), then label layouts and other shapes */
+    run_case(FKM_K_F16, 1ll << 20, 1024, 128, L_UNIFORM, s);
+    run_case(FKM_K_F16, 1ll << 20, 8192, 128, L_UNIFORM, s);
+    run_case(FKM_K_F16, 1ll << 20, 65536, 128, L_UNIFORM, s);
     run_case(FKM_K_F16, N, 1024, 128, L_UNIFORM, s);
     run_case(FKM_K_F16, N, 1024, 128, L_SORTED, s);
     run_case(FKM_K_F16, N, 1024, 128, L_SKEW50, s);

@@ -54,7 +54,7 @@ extern "C" int fkm_k_assign_force_version(int v)
 }
 extern "C" int fkm_k_assign_last_version(void) { return g_last_version; }
 
-/* The trace of the last TRACE launch (versions 42, 43, 45, 47, 50): dst gets up to max_steps steps of
+/* The trace of the last TRACE launch (versions 42, 43): dst gets up to max_steps steps of
  * both consumers, [consumer][step][V3_TRACE_PTS] SM clocks; returns the steps per consumer the
  * kernel keeps (V3_TRACE_STEPS) and clears the trace, or a negative CUDA error. */
 extern "C" int fkm_k_assign_v3_trace(unsigned long long *dst, int max_steps)
@@ -409,10 +409,11 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
  *  37 = (4, 12, off) with XPF: packed integer keys made by one lop3 (VIMNMX3 folds two).
  *  38 = 37 with ping-pong.
  *  42 = 37 and 43 = 38 with TRACE (block 0's consumers stamp every step; fkm_k_assign_v3_trace).
- *  44 = (4, 13, off) with XPF: 37 with two key chains per row slot; 45 = 44 with TRACE.
- *  46 = 37 with PPC (turns handed over when 12 of the 16 wgmma completed); 47 = 46 with TRACE.
- *  48 = 37 with EARLY (the next stage's barrier tested before the epilogue); 49 = 46 + EARLY,
- *  50 = 49 with TRACE.
+ *  48 = 37 with EARLY (the next stage's full barrier tested, without blocking, before the
+ *  epilogue, and waited on only if it was not complete).
+ *  (44 = 37 with two key chains per row slot, 46 = 37 with turns handed over when 12 of the 16
+ *  wgmma completed, 49 = 46 + EARLY, and the split loop with each half's wgmma issue interleaved
+ *  with the other half's fold were measured no faster / 14 % slower on an H200 and removed.)
  *  (39 = 37 releasing each stage without the proxy fence, 40 / 41 = 37 / 39 with consumer 1 half
  *  a sweep behind consumer 0 were measured no faster / 4-8 % slower on an H200 and removed.)
  * EPI 5: EPI 1 with the column of the tile's own minimum as an immediate, merged into the
@@ -463,13 +464,7 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
     case 38: *err = launch_v3_cfg<BF16, 4, 12, true, V3_XPF>(p, tx, tc, tn, txn, s); return true;
     case 42: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_TRACE>(p, tx, tc, tn, txn, s); return true;
     case 43: *err = launch_v3_cfg<BF16, 4, 12, true, V3_XPF | V3_TRACE>(p, tx, tc, tn, txn, s); return true;
-    case 44: *err = launch_v3_cfg<BF16, 4, 13, false, V3_XPF>(p, tx, tc, tn, txn, s); return true;
-    case 45: *err = launch_v3_cfg<BF16, 4, 13, false, V3_XPF | V3_TRACE>(p, tx, tc, tn, txn, s); return true;
-    case 46: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_PPC>(p, tx, tc, tn, txn, s); return true;
-    case 47: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_PPC | V3_TRACE>(p, tx, tc, tn, txn, s); return true;
     case 48: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_EARLY>(p, tx, tc, tn, txn, s); return true;
-    case 49: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_PPC | V3_EARLY>(p, tx, tc, tn, txn, s); return true;
-    case 50: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_PPC | V3_EARLY | V3_TRACE>(p, tx, tc, tn, txn, s); return true;
     default: return false;
     }
 }
@@ -477,12 +472,15 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
 /* The automatic choice on a compute capability 9.0 device for 64 < d <= 128 (2 = the v2
  * configuration launch_v2 picks; also where v3 does not apply). Measured on an H200
  * (bench/NOTES.md): the v3 family is 25-45% faster than v2 at every measured shape (K >= 1024).
- * fp16 and bf16: v37 (packed integer keys made by one lop3, two folded per VIMNMX3, and the
- * finalize's row norms read at the sweep's start): 4-9 % ahead of v29 (the fp16 default
- * before) and 8-9 % of v16 (bf16) in the runs of 2026-12-02, at every measured shape. It falls
- * back to v34 (EPI 5 with the same prefetch) where the row norms are not 16-byte aligned.
- * Below K = 1024 nothing was measured, so v2 stays. */
-static int auto_v3(int64_t k) { return k < 1024 ? 2 : 37; }
+ * fp16 and bf16: v48 = v37 (packed integer keys made by one lop3, two folded per VIMNMX3, and
+ * the finalize's row norms read at the sweep's start; 4-9 % ahead of v29, the fp16 default
+ * before, and 8-9 % of v16, bf16) with EARLY (the next stage's barrier tested before the
+ * epilogue: a consumer's wait on an already full stage went from ~200 to ~40 cycles per step in
+ * the trace); v48 against v37 in three runs of 2026-12-02 (second session): faster in 11 of 15
+ * pairings, by up to 3 % (bench/NOTES.md, history 18). It falls back to v34 (EPI 5 with the
+ * same prefetch) where the row norms are not 16-byte aligned. Below K = 1024 nothing was
+ * measured, so v2 stays. */
+static int auto_v3(int64_t k) { return k < 1024 ? 2 : 48; }
 
 /* FKM_ASSIGN_AUTO_VERSION=N (tests only): the automatic choice becomes version N wherever it
  * applies, so that tests written against the automatic choice (test_gpu_metric) can exercise a
@@ -546,7 +544,7 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
             int variant = g_force_version >= 2 ? g_force_version : 2;
             if (variant == 2 && auto_override() >= 2) variant = auto_override();
             if (variant == 2) variant = auto_v3(a->k);
-            const int v3var = variant >= 16 && variant <= 50 ? variant : 0;
+            const int v3var = variant >= 16 && variant <= 48 ? variant : 0;
             int used = 2;
             if (v3var && (mode == FKM_K_F16 ? launch_v3<false>(p, a->d, v3var, &used, &e, s)
                                             : launch_v3<true>(p, a->d, v3var, &used, &e, s))) {

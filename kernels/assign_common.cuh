@@ -295,14 +295,19 @@ __device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t byt
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
 #endif
 }
-__device__ __forceinline__ bool mbar_try_wait(uint32_t bar, uint32_t parity)
+/* Whether the phase of `parity` has completed: try_wait may suspend the thread for a while
+ * before it answers; test_wait (TEST) answers at once, and its result is awaited only where it
+ * is used, so that its latency can pass under other work. */
+template <bool TEST = false> __device__ __forceinline__ bool mbar_try_wait(uint32_t bar, uint32_t parity)
 {
 #if FKM_SM90
     uint32_t ok;
-    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-                 : "=r"(ok)
-                 : "r"(bar), "r"(parity)
-                 : "memory");
+    if constexpr (TEST)
+        asm volatile("{\n.reg .pred p;\nmbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
+    else
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
     return ok != 0;
 #else
     (void)bar, (void)parity;
@@ -313,22 +318,6 @@ __device__ __forceinline__ bool mbar_try_wait(uint32_t bar, uint32_t parity)
  * timeout with a trap): ptxas then stops honouring setmaxnreg in the consumer code (it spilled
  * 264 bytes at any budget), so a pipeline bug shows as a hang, which the test scripts bound
  * with timeout(1). */
-/* Non-blocking: whether the phase of `parity` has completed (the result is awaited only where
- * it is used, so its latency can pass under other work). */
-__device__ __forceinline__ bool mbar_test_wait(uint32_t bar, uint32_t parity)
-{
-#if FKM_SM90
-    uint32_t ok;
-    asm volatile("{\n.reg .pred p;\nmbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-                 : "=r"(ok)
-                 : "r"(bar), "r"(parity)
-                 : "memory");
-    return ok != 0;
-#else
-    (void)bar, (void)parity;
-    return true;
-#endif
-}
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity)
 {
     while (!mbar_try_wait(bar, parity)) {

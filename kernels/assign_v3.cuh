@@ -39,7 +39,10 @@
  * float minimum (11) or an integer one (12); 0 = no epilogue, 6 = the fma alone, 7 = fma +
  * minimum without index (timing only: outputs are garbage). All but 10-12 give the labels of v2
  * (same products, same distances, ties to the lowest index); 10-12 compare distances to 19 bits.
- * XPF: the finalize's row norms are read at the start of the tile's sweep.
+ * XPF: the finalize's row norms are read at the start of the tile's sweep. EARLY: the next
+ * stage's full barrier is tested (mbarrier test_wait, which does not block) before the
+ * epilogue and waited on only if it was not complete, so its ~200-cycle latency passes under the
+ * epilogue. TRACE (diagnostics): block 0's consumers stamp the SM clock at five points per step.
  * SPLIT: each consumer's two m64 halves alternate on the tensor cores (one half's epilogue
  * under its own wgmma of the other half); see the loop.
  * Columns past k in the last centroid tile get -inf products, hence +inf distances.
@@ -87,8 +90,7 @@ static inline size_t v3_smem_bytes(int S)
 constexpr int V3_SPLIT = 1;   /* the split consumers (see the loop) */
 constexpr int V3_XPF = 2;     /* the finalize's row norms read at the start of the tile's sweep */
 constexpr int V3_TRACE = 4;   /* timing diagnostics: block 0 stamps each step (v3_trace below) */
-constexpr int V3_PPC = 8;     /* turns on the tensor cores handed over near completion (see the loop) */
-constexpr int V3_EARLY = 16;  /* the next stage's full barrier tested before the epilogue */
+constexpr int V3_EARLY = 8;   /* the next stage's full barrier tested before the epilogue */
 
 /* TRACE: SM clock stamps of block 0's consumers (warp 0, lane 0 of each), per step s <
  * V3_TRACE_STEPS: [0] before the wait for the stage, [1] stage full (and, PP, its turn), [2]
@@ -105,9 +107,8 @@ __global__ void __launch_bounds__(V3_T, 1)
 {
 #if FKM_SM90A
     constexpr bool SPLIT = (F & V3_SPLIT) != 0, XPF = (F & V3_XPF) != 0, TRACE = (F & V3_TRACE) != 0;
-    constexpr bool PPC = (F & V3_PPC) != 0, EARLY = (F & V3_EARLY) != 0;
-    static_assert(!(PPC && PP), "one kind of turns");
-    static_assert(!(SPLIT && (PPC || EARLY)), "unsplit loop options");
+    constexpr bool EARLY = (F & V3_EARLY) != 0;
+    static_assert(!(SPLIT && EARLY), "unsplit loop option");
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t raw = smem_u32(smem_raw);
     const uint32_t sX = (raw + 1023u) & ~1023u;
@@ -372,7 +373,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                 for (int h = H0; h < H1; ++h)
 #pragma unroll
                     for (int r = 0; r < 2; ++r) best[h][r][0] = fminf(best[h][r][0], m[h][r]);
-            } else if constexpr (E >= 10 && E <= 13) {
+            } else if constexpr (E == 10 || E == 11 || E == 12) {
                 /* packed keys: with d' = ||c||^2 + boff - 2 x.c >= 0 (boff >= ||x||^2 of the row),
                  * the bits of d' order as integers; the low 5 mantissa bits are replaced by the
                  * column's code 2i + e (increasing with the column, so equal values go to the
@@ -386,18 +387,12 @@ __global__ void __launch_bounds__(V3_T, 1)
                  * immediate, the mask a register) instead of ptxas' two for EPI 10; 11 keeps it a
                  * float >= 0 (whose order is its bits' integer order) and takes a two-input float
                  * minimum (fmnmx), 12 an integer minimum (ptxas pairs them into a three-input
-                 * VIMNMX3). Merged into the running best (code bits zero) once per tile. EPI 13
-                 * is 12 with two key chains per row slot (even / odd column groups, merged at the
-                 * tile's end): a lone epilogue warp is latency-bound (ubench_epi W = 1). */
-                constexpr int NK = E == 13 ? 2 : 1;
-                int tk[2][2][NK];
+                 * VIMNMX3). Merged into the running best (code bits zero) once per tile. */
+                int tk[2][2];
 #pragma unroll
                 for (int h = H0; h < H1; ++h)
 #pragma unroll
-                    for (int r = 0; r < 2; ++r) {
-                        tk[h][r][0] = __float_as_int(best[h][r][0]);
-                        if constexpr (NK == 2) tk[h][r][NK - 1] = 0x7fffffff;
-                    }
+                    for (int r = 0; r < 2; ++r) tk[h][r] = __float_as_int(best[h][r][0]);
 #pragma unroll
                 for (int i = 0; i < V3_BN / 8; ++i) {
                     const float2 cv = *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
@@ -410,7 +405,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                             for (int r = 0; r < 2; ++r) {
                                 const float v = fmaf(-2.f, acc[h][4 * i + 2 * r + e], e ? c1 : c0);
                                 const uint32_t code = 2 * i + e;
-                                int &q = tk[h][r][i & (NK - 1)];
+                                int &q = tk[h][r];
                                 if constexpr (E == 10) q = min(q, (__float_as_int(v) | 31) ^ (int)(31 ^ code));
                                 else {
                                     const int key = (int)lop3_sel(__float_as_uint(v), code, m31);
@@ -422,7 +417,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                 for (int h = H0; h < H1; ++h)
 #pragma unroll
                     for (int r = 0; r < 2; ++r) {
-                        const int key = NK == 2 ? min(tk[h][r][0], tk[h][r][NK - 1]) : tk[h][r][0];
+                        const int key = tk[h][r];
                         if (E == 11 ? __int_as_float(key) < best[h][r][0] : key < __float_as_int(best[h][r][0])) {
                             const int code = key & 31;
                             best[h][r][0] = __int_as_float(key & ~31);
@@ -634,14 +629,8 @@ __global__ void __launch_bounds__(V3_T, 1)
                     v3_trace[c][s][q] = t;
                 }
             };
-            /* Turns (PP or PPC): consumer c issues after named barrier V3_BAR_PP + c, on which the
-             * other consumer arrives once its own wgmma are issued (PP) or, PPC, once the first
-             * 12 of its 16 have completed (so that the warp waiting for its turn does not sit in
-             * a stalled wgmma issue under the other's epilogue, and the tensor cores still have
-             * the last 4 to run while the turn passes). */
-            constexpr bool TURNS = PP || PPC;
             bool ready = false; /* EARLY: the next step's stage already full when tested */
-            if (TURNS && c == 1) named_bar_arrive(V3_BAR_PP, 256); /* consumer 0 goes first */
+            if (PP && c == 1) named_bar_arrive(V3_BAR_PP, 256); /* consumer 0 goes first */
             for (int it = 0; it < nIt; ++it) {
                 /* A fragments of this warpgroup's 128 rows, for the whole sweep */
                 mbar_wait(xfull, (uint32_t)it & 1u);
@@ -650,7 +639,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                 for (int j = 0; j < nJ; ++j, ++s) {
                     stamp(0);
                     if (!(EARLY && ready)) mbar_wait(sBar + 8u * st, ph);
-                    if (TURNS) named_bar_sync(V3_BAR_PP + c, 256); /* my turn on the tensor cores */
+                    if (PP) named_bar_sync(V3_BAR_PP + c, 256); /* my turn on the tensor cores */
                     stamp(1);
                     const uint32_t cb = sC + st * V3_C_BYTES;
 #pragma unroll
@@ -658,22 +647,16 @@ __global__ void __launch_bounds__(V3_T, 1)
 #pragma unroll
                         for (int i = 0; i < 64; ++i) reg_fence(acc[h][i]);
                     wgmma_fence();
-                    constexpr int KS1 = PPC ? V3_KS - 2 : V3_KS; /* PPC: two commit groups */
 #pragma unroll
                     for (int ks = 0; ks < V3_KS; ++ks) {
                         const uint64_t desc = sw128_desc(cb + (ks >> 2) * (V3_BN * 128) + (ks & 3) * 32);
 #pragma unroll
                         for (int h = 0; h < 2; ++h) wgmma_rs<BF16, V3_BN>(acc[h], a[h][ks], desc, ks > 0 ? 1 : 0);
-                        if (ks == KS1 - 1 || ks == V3_KS - 1) wgmma_commit();
                     }
+                    wgmma_commit();
                     /* the other consumer's turn; consumer 0 has no turn after consumer 1's last step */
-                    const bool pass = TURNS && !(c == 1 && s == total - 1);
-                    if (PP && pass) named_bar_arrive(V3_BAR_PP + (c ^ 1), 256);
+                    if (PP && !(c == 1 && s == total - 1)) named_bar_arrive(V3_BAR_PP + (c ^ 1), 256);
                     stamp(2);
-                    if constexpr (PPC) {
-                        wgmma_wait<1>();
-                        if (pass) named_bar_arrive(V3_BAR_PP + (c ^ 1), 256);
-                    }
                     wgmma_wait<0>();
 #pragma unroll
                     for (int h = 0; h < 2; ++h)
@@ -682,7 +665,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                     stamp(3);
                     if (EARLY) { /* the next step's stage: st + 1 (mod S), its parity flips at the wrap */
                         const int sn = st + 1 == S ? 0 : st + 1;
-                        ready = s + 1 < total && mbar_test_wait(sBar + 8u * sn, sn == 0 ? ph ^ 1u : ph);
+                        ready = s + 1 < total && mbar_try_wait<true>(sBar + 8u * sn, sn == 0 ? ph ^ 1u : ph);
                     }
                     mask_tail(V3Half<-1>{}, j);
                     if (j == 0) release_x();

@@ -68,7 +68,7 @@ struct Variant {
     int force;  /* fkm_k_assign_force_version */
     int dmin, dmax; /* run only for dmin <= d <= dmax (where the variant exists) */
 };
-/* v16..v18, v20..v25, v29, v33..v38, v42, v44, v46, v48, v49: the warp-specialised TMA kernels (v3 family), 64 < d <= 128;
+/* v16..v18, v20..v25, v29, v33..v38, v42, v48: the warp-specialised TMA kernels (v3 family), 64 < d <= 128;
  * v19, v28, v30 and v31 are timing only. f16/v2 and bf16/v2 are the automatic wgmma choice. */
 static const Variant VARIANTS[] = {
     {"f16/v2", FKM_K_F16, 2, 1, 128},      {"f16/v10", FKM_K_F16, 10, 65, 128},    {"f16/v11", FKM_K_F16, 11, 65, 128},
@@ -80,9 +80,8 @@ static const Variant VARIANTS[] = {
     {"bf16/v33", FKM_K_BF16, 33, 65, 128}, {"bf16/v25", FKM_K_BF16, 25, 65, 128},
     {"f16/v34", FKM_K_F16, 34, 65, 128},   {"f16/v35", FKM_K_F16, 35, 65, 128},    {"f16/v36", FKM_K_F16, 36, 65, 128},
     {"bf16/v35", FKM_K_BF16, 35, 65, 128}, {"f16/v37", FKM_K_F16, 37, 65, 128},   {"bf16/v37", FKM_K_BF16, 37, 65, 128},
-    {"f16/v38", FKM_K_F16, 38, 65, 128},   {"f16/v42", FKM_K_F16, 42, 65, 128},    {"f16/v44", FKM_K_F16, 44, 65, 128},
-    {"bf16/v44", FKM_K_BF16, 44, 65, 128}, {"f16/v46", FKM_K_F16, 46, 65, 128},    {"f16/v48", FKM_K_F16, 48, 65, 128},
-    {"f16/v49", FKM_K_F16, 49, 65, 128},   {"bf16/v49", FKM_K_BF16, 49, 65, 128},
+    {"f16/v38", FKM_K_F16, 38, 65, 128},   {"f16/v42", FKM_K_F16, 42, 65, 128},    {"f16/v48", FKM_K_F16, 48, 65, 128},
+    {"bf16/v48", FKM_K_BF16, 48, 65, 128},
     {"f16/v1", FKM_K_F16, 1, 1, 1 << 30},  {"bf16/v2", FKM_K_BF16, 2, 1, 128},     {"bf16/v13", FKM_K_BF16, 13, 65, 128},
     {"bf16/v16", FKM_K_BF16, 16, 65, 128}, {"bf16/v17", FKM_K_BF16, 17, 65, 128},  {"bf16/v21", FKM_K_BF16, 21, 65, 128},
     {"bf16/v23", FKM_K_BF16, 23, 65, 128}, {"bf16/v20", FKM_K_BF16, 20, 65, 128},  {"bf16/v1", FKM_K_BF16, 1, 1, 1 << 30},
