@@ -405,25 +405,23 @@ __global__ void __launch_bounds__(V3_T, 1)
                             for (int r = 0; r < 2; ++r) {
                                 const float v = fmaf(-2.f, acc[h][4 * i + 2 * r + e], e ? c1 : c0);
                                 const uint32_t code = 2 * i + e;
-                                int &q = tk[h][r];
-                                if constexpr (E == 10) q = min(q, (__float_as_int(v) | 31) ^ (int)(31 ^ code));
+                                if constexpr (E == 10) tk[h][r] = min(tk[h][r], (__float_as_int(v) | 31) ^ (int)(31 ^ code));
                                 else {
                                     const int key = (int)lop3_sel(__float_as_uint(v), code, m31);
-                                    q = E == 11 ? __float_as_int(fminf(__int_as_float(q), __int_as_float(key))) : min(q, key);
+                                    tk[h][r] = E == 11 ? __float_as_int(fminf(__int_as_float(tk[h][r]), __int_as_float(key)))
+                                                       : min(tk[h][r], key);
                                 }
                             }
                 }
 #pragma unroll
                 for (int h = H0; h < H1; ++h)
 #pragma unroll
-                    for (int r = 0; r < 2; ++r) {
-                        const int key = tk[h][r];
-                        if (E == 11 ? __int_as_float(key) < best[h][r][0] : key < __float_as_int(best[h][r][0])) {
-                            const int code = key & 31;
-                            best[h][r][0] = __int_as_float(key & ~31);
+                    for (int r = 0; r < 2; ++r)
+                        if (E == 11 ? __int_as_float(tk[h][r]) < best[h][r][0] : tk[h][r] < __float_as_int(best[h][r][0])) {
+                            const int code = tk[h][r] & 31;
+                            best[h][r][0] = __int_as_float(tk[h][r] & ~31);
                             bidx[h][r][0] = jb + 8 * (code >> 1) + (code & 1);
                         }
-                    }
             } else if constexpr (E == 5) {
                 /* the tile's own (minimum, column) per row slot with the column as an immediate
                  * (no per-column index registers), merged into the running best once per tile */
@@ -623,7 +621,7 @@ __global__ void __launch_bounds__(V3_T, 1)
             uint32_t ph = 0;
             const bool tracer = TRACE && blockIdx.x == 0 && w == 0 && lane == 0;
             auto stamp = [&](int q) {
-                if (TRACE && tracer && s < V3_TRACE_STEPS) {
+                if (tracer && s < V3_TRACE_STEPS) {
                     unsigned long long t;
                     asm volatile("mov.u64 %0, %%clock64;" : "=l"(t)::"memory");
                     v3_trace[c][s][q] = t;
