@@ -73,11 +73,22 @@ extern "C" int fkm_k_assign_v3_trace(unsigned long long *dst, int max_steps)
 
 static size_t al256(size_t b) { return (b + 255) & ~(size_t)255; }
 
+/* fp16/bf16 with 64 < d <= 128 (the v3 kernels' TAIL): the last round's merge, per row of it
+ * an order key and label (u64) then a distance key (u32); the round holds fewer point tiles
+ * than the device has SMs, and the split is not used on devices of more than V3_TAIL_MAX_SMS. */
+constexpr int64_t V3_TAIL_MAX_SMS = 1024;
+static int64_t v3_tail_rows(int64_t n)
+{
+    const int64_t npt = (n + fkm::V3_BM - 1) / fkm::V3_BM;
+    return (npt < V3_TAIL_MAX_SMS ? npt : V3_TAIL_MAX_SMS) * fkm::V3_BM;
+}
+
 /* workspace (exact mode): [ count:int32, cnmax:uint32 | pad to 256 ] [ xn: n f32 ] [ cn: k f32 ]
- * [ flagged rows: n int64 ] */
+ * [ flagged rows: n int64 ]; fp16/bf16, 64 < d <= 128: v3_tail_rows(n) x 12 bytes. */
 extern "C" size_t fkm_k_assign_workspace(fkm_kmode mode, int64_t n, int64_t k, int d)
 {
-    (void)d;
+    if (mode == FKM_K_F16 || mode == FKM_K_BF16)
+        return d > 64 && d <= 128 && n > 0 ? al256((size_t)v3_tail_rows(n) * 12) : 0;
     if (mode != FKM_K_EXACT) return 0;
     if (n < 0) n = 0;
     if (k < 0) k = 0;
@@ -377,17 +388,34 @@ static bool v3_applies(const AssignParams &p, int d)
     return d > 64 && d <= 128 && p.n <= 0x7fffffffLL - V3_BM && (p.ip || ((uintptr_t)p.cn & 15u) == 0);
 }
 
+/* TAIL (with a workspace, p.tail_key): a grid of one block per SM whatever n, the merge's rows
+ * set to all ones before the kernel and written out after it (v3_sched). */
 template <bool BF16, int S, int EPI, bool PP, int F = 0>
 static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, const CUtensorMap &tc,
                                  const CUtensorMap &tn, const CUtensorMap &txn, cudaStream_t s)
 {
     const size_t smem = v3_smem_bytes(S);
-    const int64_t npt = (p.n + V3_BM - 1) / V3_BM;
-    const int grid = (int)(npt < num_sms() ? npt : num_sms());
+    const int64_t npt = (p.n + V3_BM - 1) / V3_BM, sms = num_sms();
+    const bool tail = (F & V3_TAIL) && p.tail_key && sms <= V3_TAIL_MAX_SMS && npt % sms != 0;
+    const int grid = (int)(tail || npt > sms ? sms : npt);
+    AssignParams q = p;
+    int64_t row0 = 0, rows = 0;
+    cudaError_t e;
+    if (tail) {
+        row0 = npt / sms * sms * V3_BM;
+        rows = p.n - row0; /* the last round's rows, at most v3_tail_rows(n) */
+        q.tail_md = (unsigned *)(q.tail_key + rows);
+        if ((e = cudaMemsetAsync(q.tail_key, 0xFF, (size_t)rows * 12, s)) != cudaSuccess) return e;
+    } else {
+        q.tail_key = nullptr;
+        q.tail_md = nullptr;
+    }
     auto kern = assign_v3_kernel<BF16, S, EPI, PP, F>;
-    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess) return e;
-    kern<<<grid, V3_T, smem, s>>>(p, tx, tc, tn, txn);
+    kern<<<grid, V3_T, smem, s>>>(q, tx, tc, tn, txn);
+    if ((e = cudaGetLastError()) != cudaSuccess || !tail) return e;
+    v3_tail_finish_kernel<<<(unsigned)((rows + 255) / 256), 256, 0, s>>>(q.tail_key, q.tail_md, row0, rows, p.labels, p.md);
     return cudaGetLastError();
 }
 
@@ -411,6 +439,8 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
  *  42 = 37 and 43 = 38 with TRACE (block 0's consumers stamp every step; fkm_k_assign_v3_trace).
  *  48 = 37 with EARLY (the next stage's full barrier tested, without blocking, before the
  *  epilogue, and waited on only if it was not complete).
+ *  53 = 48 with TAIL (given the workspace: the last round of point tiles split along k over all
+ *  SMs, v3_sched in assign_v3.cuh; without a workspace it runs as 48).
  *  (44 = 37 with two key chains per row slot, 46 = 37 with turns handed over when 12 of the 16
  *  wgmma completed, 49 = 46 + EARLY, and the split loop with each half's wgmma issue interleaved
  *  with the other half's fold were measured no faster / 14 % slower on an H200 and removed.)
@@ -465,6 +495,7 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
     case 42: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_TRACE>(p, tx, tc, tn, txn, s); return true;
     case 43: *err = launch_v3_cfg<BF16, 4, 12, true, V3_XPF | V3_TRACE>(p, tx, tc, tn, txn, s); return true;
     case 48: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_EARLY>(p, tx, tc, tn, txn, s); return true;
+    case 53: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_EARLY | V3_TAIL>(p, tx, tc, tn, txn, s); return true;
     default: return false;
     }
 }
@@ -480,7 +511,7 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
  * pairings, by up to 3 % (bench/NOTES.md, history 18). It falls back to v34 (EPI 5 with the
  * same prefetch) where the row norms are not 16-byte aligned. Below K = 1024 nothing was
  * measured, so v2 stays. */
-static int auto_v3(int64_t k) { return k < 1024 ? 2 : 48; }
+static int auto_v3(int64_t k) { return k < 1024 ? 2 : 53; }
 
 /* FKM_ASSIGN_AUTO_VERSION=N (tests only): the automatic choice becomes version N wherever it
  * applies, so that tests written against the automatic choice (test_gpu_metric) can exercise a
@@ -534,6 +565,11 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
     p.flag_list = nullptr;
     p.ecoef_dot = 0.f;
     p.ecoef_cn = 0.f;
+    /* the v3 TAIL's merge rows (fkm_k_assign_workspace); v3_applies holds where the size is > 0 */
+    p.tail_key = (mode == FKM_K_F16 || mode == FKM_K_BF16) && a->workspace && a->d > 64 && a->d <= 128
+                     ? (unsigned long long *)a->workspace
+                     : nullptr;
+    p.tail_md = nullptr;
 
     const bool v2_ok = (mode == FKM_K_F16 || mode == FKM_K_BF16) && a->d <= 128 && device_has_wgmma();
     cudaError_t e = cudaSuccess;
@@ -544,7 +580,7 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
             int variant = g_force_version >= 2 ? g_force_version : 2;
             if (variant == 2 && auto_override() >= 2) variant = auto_override();
             if (variant == 2) variant = auto_v3(a->k);
-            const int v3var = variant >= 16 && variant <= 48 ? variant : 0;
+            const int v3var = variant >= 16 && variant <= 53 ? variant : 0;
             int used = 2;
             if (v3var && (mode == FKM_K_F16 ? launch_v3<false>(p, a->d, v3var, &used, &e, s)
                                             : launch_v3<true>(p, a->d, v3var, &used, &e, s))) {

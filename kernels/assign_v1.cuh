@@ -42,6 +42,11 @@ struct AssignParams {
     int64_t *flag_list;
     float ecoef_dot;     /* E = ecoef_dot * ||x|| * ||c||max + ecoef_cn * ||c||max^2 */
     float ecoef_cn;
+    /* v3 with TAIL: the last round's point tiles, split along k over all blocks, merge their
+     * partial (distance, label) here: per row of that round, an order key << 32 | label and
+     * the order key of min_dist (atomicMin; all ones before the kernel). NULL: no split. */
+    unsigned long long *tail_key;
+    unsigned *tail_md;
 };
 
 constexpr int V1_BM = 128, V1_BN = 128, V1_T = 256;

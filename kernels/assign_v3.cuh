@@ -91,6 +91,70 @@ constexpr int V3_SPLIT = 1;   /* the split consumers (see the loop) */
 constexpr int V3_XPF = 2;     /* the finalize's row norms read at the start of the tile's sweep */
 constexpr int V3_TRACE = 4;   /* timing diagnostics: block 0 stamps each step (v3_trace below) */
 constexpr int V3_EARLY = 8;   /* the next stage's full barrier tested before the epilogue */
+constexpr int V3_TAIL = 16;   /* the last round's point tiles split along k over all blocks (v3_sched) */
+
+/* Which (point tile, centroid tiles [j0, j1)) items a block sweeps. Round-robin, block b takes
+ * tiles b, b + G, ... (G blocks); with R = nPT / G full rounds the last round holds only
+ * r = nPT mod G tiles, so r blocks run a whole sweep more than the others (at N = 1M, BM = 256,
+ * 132 SMs: 32 rounds of work for 31.03 of it). TAIL splits that round's r x nJ steps, in tile
+ * then centroid-tile order, into G equal ranges, one per block; an item that covers part of a
+ * tile only merges its rows' (distance, label) into p.tail_key / p.tail_md, and
+ * v3_tail_finish_kernel writes them out. Without TAIL, block b < r takes tile R G + b whole. */
+struct V3Sched {
+    int64_t R;      /* full rounds */
+    int64_t lo, hi; /* this block's steps [lo, hi) of the last round (r x nJ steps) */
+    int items;
+};
+__device__ __forceinline__ V3Sched v3_sched(int64_t nPT, int nJ, bool tail)
+{
+    V3Sched q;
+    const int64_t G = gridDim.x, b = blockIdx.x;
+    q.R = nPT / G;
+    const int64_t r = nPT - q.R * G;
+    if (tail) {
+        q.lo = b * r * nJ / G;
+        q.hi = (b + 1) * r * nJ / G;
+    } else {
+        q.lo = b < r ? b * nJ : 0;
+        q.hi = b < r ? q.lo + nJ : 0;
+    }
+    q.items = (int)(q.R + (q.hi > q.lo ? (q.hi - 1) / nJ - q.lo / nJ + 1 : 0));
+    return q;
+}
+/* item it of the block: point tile *tile, centroid tiles [*j0, *j1) */
+__device__ __forceinline__ void v3_item(const V3Sched &q, int it, int nJ, int64_t *tile, int *j0, int *j1)
+{
+    if (it < q.R) {
+        *tile = blockIdx.x + (int64_t)it * gridDim.x;
+        *j0 = 0;
+        *j1 = nJ;
+    } else {
+        const int64_t t = q.lo / nJ + (it - q.R); /* tile of the last round */
+        *tile = q.R * gridDim.x + t;
+        *j0 = (int)(q.lo > t * nJ ? q.lo - t * nJ : 0);
+        *j1 = (int)(q.hi - t * nJ < nJ ? q.hi - t * nJ : nJ);
+    }
+}
+/* Order-preserving maps of floats to unsigned integers (and back) for the tail's merge. */
+__device__ __forceinline__ unsigned v3_ord(float f)
+{
+    const unsigned u = __float_as_uint(f == 0.f ? 0.f : f); /* -0 as +0: they compare equal */
+    return (u & 0x80000000u) ? ~u : u | 0x80000000u;
+}
+__device__ __forceinline__ float v3_unord(unsigned u) { return __uint_as_float((u & 0x80000000u) ? u & 0x7fffffffu : ~u); }
+
+/* Rows of the last round that a split item touched (key not all ones) get their merged label
+ * and distance; the others were written by the item that covered their whole tile. */
+__global__ void __launch_bounds__(256) v3_tail_finish_kernel(const unsigned long long *key, const unsigned *mdk,
+                                                              int64_t row0, int64_t rows, int32_t *labels, float *md)
+{
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= rows) return;
+    const unsigned long long kk = key[i];
+    if (kk == ~0ull) return;
+    labels[row0 + i] = (int32_t)(uint32_t)kk;
+    md[row0 + i] = v3_unord(mdk[i]);
+}
 
 /* TRACE: SM clock stamps of block 0's consumers (warp 0, lane 0 of each), per step s <
  * V3_TRACE_STEPS: [0] before the wait for the stage, [1] stage full (and, PP, its turn), [2]
@@ -107,8 +171,8 @@ __global__ void __launch_bounds__(V3_T, 1)
 {
 #if FKM_SM90A
     constexpr bool SPLIT = (F & V3_SPLIT) != 0, XPF = (F & V3_XPF) != 0, TRACE = (F & V3_TRACE) != 0;
-    constexpr bool EARLY = (F & V3_EARLY) != 0;
-    static_assert(!(SPLIT && EARLY), "unsplit loop option");
+    constexpr bool EARLY = (F & V3_EARLY) != 0, TAIL = (F & V3_TAIL) != 0;
+    static_assert(!(SPLIT && (EARLY || TAIL)), "unsplit loop option");
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t raw = smem_u32(smem_raw);
     const uint32_t sX = (raw + 1023u) & ~1023u;
@@ -126,7 +190,8 @@ __global__ void __launch_bounds__(V3_T, 1)
 
     const int64_t nPT = (p.n + V3_BM - 1) / V3_BM;
     const int nJ = (int)((p.k + V3_BN - 1) / V3_BN);
-    const int nIt = (int)((nPT - blockIdx.x + gridDim.x - 1) / gridDim.x);
+    const V3Sched sched = v3_sched(nPT, nJ, TAIL && p.tail_key != nullptr);
+    const int nIt = sched.items;
     static_assert(!(SPLIT && PP), "the split consumers do not take turns");
     static_assert(!(SPLIT && (EPI >= 10 || XPF || TRACE)), "one row offset / norm set per point tile: unsplit only");
     if (nIt <= 0) return; /* uniform over the block, before any barrier */
@@ -153,12 +218,15 @@ __global__ void __launch_bounds__(V3_T, 1)
         if (tid == 0) {
             const bool ip = p.ip != 0;
             const uint32_t c_tx = V3_C_BYTES + (ip ? 0u : V3_CN_BYTES);
-            /* The next point tile's X goes in after this step of a tile: by then (S steps ahead
-             * of the consumers, or at the tile's end when it has fewer steps) the consumers have
-             * taken the current X into registers, or are about to, so the wait is short. */
-            const int jx = (nJ < S ? nJ : S) - 1;
+            /* The next point tile's X goes in after step min(S, steps of the item) of an item:
+             * by then (S steps ahead of the consumers, or at the item's end when it has fewer
+             * steps) the consumers have taken the current X into registers, or are about to, so
+             * the wait is short. */
             auto load_x = [&](int it) {
-                const int row0 = (int)(((int64_t)blockIdx.x + (int64_t)it * gridDim.x) * V3_BM);
+                int64_t tile;
+                int j0, j1;
+                v3_item(sched, it, nJ, &tile, &j0, &j1);
+                const int row0 = (int)(tile * V3_BM);
                 mbar_arrive_expect_tx(xfull, V3_X_BYTES + (xoff ? V3_XN_BYTES : 0u));
 #pragma unroll
                 for (int kc = 0; kc < V3_NKC; ++kc) tma_load_2d(sX + kc * (V3_BM * 128), &tmx, kc * 64, row0, xfull);
@@ -167,8 +235,12 @@ __global__ void __launch_bounds__(V3_T, 1)
             load_x(0);
             int st = 0;
             uint32_t ph = 0;
-            for (int it = 0; it < nIt; ++it)
-                for (int j = 0; j < nJ; ++j) {
+            for (int it = 0; it < nIt; ++it) {
+                int64_t tile;
+                int j0, j1;
+                v3_item(sched, it, nJ, &tile, &j0, &j1);
+                const int jx = j0 + (j1 - j0 < S ? j1 - j0 : S) - 1;
+                for (int j = j0; j < j1; ++j) {
                     const uint32_t full = sBar + 8u * st;
                     mbar_wait(sBar + 8u * (S + st), ph ^ 1u); /* a fresh barrier passes parity 1 */
                     mbar_arrive_expect_tx(full, c_tx);
@@ -186,13 +258,15 @@ __global__ void __launch_bounds__(V3_T, 1)
                         load_x(it + 1);
                     }
                 }
+            }
         }
     } else {
         /* ---------------- consumers ---------------- */
         setmaxnreg_inc<v3_reg_consumer<SPLIT>()>();
         const int c = wg - 1; /* consumer index: rows c*128 .. c*128+127 of the point tile */
         const int w = warp & 3, g = lane >> 2, t = lane & 3;
-        const int total = nIt * nJ;
+        const int total = (int)(sched.R * nJ + (sched.hi - sched.lo)); /* steps of this block */
+        const int64_t tail_row0 = sched.R * gridDim.x * V3_BM;   /* first row of the last round */
         /* valid columns of the last centroid tile (BN when k is a multiple of BN) */
         const int krem = (int)(p.k - (int64_t)(nJ - 1) * V3_BN);
 
@@ -218,9 +292,10 @@ __global__ void __launch_bounds__(V3_T, 1)
         float xnr[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
         const uint32_t m31 = opaque_u32(31u); /* EPI 11, 12: the code's bits, a register operand of its lop3 */
 
-        auto finalize = [&](int it, auto htag) {
+        /* part: the item covered only some centroid tiles (TAIL): merged into p.tail_* instead */
+        auto finalize = [&](int64_t tile, bool part, auto htag) {
             constexpr int HS = decltype(htag)::value;
-            const int64_t r0 = ((int64_t)blockIdx.x + (int64_t)it * gridDim.x) * V3_BM + c * 128 + w * 16 + g;
+            const int64_t r0 = tile * V3_BM + c * 128 + w * 16 + g;
 #pragma unroll
             for (int h = 0; h < 2; ++h)
 #pragma unroll
@@ -238,8 +313,16 @@ __global__ void __launch_bounds__(V3_T, 1)
                     }
                     const int64_t row = r0 + h * 64 + r * 8;
                     if (t == 0 && row < p.n) {
-                        p.labels[row] = bi;
-                        p.md[row] = p.ip ? p.ip_offset + 0.5f * b : fmaxf((XPF ? xnr[h][r] : p.xn[row]) + (b - boff), 0.f);
+                        const float mdv = p.ip ? p.ip_offset + 0.5f * b : fmaxf((XPF ? xnr[h][r] : p.xn[row]) + (b - boff), 0.f);
+                        if (TAIL && part) {
+                            /* min_dist is non-decreasing in b, so the smallest of the parts'
+                             * is the winner's; b's order then the lower label, as merge_best */
+                            atomicMin(p.tail_key + (row - tail_row0), (unsigned long long)v3_ord(b) << 32 | (uint32_t)bi);
+                            atomicMin(p.tail_md + (row - tail_row0), v3_ord(mdv));
+                        } else {
+                            p.labels[row] = bi;
+                            p.md[row] = mdv;
+                        }
                     }
 #pragma unroll
                     for (int q = 0; q < NQ; ++q) {
@@ -504,7 +587,7 @@ __global__ void __launch_bounds__(V3_T, 1)
         };
 
         /* A fragments of this warpgroup's 128 rows of the point tile in X, for the whole sweep */
-        auto load_a = [&](int cur_it) {
+        auto load_a = [&](int64_t tile) {
             const int ln = tid_volatile() & 31;
             if (xoff) { /* rows c*128 + h*64 + w*16 + g + 8r; past n the copy engine wrote 0 */
                 const int r0 = c * 128 + w * 16 + g;
@@ -516,7 +599,7 @@ __global__ void __launch_bounds__(V3_T, 1)
 #pragma unroll
                     for (int r = 0; r < 2; ++r) {
                         const int rl = c * 128 + h * 64 + w * 16 + g + 8 * r; /* row in the tile */
-                        const int64_t row = ((int64_t)blockIdx.x + (int64_t)cur_it * gridDim.x) * V3_BM + rl;
+                        const int64_t row = tile * V3_BM + rl;
                         xnr[h][r] = xoff ? sXn[rl] : (row < p.n ? p.xn[row] : 0.f);
                     }
             }
@@ -582,7 +665,7 @@ __global__ void __launch_bounds__(V3_T, 1)
             auto full_par = [&](int s) { return (uint32_t)(s / S) & 1u; };
             int it = 0, j = 0;
             mbar_wait(xfull, 0u);
-            load_a(0);
+            load_a(blockIdx.x);
             mbar_wait(full_bar(0), 0u);
             issue(V3Half<0>{}, 0);
             wait(V3Half<0>{});
@@ -591,21 +674,21 @@ __global__ void __launch_bounds__(V3_T, 1)
                 const int st = s % S;
                 issue(V3Half<1>{}, st);
                 epi(V3Half<0>{}, j, st);
-                if (j == nJ - 1) finalize(it, V3Half<0>{});
+                if (j == nJ - 1) finalize(blockIdx.x + (int64_t)it * gridDim.x, false, V3Half<0>{});
                 wait(V3Half<1>{});
                 mask_tail(V3Half<1>{}, j);
                 if (j == 0) release_x();
                 if (s + 1 < total) {
                     if (j == nJ - 1) {
                         mbar_wait(xfull, (uint32_t)(it + 1) & 1u);
-                        load_a(it + 1);
+                        load_a(blockIdx.x + (int64_t)(it + 1) * gridDim.x);
                     }
                     mbar_wait(full_bar(s + 1), full_par(s + 1));
                     issue(V3Half<0>{}, (s + 1) % S);
                 }
                 epi(V3Half<1>{}, j, st);
                 release_stage(st);
-                if (j == nJ - 1) finalize(it, V3Half<1>{});
+                if (j == nJ - 1) finalize(blockIdx.x + (int64_t)it * gridDim.x, false, V3Half<1>{});
                 if (++j == nJ) {
                     j = 0;
                     ++it;
@@ -630,11 +713,14 @@ __global__ void __launch_bounds__(V3_T, 1)
             bool ready = false; /* EARLY: the next step's stage already full when tested */
             if (PP && c == 1) named_bar_arrive(V3_BAR_PP, 256); /* consumer 0 goes first */
             for (int it = 0; it < nIt; ++it) {
+                int64_t tile;
+                int j0, j1;
+                v3_item(sched, it, nJ, &tile, &j0, &j1);
                 /* A fragments of this warpgroup's 128 rows, for the whole sweep */
                 mbar_wait(xfull, (uint32_t)it & 1u);
-                load_a(it);
+                load_a(tile);
 
-                for (int j = 0; j < nJ; ++j, ++s) {
+                for (int j = j0; j < j1; ++j, ++s) {
                     stamp(0);
                     if (!(EARLY && ready)) mbar_wait(sBar + 8u * st, ph);
                     if (PP) named_bar_sync(V3_BAR_PP + c, 256); /* my turn on the tensor cores */
@@ -666,7 +752,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                         ready = s + 1 < total && mbar_try_wait<true>(sBar + 8u * sn, sn == 0 ? ph ^ 1u : ph);
                     }
                     mask_tail(V3Half<-1>{}, j);
-                    if (j == 0) release_x();
+                    if (j == j0) release_x();
                     epi(V3Half<-1>{}, j, st);
                     release_stage(st);
                     stamp(4);
@@ -675,7 +761,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                         ph ^= 1u;
                     }
                 }
-                finalize(it, V3Half<-1>{});
+                finalize(tile, j0 > 0 || j1 < nJ, V3Half<-1>{});
             }
         }
     }

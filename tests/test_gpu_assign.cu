@@ -67,8 +67,12 @@ struct Variant {
     fkm_kmode mode;
     int force;  /* fkm_k_assign_force_version */
     int dmin, dmax; /* run only for dmin <= d <= dmax (where the variant exists) */
+    int twin;       /* nonzero: a version whose outputs must be bitwise equal (same products and
+                     * folds, another schedule) */
 };
-/* v16..v18, v20..v25, v29, v33..v38, v42, v48: the warp-specialised TMA kernels (v3 family), 64 < d <= 128;
+/* v16..v18, v20..v25, v29, v33..v38, v42, v48, v53: the warp-specialised TMA kernels (v3 family), 64 < d <= 128;
+ * v53 (v48 with the last round of point tiles split along k, merged through the workspace) must
+ * give v48's outputs bit for bit;
  * v19, v28, v30 and v31 are timing only. f16/v2 and bf16/v2 are the automatic wgmma choice. */
 static const Variant VARIANTS[] = {
     {"f16/v2", FKM_K_F16, 2, 1, 128},      {"f16/v10", FKM_K_F16, 10, 65, 128},    {"f16/v11", FKM_K_F16, 11, 65, 128},
@@ -81,7 +85,7 @@ static const Variant VARIANTS[] = {
     {"f16/v34", FKM_K_F16, 34, 65, 128},   {"f16/v35", FKM_K_F16, 35, 65, 128},    {"f16/v36", FKM_K_F16, 36, 65, 128},
     {"bf16/v35", FKM_K_BF16, 35, 65, 128}, {"f16/v37", FKM_K_F16, 37, 65, 128},   {"bf16/v37", FKM_K_BF16, 37, 65, 128},
     {"f16/v38", FKM_K_F16, 38, 65, 128},   {"f16/v42", FKM_K_F16, 42, 65, 128},    {"f16/v48", FKM_K_F16, 48, 65, 128},
-    {"bf16/v48", FKM_K_BF16, 48, 65, 128},
+    {"bf16/v48", FKM_K_BF16, 48, 65, 128}, {"f16/v53", FKM_K_F16, 53, 65, 128, 48}, {"bf16/v53", FKM_K_BF16, 53, 65, 128, 48},
     {"f16/v1", FKM_K_F16, 1, 1, 1 << 30},  {"bf16/v2", FKM_K_BF16, 2, 1, 128},     {"bf16/v13", FKM_K_BF16, 13, 65, 128},
     {"bf16/v16", FKM_K_BF16, 16, 65, 128}, {"bf16/v17", FKM_K_BF16, 17, 65, 128},  {"bf16/v21", FKM_K_BF16, 21, 65, 128},
     {"bf16/v23", FKM_K_BF16, 23, 65, 128}, {"bf16/v20", FKM_K_BF16, 20, 65, 128},  {"bf16/v1", FKM_K_BF16, 1, 1, 1 << 30},
@@ -223,6 +227,20 @@ static void reference(const std::vector<float> &xs, const std::vector<float> &cs
 }
 
 static int g_runs = 0;
+static int g_sms = 0;
+static int g_split_runs = 0; /* twin runs of v53 where its split produced partial items */
+
+/* Whether the v3 TAIL schedule (assign_v3.cuh, v3_sched) splits some point tile of the last
+ * round between blocks at this shape: 256-row point tiles, 128-column centroid tiles, one block
+ * per SM, the last round's r x nJ steps cut into equal ranges, one per block. */
+static bool v3_split_parts(int64_t n, int64_t k)
+{
+    const int64_t G = g_sms, npt = (n + 255) / 256, nj = (k + 127) / 128, r = npt % G;
+    if (r == 0) return false;
+    for (int64_t b = 1; b < G; ++b)
+        if (b * r * nj / G % nj != 0) return true;
+    return false;
+}
 
 /* dup_half: centroid k/2 + j is a copy of centroid j, so every row's best distance is an exact
  * tie, which must go to the lower index (the rule of every kernel). */
@@ -278,11 +296,34 @@ static void run_case(const Variant &v, int64_t n, int64_t k, int d, int kind, co
         if (rep == 0) ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
         CK(cudaMemcpy(rep ? lab2.data() : lab.data(), dlab, (size_t)n * 4, cudaMemcpyDeviceToHost));
         CK(cudaMemcpy(rep ? md2.data() : md.data(), dmd, (size_t)n * 4, cudaMemcpyDeviceToHost));
-        if (ws && rep == 0) CK(cudaMemcpy(&flagged, (char *)ws + FKM_EXACT_WS_FLAG_COUNT_OFFSET, 4, cudaMemcpyDeviceToHost));
+        if (ws && v.mode == FKM_K_EXACT && rep == 0) CK(cudaMemcpy(&flagged, (char *)ws + FKM_EXACT_WS_FLAG_COUNT_OFFSET, 4, cudaMemcpyDeviceToHost));
     }
     const int ver = fkm_k_assign_last_version();
     CHECK(memcmp(lab.data(), lab2.data(), (size_t)n * 4) == 0 && memcmp(md.data(), md2.data(), (size_t)n * 4) == 0,
           "%s: two runs differ", what);
+    if (v.twin) {
+        /* the twin version on the same inputs (poisoned outputs again): bitwise equal outputs */
+        CK(cudaMemset(dlab, 0xFF, (size_t)n * 4));
+        CK(cudaMemset(dmd, 0xFF, (size_t)n * 4));
+        fkm_k_assign_force_version(v.twin);
+        int rc = fkm_k_assign(&a, nullptr);
+        cudaError_t se = cudaDeviceSynchronize();
+        fkm_k_assign_force_version(0);
+        CHECK(rc == 0 && se == cudaSuccess, "%s: twin v%d rc=%d sync %s", what, v.twin, rc, cudaGetErrorString(se));
+        if (se != cudaSuccess) exit(1);
+        CK(cudaMemcpy(lab2.data(), dlab, (size_t)n * 4, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(md2.data(), dmd, (size_t)n * 4, cudaMemcpyDeviceToHost));
+        int64_t dl = 0, dm = 0, first = -1;
+        for (int64_t i = 0; i < n; ++i) {
+            const bool l = lab[i] != lab2[i], m = memcmp(&md[i], &md2[i], 4) != 0;
+            dl += l;
+            dm += m;
+            if ((l || m) && first < 0) first = i;
+        }
+        CHECK(dl == 0 && dm == 0, "%s: v%d and its twin v%d differ in %lld labels, %lld min_dist (first: row %lld)", what,
+              v.force, v.twin, (long long)dl, (long long)dm, (long long)first);
+        if (ver == v.force && v3_split_parts(n, k)) g_split_runs++;
+    }
     int64_t bad_out = 0;
     for (int64_t i = 0; i < n; ++i)
         if (!(lab[i] >= 0 && lab[i] < k) || !std::isfinite(md[i]) || !(md[i] >= 0.f)) {
@@ -381,6 +422,7 @@ int main(int argc, char **argv)
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
     printf("device: %s (%d SMs)\n", prop.name, prop.multiProcessorCount);
+    g_sms = prop.multiProcessorCount;
     bool small = getenv("FKM_TEST_SMALL") && atoi(getenv("FKM_TEST_SMALL"));
     for (int i = 1; i < argc; ++i)
         if (!strcmp(argv[i], "--small")) small = true;
@@ -465,5 +507,12 @@ int main(int argc, char **argv)
     }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     printf("%d runs in %.1f s\n", g_runs, secs);
+    bool twins = false;
+    for (const Variant &v : VARIANTS) twins |= v.force == 53 && variant_selected(v);
+    if (prop.major == 9 && prop.minor == 0 && twins) {
+        /* the twin check is worth something only where the split ran */
+        printf("%d twin runs of v53 with the last round split between blocks\n", g_split_runs);
+        CHECK(g_split_runs > 0, "no shape split a point tile of the last round (v3_split_parts)");
+    }
     return t_finish("test_gpu_assign");
 }
