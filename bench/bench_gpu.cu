@@ -18,9 +18,11 @@
  * Data: Gaussian mixture, 1024 components, centres N(0, 1) per coordinate, noise sd 0.3;
  * centroids = K points drawn from the data.
  *
- * Usage: bench_gpu [--quick] [--auto-only] [--versions 0,11,17,...] [case-name-substring ...]
+ * Usage: bench_gpu [--quick] [--auto-only] [--versions 0,11,17,...] [--rounds R] [case-name-substring ...]
  *   --auto-only: time only the automatic kernel choice and v1 (not every v2/v3 configuration);
  *   --versions: the kernel versions to time (0 = automatic choice), for 16-bit d <= 128 cases;
+ *   --rounds R: the versions timed in turn, R rounds: medians, and each version's median ratio
+ *     to the first listed one in the same round (the clock drifts over a run);
  *   --assign-only: no iteration, cuBLAS or naive baselines (for profiling the assign kernels). */
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -269,13 +271,21 @@ static void trace_summary(int ver, int nJ)
 int main(int argc, char **argv)
 {
     bool quick = false, auto_only = false, assign_only = false;
+    int rounds = 1; /* --rounds R: the versions timed in turn R times (medians; against clock drift) */
     std::vector<std::string> filters;
     /* every selectable version: v1 mma.sync, v2 configurations, v3 configurations */
-    std::vector<int> all_versions = {0, 1, 5, 3, 4, 9, 10, 11, 12, 13, 7, 8, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 19, 25, 29, 33, 34, 35, 36, 37, 38, 48, 53, 28, 30, 31};
+    std::vector<int> all_versions = {0, 1, 5, 3, 4, 9, 10, 11, 12, 13, 7, 8, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 19, 25, 29, 33, 34, 35, 36, 37, 38, 48, 53, 54, 28, 30, 31};
     for (int i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--auto-only")) auto_only = true;
         else if (!strcmp(argv[i], "--assign-only")) assign_only = true;
+        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) {
+            rounds = atoi(argv[++i]);
+            if (rounds < 1 || rounds > 100) {
+                fprintf(stderr, "bench_gpu: --rounds wants 1..100\n");
+                return 2;
+            }
+        }
         else if (!strcmp(argv[i], "--versions") && i + 1 < argc) {
             all_versions.clear();
             for (const char *q = argv[++i]; *q;) {
@@ -421,15 +431,44 @@ int main(int argc, char **argv)
         if (v2able && auto_only) versions = {0, 1};
         int auto_ver = 0;
         double t_v[64] = {0};
-        for (int ver : versions) {
-            fkm_k_assign_force_version(ver);
-            double ms = time_ms(assign);
-            t_v[ver] = ms;
-            if (ver == 0) auto_ver = fkm_k_assign_last_version();
-            if (ver == 42 || ver == 43) trace_summary(ver, (int)((k + 127) / 128));
-            printf("  assign %-5s: %8.3f ms  %6.1f TFLOP/s  (%4.1f%% of peak)%s\n",
-                   ver == 0 ? "auto" : ("v" + std::to_string(ver)).c_str(), ms, flops / (ms * 1e9),
-                   100.0 * flops / (ms * 1e9) / peak_tflops, timing_only(ver) ? "  [no epilogue: timing only]" : "");
+        /* rounds > 1: every version once per round, in list order; the GPU's clock drifts with its
+         * temperature and power over a run (the first-timed version was seen up to 10 % faster),
+         * so a version is reported as its median over the rounds and as the median over rounds
+         * of its time divided by that of the first listed version in the same round */
+        std::vector<std::vector<double>> t_r(64);
+        for (int rd = 0; rd < rounds; ++rd)
+            for (int ver : versions) {
+                fkm_k_assign_force_version(ver);
+                double ms = time_ms(assign);
+                t_r[ver].push_back(ms);
+                if (ver == 0) auto_ver = fkm_k_assign_last_version();
+                if (rd == 0 && (ver == 42 || ver == 43 || ver == 55)) trace_summary(ver, (int)((k + 127) / 128));
+                if (rounds > 1) continue;
+                t_v[ver] = ms;
+                printf("  assign %-5s: %8.3f ms  %6.1f TFLOP/s  (%4.1f%% of peak)%s\n",
+                       ver == 0 ? "auto" : ("v" + std::to_string(ver)).c_str(), ms, flops / (ms * 1e9),
+                       100.0 * flops / (ms * 1e9) / peak_tflops, timing_only(ver) ? "  [no epilogue: timing only]" : "");
+                fflush(stdout);
+            }
+        if (rounds > 1) {
+            auto median = [](std::vector<double> v) {
+                std::sort(v.begin(), v.end());
+                return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+            };
+            const int ref = versions.size() > 1 ? versions[1] : 0;
+            for (int ver : versions) {
+                if (t_r[ver].empty() || t_v[ver] > 0) continue; /* a version listed twice: once */
+                std::vector<double> ratio;
+                for (int rd = 0; rd < rounds; ++rd) ratio.push_back(t_r[ver][rd] / t_r[ref][rd]);
+                const double ms = median(t_r[ver]);
+                t_v[ver] = ms;
+                printf("  assign %-5s: %8.3f ms  %6.1f TFLOP/s  (%4.1f%% of peak)  rounds %d: %.3f..%.3f, x v%d %.3f%s\n",
+                       ver == 0 ? "auto" : ("v" + std::to_string(ver)).c_str(), ms, flops / (ms * 1e9),
+                       100.0 * flops / (ms * 1e9) / peak_tflops, rounds,
+                       *std::min_element(t_r[ver].begin(), t_r[ver].end()),
+                       *std::max_element(t_r[ver].begin(), t_r[ver].end()), ref, median(ratio),
+                       timing_only(ver) ? "  [no epilogue: timing only]" : "");
+            }
             fflush(stdout);
         }
         if (v2able && !auto_only) {

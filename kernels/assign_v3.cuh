@@ -92,6 +92,7 @@ constexpr int V3_XPF = 2;     /* the finalize's row norms read at the start of t
 constexpr int V3_TRACE = 4;   /* timing diagnostics: block 0 stamps each step (v3_trace below) */
 constexpr int V3_EARLY = 8;   /* the next stage's full barrier tested before the epilogue */
 constexpr int V3_TAIL = 16;   /* the last round's point tiles split along k over all blocks (v3_sched) */
+constexpr int V3_LA = 32;     /* the next tile's A fragments loaded under the item's last epilogue */
 
 /* Which (point tile, centroid tiles [j0, j1)) items a block sweeps. Round-robin, block b takes
  * tiles b, b + G, ... (G blocks); with R = nPT / G full rounds the last round holds only
@@ -171,8 +172,8 @@ __global__ void __launch_bounds__(V3_T, 1)
 {
 #if FKM_SM90A
     constexpr bool SPLIT = (F & V3_SPLIT) != 0, XPF = (F & V3_XPF) != 0, TRACE = (F & V3_TRACE) != 0;
-    constexpr bool EARLY = (F & V3_EARLY) != 0, TAIL = (F & V3_TAIL) != 0;
-    static_assert(!(SPLIT && (EARLY || TAIL)), "unsplit loop option");
+    constexpr bool EARLY = (F & V3_EARLY) != 0, TAIL = (F & V3_TAIL) != 0, LA = (F & V3_LA) != 0;
+    static_assert(!(SPLIT && (EARLY || TAIL || LA)), "unsplit loop option");
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t raw = smem_u32(smem_raw);
     const uint32_t sX = (raw + 1023u) & ~1023u;
@@ -587,8 +588,7 @@ __global__ void __launch_bounds__(V3_T, 1)
         };
 
         /* A fragments of this warpgroup's 128 rows of the point tile in X, for the whole sweep */
-        auto load_a = [&](int64_t tile) {
-            const int ln = tid_volatile() & 31;
+        auto load_norms = [&](int64_t tile) {
             if (xoff) { /* rows c*128 + h*64 + w*16 + g + 8r; past n the copy engine wrote 0 */
                 const int r0 = c * 128 + w * 16 + g;
                 boff = fmaxf(fmaxf(sXn[r0], sXn[r0 + 8]), fmaxf(sXn[r0 + 64], sXn[r0 + 72]));
@@ -603,6 +603,9 @@ __global__ void __launch_bounds__(V3_T, 1)
                         xnr[h][r] = xoff ? sXn[rl] : (row < p.n ? p.xn[row] : 0.f);
                     }
             }
+        };
+        auto load_frags = [&] {
+            const int ln = tid_volatile() & 31;
 #pragma unroll
             for (int h = 0; h < 2; ++h)
 #pragma unroll
@@ -612,6 +615,10 @@ __global__ void __launch_bounds__(V3_T, 1)
                     ldsm_x4(sX + (ch >> 3) * (V3_BM * 128) + row * 128 + (((ch & 7) ^ (ln & 7)) << 4), a[h][ks][0],
                             a[h][ks][1], a[h][ks][2], a[h][ks][3]);
                 }
+        };
+        auto load_a = [&](int64_t tile) {
+            load_norms(tile);
+            load_frags();
         };
         auto release_x = [&] {
             /* X may be overwritten once its A fragments are certainly in registers: after the
@@ -711,14 +718,19 @@ __global__ void __launch_bounds__(V3_T, 1)
                 }
             };
             bool ready = false; /* EARLY: the next step's stage already full when tested */
+            bool a_next = false; /* LA: this item's A fragments were loaded during the last one */
             if (PP && c == 1) named_bar_arrive(V3_BAR_PP, 256); /* consumer 0 goes first */
             for (int it = 0; it < nIt; ++it) {
                 int64_t tile;
                 int j0, j1;
                 v3_item(sched, it, nJ, &tile, &j0, &j1);
                 /* A fragments of this warpgroup's 128 rows, for the whole sweep */
-                mbar_wait(xfull, (uint32_t)it & 1u);
-                load_a(tile);
+                if (LA && a_next) load_norms(tile);
+                else {
+                    mbar_wait(xfull, (uint32_t)it & 1u);
+                    load_a(tile);
+                }
+                a_next = false;
 
                 for (int j = j0; j < j1; ++j, ++s) {
                     stamp(0);
@@ -753,6 +765,13 @@ __global__ void __launch_bounds__(V3_T, 1)
                     }
                     mask_tail(V3Half<-1>{}, j);
                     if (j == j0) release_x();
+                    if (LA && j == j1 - 1 && it + 1 < nIt) {
+                        /* the item's last wgmma has completed, so the A registers are free: the
+                         * next tile's fragments, if its X is in, load under this epilogue (its
+                         * norms only after the finalize, which still needs this tile's) */
+                        a_next = mbar_try_wait<true>(xfull, (uint32_t)(it + 1) & 1u);
+                        if (a_next) load_frags();
+                    }
                     epi(V3Half<-1>{}, j, st);
                     release_stage(st);
                     stamp(4);
