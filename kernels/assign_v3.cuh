@@ -36,9 +36,10 @@
  * tile's own (minimum, column) per row slot, the column an immediate, merged once per tile;
  * 10 = packed integer keys (distance offset to >= 0, its low 5 mantissa bits replaced by the
  * column's code; metric IP runs 5); 11 and 12 = the same keys made by one lop3, folded by a
- * float minimum (11) or an integer one (12); 0 = no epilogue, 6 = the fma alone, 7 = fma +
- * minimum without index (timing only: outputs are garbage). All but 10-12 give the labels of v2
- * (same products, same distances, ties to the lowest index); 10-12 compare distances to 19 bits.
+ * float minimum (11) or an integer one (12); 14 = 12 two-level (the raw minimum first, the fold
+ * only for row slots where a row improves: 12's outputs); 0 = no epilogue, 6 = the fma alone, 7 = fma +
+ * minimum without index (timing only: outputs are garbage). All but 10-14 give the labels of v2
+ * (same products, same distances, ties to the lowest index); 10-14 compare distances to 19 bits.
  * XPF: the finalize's row norms are read at the start of the tile's sweep. EARLY: the next
  * stage's full barrier is tested (mbarrier test_wait, which does not block) before the
  * epilogue and waited on only if it was not complete, so its ~200-cycle latency passes under the
@@ -92,7 +93,6 @@ constexpr int V3_XPF = 2;     /* the finalize's row norms read at the start of t
 constexpr int V3_TRACE = 4;   /* timing diagnostics: block 0 stamps each step (v3_trace below) */
 constexpr int V3_EARLY = 8;   /* the next stage's full barrier tested before the epilogue */
 constexpr int V3_TAIL = 16;   /* the last round's point tiles split along k over all blocks (v3_sched) */
-constexpr int V3_LA = 32;     /* the next tile's A fragments loaded under the item's last epilogue */
 
 /* Which (point tile, centroid tiles [j0, j1)) items a block sweeps. Round-robin, block b takes
  * tiles b, b + G, ... (G blocks); with R = nPT / G full rounds the last round holds only
@@ -172,8 +172,8 @@ __global__ void __launch_bounds__(V3_T, 1)
 {
 #if FKM_SM90A
     constexpr bool SPLIT = (F & V3_SPLIT) != 0, XPF = (F & V3_XPF) != 0, TRACE = (F & V3_TRACE) != 0;
-    constexpr bool EARLY = (F & V3_EARLY) != 0, TAIL = (F & V3_TAIL) != 0, LA = (F & V3_LA) != 0;
-    static_assert(!(SPLIT && (EARLY || TAIL || LA)), "unsplit loop option");
+    constexpr bool EARLY = (F & V3_EARLY) != 0, TAIL = (F & V3_TAIL) != 0;
+    static_assert(!(SPLIT && (EARLY || TAIL)), "unsplit loop option");
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t raw = smem_u32(smem_raw);
     const uint32_t sX = (raw + 1023u) & ~1023u;
@@ -506,6 +506,53 @@ __global__ void __launch_bounds__(V3_T, 1)
                             best[h][r][0] = __int_as_float(tk[h][r] & ~31);
                             bidx[h][r][0] = jb + 8 * (code >> 1) + (code & 1);
                         }
+            } else if constexpr (E == 14) {
+                /* two-level EPI 12: d' in place and its integer minimum per row slot (fma and half
+                 * a VIMNMX3 per element: 1 ALU-pipe cycle instead of EPI 12's 3, history 13); a
+                 * row's packed-key fold can change its best only if that minimum is below the
+                 * best (the best's low 5 bits are zero, so (d' & ~31) | code < best iff d' <
+                 * best), so the fold of EPI 12 runs only for row slots where a row of the warp
+                 * improves (warp-uniform), and gives EPI 12's result. At k = 8192 about 40 % of
+                 * the slots fold (a tile improves one of 8 rows with probability ~8 / (j + 1)). */
+                int m[2][2];
+#pragma unroll
+                for (int h = H0; h < H1; ++h)
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) m[h][r] = 0x7fffffff;
+#pragma unroll
+                for (int i = 0; i < V3_BN / 8; ++i) {
+                    const float2 cv = *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
+                    const float c0 = cv.x + boff, c1 = cv.y + boff;
+#pragma unroll
+                    for (int e = 0; e < 2; ++e)
+#pragma unroll
+                        for (int h = H0; h < H1; ++h)
+#pragma unroll
+                            for (int r = 0; r < 2; ++r) {
+                                float &v = acc[h][4 * i + 2 * r + e];
+                                v = fmaf(-2.f, v, e ? c1 : c0);
+                                m[h][r] = min(m[h][r], __float_as_int(v));
+                            }
+                }
+#pragma unroll
+                for (int h = H0; h < H1; ++h)
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        const int bb = __float_as_int(best[h][r][0]);
+                        if (__any_sync(0xffffffffu, m[h][r] < bb)) {
+                            int tk = bb;
+#pragma unroll
+                            for (int i = 0; i < V3_BN / 8; ++i)
+#pragma unroll
+                                for (int e = 0; e < 2; ++e)
+                                    tk = min(tk, (int)lop3_sel(__float_as_uint(acc[h][4 * i + 2 * r + e]), 2 * i + e, m31));
+                            if (tk < bb) {
+                                const int code = tk & 31;
+                                best[h][r][0] = __int_as_float(tk & ~31);
+                                bidx[h][r][0] = jb + 8 * (code >> 1) + (code & 1);
+                            }
+                        }
+                    }
             } else if constexpr (E == 5) {
                 /* the tile's own (minimum, column) per row slot with the column as an immediate
                  * (no per-column index registers), merged into the running best once per tile */
@@ -588,7 +635,8 @@ __global__ void __launch_bounds__(V3_T, 1)
         };
 
         /* A fragments of this warpgroup's 128 rows of the point tile in X, for the whole sweep */
-        auto load_norms = [&](int64_t tile) {
+        auto load_a = [&](int64_t tile) {
+            const int ln = tid_volatile() & 31;
             if (xoff) { /* rows c*128 + h*64 + w*16 + g + 8r; past n the copy engine wrote 0 */
                 const int r0 = c * 128 + w * 16 + g;
                 boff = fmaxf(fmaxf(sXn[r0], sXn[r0 + 8]), fmaxf(sXn[r0 + 64], sXn[r0 + 72]));
@@ -603,9 +651,6 @@ __global__ void __launch_bounds__(V3_T, 1)
                         xnr[h][r] = xoff ? sXn[rl] : (row < p.n ? p.xn[row] : 0.f);
                     }
             }
-        };
-        auto load_frags = [&] {
-            const int ln = tid_volatile() & 31;
 #pragma unroll
             for (int h = 0; h < 2; ++h)
 #pragma unroll
@@ -615,10 +660,6 @@ __global__ void __launch_bounds__(V3_T, 1)
                     ldsm_x4(sX + (ch >> 3) * (V3_BM * 128) + row * 128 + (((ch & 7) ^ (ln & 7)) << 4), a[h][ks][0],
                             a[h][ks][1], a[h][ks][2], a[h][ks][3]);
                 }
-        };
-        auto load_a = [&](int64_t tile) {
-            load_norms(tile);
-            load_frags();
         };
         auto release_x = [&] {
             /* X may be overwritten once its A fragments are certainly in registers: after the
@@ -718,19 +759,14 @@ __global__ void __launch_bounds__(V3_T, 1)
                 }
             };
             bool ready = false; /* EARLY: the next step's stage already full when tested */
-            bool a_next = false; /* LA: this item's A fragments were loaded during the last one */
             if (PP && c == 1) named_bar_arrive(V3_BAR_PP, 256); /* consumer 0 goes first */
             for (int it = 0; it < nIt; ++it) {
                 int64_t tile;
                 int j0, j1;
                 v3_item(sched, it, nJ, &tile, &j0, &j1);
                 /* A fragments of this warpgroup's 128 rows, for the whole sweep */
-                if (LA && a_next) load_norms(tile);
-                else {
-                    mbar_wait(xfull, (uint32_t)it & 1u);
-                    load_a(tile);
-                }
-                a_next = false;
+                mbar_wait(xfull, (uint32_t)it & 1u);
+                load_a(tile);
 
                 for (int j = j0; j < j1; ++j, ++s) {
                     stamp(0);
@@ -765,13 +801,6 @@ __global__ void __launch_bounds__(V3_T, 1)
                     }
                     mask_tail(V3Half<-1>{}, j);
                     if (j == j0) release_x();
-                    if (LA && j == j1 - 1 && it + 1 < nIt) {
-                        /* the item's last wgmma has completed, so the A registers are free: the
-                         * next tile's fragments, if its X is in, load under this epilogue (its
-                         * norms only after the finalize, which still needs this tile's) */
-                        a_next = mbar_try_wait<true>(xfull, (uint32_t)(it + 1) & 1u);
-                        if (a_next) load_frags();
-                    }
                     epi(V3Half<-1>{}, j, st);
                     release_stage(st);
                     stamp(4);
