@@ -441,10 +441,10 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
  *  epilogue, and waited on only if it was not complete).
  *  53 = 48 with TAIL (given the workspace: the last round of point tiles split along k over all
  *  SMs, v3_sched in assign_v3.cuh; without a workspace it runs as 48).
- *  56 = 53 with EPI 14 (the tile's raw minimum first; the packed-key fold of EPI 12 only for
- *  row slots where a row of the warp improves: the same outputs).
- *  (54 = 53 loading the next tile's A fragments under a tile's last epilogue, and 55 = 54 with
- *  TRACE, were measured 1-3 % slower than 53 on an H200 and removed.)
+ *  (54 = 53 loading the next tile's A fragments under a tile's last epilogue, 55 = 54 with
+ *  TRACE, and 56 = 53 with a two-level EPI 12 (the raw minimum of d' first, the packed-key fold
+ *  only for row slots where a row improves) were measured 1-3 %, and 56 6-17 %, slower than 53
+ *  on an H200 and removed: bench/NOTES.md, history 23.)
  *  (44 = 37 with two key chains per row slot, 46 = 37 with turns handed over when 12 of the 16
  *  wgmma completed, 49 = 46 + EARLY, and the split loop with each half's wgmma issue interleaved
  *  with the other half's fold were measured no faster / 14 % slower on an H200 and removed.)
@@ -500,7 +500,6 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
     case 43: *err = launch_v3_cfg<BF16, 4, 12, true, V3_XPF | V3_TRACE>(p, tx, tc, tn, txn, s); return true;
     case 48: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_EARLY>(p, tx, tc, tn, txn, s); return true;
     case 53: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_EARLY | V3_TAIL>(p, tx, tc, tn, txn, s); return true;
-    case 56: *err = launch_v3_cfg<BF16, 4, 14, false, V3_XPF | V3_EARLY | V3_TAIL>(p, tx, tc, tn, txn, s); return true;
     default: return false;
     }
 }
@@ -513,9 +512,12 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
  * before, and 8-9 % of v16, bf16) with EARLY (the next stage's barrier tested before the
  * epilogue: a consumer's wait on an already full stage went from ~200 to ~40 cycles per step in
  * the trace); v48 against v37 in three runs of 2026-12-02 (second session): faster in 11 of 15
- * pairings, by up to 3 % (bench/NOTES.md, history 18). It falls back to v34 (EPI 5 with the
- * same prefetch) where the row norms are not 16-byte aligned. Below K = 1024 nothing was
- * measured, so v2 stays. */
+ * pairings, by up to 3 % (bench/NOTES.md, history 18); v53 = v48 with TAIL (the last round
+ * of point tiles split along k over all SMs), given the workspace: 1.1-1.8 % faster than v48 at
+ * K >= 1024, N >= 1M, in five rounds timed in turn (H200, power-capped; history 22), and 0.6 %
+ * slower at 1M x 1024 (within the rounds' spread). Without a workspace v53 runs as v48. It
+ * falls back to v34 (EPI 5 with the same prefetch) where the row norms are not 16-byte
+ * aligned. Below K = 1024 nothing was measured, so v2 stays. */
 static int auto_v3(int64_t k) { return k < 1024 ? 2 : 53; }
 
 /* FKM_ASSIGN_AUTO_VERSION=N (tests only): the automatic choice becomes version N wherever it
@@ -585,7 +587,7 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
             int variant = g_force_version >= 2 ? g_force_version : 2;
             if (variant == 2 && auto_override() >= 2) variant = auto_override();
             if (variant == 2) variant = auto_v3(a->k);
-            const int v3var = variant >= 16 && variant <= 56 ? variant : 0;
+            const int v3var = variant >= 16 && variant <= 53 ? variant : 0;
             int used = 2;
             if (v3var && (mode == FKM_K_F16 ? launch_v3<false>(p, a->d, v3var, &used, &e, s)
                                             : launch_v3<true>(p, a->d, v3var, &used, &e, s))) {

@@ -36,10 +36,9 @@
  * tile's own (minimum, column) per row slot, the column an immediate, merged once per tile;
  * 10 = packed integer keys (distance offset to >= 0, its low 5 mantissa bits replaced by the
  * column's code; metric IP runs 5); 11 and 12 = the same keys made by one lop3, folded by a
- * float minimum (11) or an integer one (12); 14 = 12 two-level (the raw minimum first, the fold
- * only for row slots where a row improves: 12's outputs); 0 = no epilogue, 6 = the fma alone, 7 = fma +
- * minimum without index (timing only: outputs are garbage). All but 10-14 give the labels of v2
- * (same products, same distances, ties to the lowest index); 10-14 compare distances to 19 bits.
+ * float minimum (11) or an integer one (12); 0 = no epilogue, 6 = the fma alone, 7 = fma +
+ * minimum without index (timing only: outputs are garbage). All but 10-12 give the labels of v2
+ * (same products, same distances, ties to the lowest index); 10-12 compare distances to 19 bits.
  * XPF: the finalize's row norms are read at the start of the tile's sweep. EARLY: the next
  * stage's full barrier is tested (mbarrier test_wait, which does not block) before the
  * epilogue and waited on only if it was not complete, so its ~200-cycle latency passes under the
@@ -506,53 +505,6 @@ __global__ void __launch_bounds__(V3_T, 1)
                             best[h][r][0] = __int_as_float(tk[h][r] & ~31);
                             bidx[h][r][0] = jb + 8 * (code >> 1) + (code & 1);
                         }
-            } else if constexpr (E == 14) {
-                /* two-level EPI 12: d' in place and its integer minimum per row slot (fma and half
-                 * a VIMNMX3 per element: 1 ALU-pipe cycle instead of EPI 12's 3, history 13); a
-                 * row's packed-key fold can change its best only if that minimum is below the
-                 * best (the best's low 5 bits are zero, so (d' & ~31) | code < best iff d' <
-                 * best), so the fold of EPI 12 runs only for row slots where a row of the warp
-                 * improves (warp-uniform), and gives EPI 12's result. At k = 8192 about 40 % of
-                 * the slots fold (a tile improves one of 8 rows with probability ~8 / (j + 1)). */
-                int m[2][2];
-#pragma unroll
-                for (int h = H0; h < H1; ++h)
-#pragma unroll
-                    for (int r = 0; r < 2; ++r) m[h][r] = 0x7fffffff;
-#pragma unroll
-                for (int i = 0; i < V3_BN / 8; ++i) {
-                    const float2 cv = *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
-                    const float c0 = cv.x + boff, c1 = cv.y + boff;
-#pragma unroll
-                    for (int e = 0; e < 2; ++e)
-#pragma unroll
-                        for (int h = H0; h < H1; ++h)
-#pragma unroll
-                            for (int r = 0; r < 2; ++r) {
-                                float &v = acc[h][4 * i + 2 * r + e];
-                                v = fmaf(-2.f, v, e ? c1 : c0);
-                                m[h][r] = min(m[h][r], __float_as_int(v));
-                            }
-                }
-#pragma unroll
-                for (int h = H0; h < H1; ++h)
-#pragma unroll
-                    for (int r = 0; r < 2; ++r) {
-                        const int bb = __float_as_int(best[h][r][0]);
-                        if (__any_sync(0xffffffffu, m[h][r] < bb)) {
-                            int tk = bb;
-#pragma unroll
-                            for (int i = 0; i < V3_BN / 8; ++i)
-#pragma unroll
-                                for (int e = 0; e < 2; ++e)
-                                    tk = min(tk, (int)lop3_sel(__float_as_uint(acc[h][4 * i + 2 * r + e]), 2 * i + e, m31));
-                            if (tk < bb) {
-                                const int code = tk & 31;
-                                best[h][r][0] = __int_as_float(tk & ~31);
-                                bidx[h][r][0] = jb + 8 * (code >> 1) + (code & 1);
-                            }
-                        }
-                    }
             } else if constexpr (E == 5) {
                 /* the tile's own (minimum, column) per row slot with the column as an immediate
                  * (no per-column index registers), merged into the running best once per tile */
