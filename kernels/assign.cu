@@ -513,9 +513,10 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
  * epilogue: a consumer's wait on an already full stage went from ~200 to ~40 cycles per step in
  * the trace); v48 against v37 in three runs of 2026-12-02 (second session): faster in 11 of 15
  * pairings, by up to 3 % (bench/NOTES.md, history 18); v53 = v48 with TAIL (the last round
- * of point tiles split along k over all SMs), given the workspace: 1.1-1.8 % faster than v48 at
- * K >= 1024, N >= 1M, in five rounds timed in turn (H200, power-capped; history 22), and 0.6 %
- * slower at 1M x 1024 (within the rounds' spread). Without a workspace v53 runs as v48. It
+ * of point tiles split along k over all SMs), given the workspace: median ratios to v48 of
+ * 0.963-0.989 at K >= 8192 and at N = 8M, 0.995 and 1.006 at 1M x 1024, in two benches of
+ * versions timed in turn (H200 at its power limit; bench/NOTES.md, history 22 and 24).
+ * Without a workspace v53 runs as v48. It
  * falls back to v34 (EPI 5 with the same prefetch) where the row norms are not 16-byte
  * aligned. Below K = 1024 nothing was measured, so v2 stays. */
 static int auto_v3(int64_t k) { return k < 1024 ? 2 : 53; }

@@ -11,7 +11,7 @@ extern "C" {
 
 /* 0 = automatic (default), 1 = force the mma.sync kernel (v1), 2 = prefer the wgmma kernels
  * wherever they apply (16-bit rows, d <= 128, a compute capability 9.0 device), in the automatic
- * configuration; 3..48 = that wgmma configuration (v2 family 3..15, v3 family 16..48; see
+ * configuration; 3..53 = that wgmma configuration (v2 family 3..15, v3 family 16..53; see
  * kernels/assign.cu), where it applies, else the automatic one. Returns the previous setting.
  * The environment variable FKM_ASSIGN_AUTO_VERSION=N (read once) makes N the automatic choice
  * wherever it applies (for testing a candidate through tests that use the automatic choice). */

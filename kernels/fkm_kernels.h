@@ -64,6 +64,9 @@ typedef struct fkm_assign_args {
     void *workspace;      /* fkm_k_assign_workspace() bytes, or NULL when that is 0 */
 } fkm_assign_args;
 
+/* Device bytes the assign of n rows needs as workspace: exact mode (required there); fp16/bf16
+ * with 64 < d <= 128, at most ~3 MB (optional: without it the wgmma kernel does not split its
+ * last round of point tiles over all SMs). One workspace per assign in flight. */
 size_t fkm_k_assign_workspace(fkm_kmode mode, int64_t n, int64_t k, int d);
 /* FlashAssign: distances fused with an online argmin; never materialises n×k. */
 int fkm_k_assign(const fkm_assign_args *a, fkm_stream s);
