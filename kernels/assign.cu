@@ -382,10 +382,13 @@ static bool encode_norms_map(CUtensorMap *m, const float *base, uint64_t k, uint
 }
 
 /* Whether v3 can run these arguments: 64 < d <= 128 (two 128-byte k-chunks), row indices that
- * the copy engine's int32 coordinates reach, 16-byte aligned norms (TMA) unless IP. */
+ * the copy engine's int32 coordinates reach, a block's steps (point tiles x centroid tiles) in
+ * an int, 16-byte aligned norms (TMA) unless IP. */
 static bool v3_applies(const AssignParams &p, int d)
 {
-    return d > 64 && d <= 128 && p.n <= 0x7fffffffLL - V3_BM && (p.ip || ((uintptr_t)p.cn & 15u) == 0);
+    const int64_t steps = ((p.n + V3_BM - 1) / V3_BM / num_sms() + 1) * ((p.k + V3_BN - 1) / V3_BN);
+    return d > 64 && d <= 128 && p.n <= 0x7fffffffLL - V3_BM && steps < 0x7fffffffLL &&
+           (p.ip || ((uintptr_t)p.cn & 15u) == 0);
 }
 
 /* TAIL (with a workspace, p.tail_key): a grid of one block per SM whatever n, the merge's rows
