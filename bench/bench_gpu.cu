@@ -436,6 +436,13 @@ int main(int argc, char **argv)
          * so a version is reported as its median over the rounds and as the median over rounds
          * of its time divided by that of the first listed version in the same round */
         std::vector<std::vector<double>> t_r(64);
+        auto report = [&](int ver, double ms, const std::string &extra) {
+            printf("  assign %-5s: %8.3f ms  %6.1f TFLOP/s  (%4.1f%% of peak)%s%s\n",
+                   ver == 0 ? "auto" : ("v" + std::to_string(ver)).c_str(), ms, flops / (ms * 1e9),
+                   100.0 * flops / (ms * 1e9) / peak_tflops, extra.c_str(),
+                   timing_only(ver) ? "  [no epilogue: timing only]" : "");
+            fflush(stdout);
+        };
         for (int rd = 0; rd < rounds; ++rd)
             for (int ver : versions) {
                 fkm_k_assign_force_version(ver);
@@ -445,10 +452,7 @@ int main(int argc, char **argv)
                 if (rd == 0 && (ver == 42 || ver == 43)) trace_summary(ver, (int)((k + 127) / 128));
                 if (rounds > 1) continue;
                 t_v[ver] = ms;
-                printf("  assign %-5s: %8.3f ms  %6.1f TFLOP/s  (%4.1f%% of peak)%s\n",
-                       ver == 0 ? "auto" : ("v" + std::to_string(ver)).c_str(), ms, flops / (ms * 1e9),
-                       100.0 * flops / (ms * 1e9) / peak_tflops, timing_only(ver) ? "  [no epilogue: timing only]" : "");
-                fflush(stdout);
+                report(ver, ms, "");
             }
         if (rounds > 1) {
             auto median = [](std::vector<double> v) {
@@ -460,16 +464,13 @@ int main(int argc, char **argv)
                 if (t_r[ver].empty() || t_v[ver] > 0) continue; /* a version listed twice: once */
                 std::vector<double> ratio;
                 for (int rd = 0; rd < rounds; ++rd) ratio.push_back(t_r[ver][rd] / t_r[ref][rd]);
-                const double ms = median(t_r[ver]);
-                t_v[ver] = ms;
-                printf("  assign %-5s: %8.3f ms  %6.1f TFLOP/s  (%4.1f%% of peak)  rounds %d: %.3f..%.3f, x v%d %.3f%s\n",
-                       ver == 0 ? "auto" : ("v" + std::to_string(ver)).c_str(), ms, flops / (ms * 1e9),
-                       100.0 * flops / (ms * 1e9) / peak_tflops, rounds,
-                       *std::min_element(t_r[ver].begin(), t_r[ver].end()),
-                       *std::max_element(t_r[ver].begin(), t_r[ver].end()), ref, median(ratio),
-                       timing_only(ver) ? "  [no epilogue: timing only]" : "");
+                t_v[ver] = median(t_r[ver]);
+                char ex[96];
+                snprintf(ex, sizeof ex, "  rounds %d: %.3f..%.3f, x v%d %.3f", rounds,
+                         *std::min_element(t_r[ver].begin(), t_r[ver].end()),
+                         *std::max_element(t_r[ver].begin(), t_r[ver].end()), ref, median(ratio));
+                report(ver, t_v[ver], ex);
             }
-            fflush(stdout);
         }
         if (v2able && !auto_only) {
             char vb[1024];

@@ -77,6 +77,7 @@ static size_t al256(size_t b) { return (b + 255) & ~(size_t)255; }
  * an order key and label (u64) then a distance key (u32); the round holds fewer point tiles
  * than the device has SMs, and the split is not used on devices of more than V3_TAIL_MAX_SMS. */
 constexpr int64_t V3_TAIL_MAX_SMS = 1024;
+static bool v3_tail_mode(fkm_kmode mode, int d) { return (mode == FKM_K_F16 || mode == FKM_K_BF16) && d > 64 && d <= 128; }
 static int64_t v3_tail_rows(int64_t n)
 {
     const int64_t npt = (n + fkm::V3_BM - 1) / fkm::V3_BM;
@@ -87,9 +88,7 @@ static int64_t v3_tail_rows(int64_t n)
  * [ flagged rows: n int64 ]; fp16/bf16, 64 < d <= 128: v3_tail_rows(n) x 12 bytes. */
 extern "C" size_t fkm_k_assign_workspace(fkm_kmode mode, int64_t n, int64_t k, int d)
 {
-    if (mode == FKM_K_F16 || mode == FKM_K_BF16)
-        return d > 64 && d <= 128 && n > 0 ? al256((size_t)v3_tail_rows(n) * 12) : 0;
-    if (mode != FKM_K_EXACT) return 0;
+    if (mode != FKM_K_EXACT) return v3_tail_mode(mode, d) && n > 0 ? al256((size_t)v3_tail_rows(n) * 12) : 0;
     if (n < 0) n = 0;
     if (k < 0) k = 0;
     return 256 + al256(4 * (size_t)n) + al256(4 * (size_t)k) + al256(8 * (size_t)n);
@@ -577,10 +576,8 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
     p.ecoef_dot = 0.f;
     p.ecoef_cn = 0.f;
     /* the v3 TAIL's merge rows (fkm_k_assign_workspace); v3_applies holds where the size is > 0 */
-    p.tail_key = (mode == FKM_K_F16 || mode == FKM_K_BF16) && a->workspace && a->d > 64 && a->d <= 128
-                     ? (unsigned long long *)a->workspace
-                     : nullptr;
-    p.tail_md = nullptr;
+    p.tail_key = v3_tail_mode(mode, a->d) && a->workspace ? (unsigned long long *)a->workspace : nullptr;
+    p.tail_md = nullptr; /* placed behind the keys at launch (their count is the last round's rows) */
 
     const bool v2_ok = (mode == FKM_K_F16 || mode == FKM_K_BF16) && a->d <= 128 && device_has_wgmma();
     cudaError_t e = cudaSuccess;

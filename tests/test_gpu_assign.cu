@@ -279,40 +279,37 @@ static void run_case(const Variant &v, int64_t n, int64_t k, int d, int kind, co
     std::vector<float> md(n), md2(n);
     int flagged = -1;
     double ms = 0;
-    for (int rep = 0; rep < 2; ++rep) {
+    /* one run of version `force` on poisoned outputs, copied into (l, m); false when the call
+     * failed (reported); *t: its wall time */
+    auto run_version = [&](int force, std::vector<int32_t> &l, std::vector<float> &m, double *t) {
         CK(cudaMemset(dlab, 0xFF, (size_t)n * 4));
         CK(cudaMemset(dmd, 0xFF, (size_t)n * 4));
-        fkm_k_assign_force_version(v.force);
+        fkm_k_assign_force_version(force);
         CK(cudaDeviceSynchronize());
         auto t0 = std::chrono::steady_clock::now();
         int rc = fkm_k_assign(&a, nullptr);
         cudaError_t se = cudaDeviceSynchronize();
         auto t1 = std::chrono::steady_clock::now();
         fkm_k_assign_force_version(0);
-        CHECK(rc == 0 && se == cudaSuccess, "%s: fkm_k_assign rc=%d (%s), sync %s", what, rc,
+        CHECK(rc == 0 && se == cudaSuccess, "%s: fkm_k_assign (v%d) rc=%d (%s), sync %s", what, force, rc,
               cudaGetErrorString((cudaError_t)rc), cudaGetErrorString(se));
         if (se != cudaSuccess) exit(1); /* sticky device error: nothing after it is meaningful */
-        if (rc != 0) return;
-        if (rep == 0) ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
-        CK(cudaMemcpy(rep ? lab2.data() : lab.data(), dlab, (size_t)n * 4, cudaMemcpyDeviceToHost));
-        CK(cudaMemcpy(rep ? md2.data() : md.data(), dmd, (size_t)n * 4, cudaMemcpyDeviceToHost));
+        if (rc != 0) return false;
+        if (t) *t = std::chrono::duration<double, std::milli>(t1 - t0).count();
+        CK(cudaMemcpy(l.data(), dlab, (size_t)n * 4, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(m.data(), dmd, (size_t)n * 4, cudaMemcpyDeviceToHost));
+        return true;
+    };
+    for (int rep = 0; rep < 2; ++rep) {
+        if (!run_version(v.force, rep ? lab2 : lab, rep ? md2 : md, rep ? nullptr : &ms)) return;
         if (ws && v.mode == FKM_K_EXACT && rep == 0) CK(cudaMemcpy(&flagged, (char *)ws + FKM_EXACT_WS_FLAG_COUNT_OFFSET, 4, cudaMemcpyDeviceToHost));
     }
     const int ver = fkm_k_assign_last_version();
     CHECK(memcmp(lab.data(), lab2.data(), (size_t)n * 4) == 0 && memcmp(md.data(), md2.data(), (size_t)n * 4) == 0,
           "%s: two runs differ", what);
     if (v.twin) {
-        /* the twin version on the same inputs (poisoned outputs again): bitwise equal outputs */
-        CK(cudaMemset(dlab, 0xFF, (size_t)n * 4));
-        CK(cudaMemset(dmd, 0xFF, (size_t)n * 4));
-        fkm_k_assign_force_version(v.twin);
-        int rc = fkm_k_assign(&a, nullptr);
-        cudaError_t se = cudaDeviceSynchronize();
-        fkm_k_assign_force_version(0);
-        CHECK(rc == 0 && se == cudaSuccess, "%s: twin v%d rc=%d sync %s", what, v.twin, rc, cudaGetErrorString(se));
-        if (se != cudaSuccess) exit(1);
-        CK(cudaMemcpy(lab2.data(), dlab, (size_t)n * 4, cudaMemcpyDeviceToHost));
-        CK(cudaMemcpy(md2.data(), dmd, (size_t)n * 4, cudaMemcpyDeviceToHost));
+        /* the twin version on the same inputs: bitwise equal outputs */
+        if (!run_version(v.twin, lab2, md2, nullptr)) return;
         int64_t dl = 0, dm = 0, first = -1;
         for (int64_t i = 0; i < n; ++i) {
             const bool l = lab[i] != lab2[i], m = memcmp(&md[i], &md2[i], 4) != 0;
