@@ -1,14 +1,21 @@
 /* Sort-inverse update: per-cluster sums, counts and the inertia of n rows, deterministic.
  *
- * Instead of one atomic add per row into k×d sums, the (label, row id) pairs are sorted with
- * CUB's radix sort on the ⌈log2 k⌉ low bits of the label, so that every cluster's rows form
- * one contiguous segment of the permutation `perm` (row ids ascending inside it: the sort is
- * stable). Then:
+ * Instead of one atomic add per row into k×d sums, the rows are ordered by label into the
+ * permutation `perm`, so that every cluster's rows form one contiguous segment (row ids
+ * ascending inside it: both sorts are stable). Then:
  *
- *   iota     vals[i] = i, and the fp64 inertia partial of every tile of 4096 rows
- *   sort     CUB DeviceRadixSort::SortPairs (labels, vals) -> (keys, perm), bits
- *            [0, ⌈log2 k⌉) only (skipped for k = 1)
- *   bounds   segment [start, end) of every cluster from the sorted keys
+ *   sort     k <= 2048: a counting sort in three passes over tiles of 4096 rows,
+ *              count    each tile's count of every label (shared-memory atomics: integers,
+ *                       exact) into its row of a tile × cluster table, and the tile's fp64
+ *                       inertia partial
+ *              colscan  per cluster, the exclusive prefix of its counts over the tiles and
+ *                       its total
+ *              sweep    per tile, the rows ranked by label in shared memory (ballots, fixed
+ *                       order) and written out in that order: each cluster's rows of the tile
+ *                       land contiguously at its segment start + its rows in earlier tiles
+ *            larger k: iota (vals[i] = i, and the inertia partials), CUB
+ *            DeviceRadixSort::SortPairs (labels, vals) -> (keys, perm) on bits [0, ⌈log2 k⌉)
+ *            and the segment bounds from the sorted keys
  *   plan     counts; pieces per cluster = min(⌈count/P⌉, MAX_PIECES); the inertia
  *   scan     item_off = exclusive prefix of the pieces (one "item" = one piece)
  *   items    per item: its cluster and its rows [r0, r1) of the segment (balanced split);
@@ -26,9 +33,10 @@
  *            through perm with 16-byte loads, accumulated in fp64 by R row lanes × C column
  *            lanes, the R lanes combined by a fixed tree; the piece's partial sum goes to
  *            the workspace
- *   combine  level 1: each group of ≤ 32 consecutive pieces of a cluster summed in piece
- *            order (into sums when the cluster has ≤ 32 pieces, else in place into the
- *            group's first slot); level 2: the groups of larger clusters, in order.
+ *   combine  a cluster's only piece was written to its sums by the reduce; otherwise level 1:
+ *            each group of ≤ 32 consecutive pieces of a cluster summed in piece order (into
+ *            sums when the cluster has ≤ 32 pieces, else in place into the group's first
+ *            slot); level 2: the groups of larger clusters, in order.
  *
  * Weighted (weights given): every row's values and distance are multiplied by its weight in
  * fp64 and each piece also sums its rows' weights (an extra column of the partials), so the
@@ -42,15 +50,21 @@
  *
  * Measured (H100, N=8M K=1024 D=128 f16, uniform labels): about 1.02 ms, of which the reduce
  * is 0.77 ms (2.8 TB/s of rows; a plain read of the rows takes 0.70 ms) and the sort phase
- * (iota, radix sort, bounds) 0.22 ms. A one-pass tile counting sort (shared-memory
- * histograms, one scan, cub::BlockRadixSort per tile, scatter) was tried in its place and
- * measured slower (0.25 ms), as was a warp-level __match_any_sync scatter (0.30 ms).
- * H200 (2026-12-02, same shape, 4 rows in flight per thread): 0.99 ms, of which the reduce 0.80
- * ms under ncu (a plain read 0.48 ms: the gathered rows were latency-bound) and the sort 0.19;
- * with 8 rows in flight (now the default) 0.77 ms, and faster at every benched shape.
+ * (iota, radix sort, bounds) 0.22 ms. A one-pass tile counting sort with cub::BlockRadixSort
+ * per tile (0.25 ms) and a warp-level __match_any_sync scatter (0.30 ms) were slower then.
+ * H200 (2026-12-02, same shape): 0.76 ms with the radix sort (ncu: iota 27 us, CUB 158 us,
+ * bounds 12 us; the reduce 504 us against a plain read of 476 us). The counting sort
+ * (count 38 + colscan 17 + sweep 81 us) took it to 0.70 ms, 1M × 1024 from 0.162 to 0.129 ms
+ * (bench_update 50 N K, alternating with the previous version, 4 rounds). What did not pay on
+ * the way (ncu, 8M × 1024): one warp per tile advancing the cursors with direct 4-byte stores
+ * to perm (183 us for that pass alone: scattered stores), a decoupled look-back per cluster
+ * instead of colscan (sweep 152 us against 116 with __match_any_sync ranks: the walk back is
+ * one dependent load per tile), and __match_any_sync instead of the ballots (116 against 81).
  *
- * Workspace (fkm_k_update_workspace): vals and perm (n row ids each: 32-bit when n < 2^32),
- * sorted keys (n), CUB temporary storage, O(k) bounds and offsets, per-item metadata,
+ * Workspace (fkm_k_update_workspace): perm (n row ids: 32-bit when n < 2^32); for k <= 2048
+ * the tile × cluster counts (⌈n/4096⌉ × k + k row ids), else vals (n row ids) and sorted keys
+ * (n); CUB's temporary storage (radix sort, scan of the pieces), O(k) bounds and offsets,
+ * per-item metadata,
  * ⌈n/4096⌉ inertia partials, and the piece partials: at most (⌈n/P⌉ + min(n, k)) × d
  * doubles, P chosen so that ⌈n/P⌉ × d × 8 ≤ 64 MiB. */
 #include <cub/device/device_radix_sort.cuh>
@@ -157,18 +171,27 @@ int sort_bits(int64_t k)
 inline size_t align_up(size_t x) { return (x + ALIGN - 1) / ALIGN * ALIGN; }
 
 struct Layout {
-    size_t perm, vals, keys, start, end, npieces, item_off, icl, ir0, ir1, large, counter, ipart,
+    size_t perm, vals, keys, hist, start, end, npieces, item_off, icl, ir0, ir1, large, counter, ipart,
         partials, temp;
     size_t temp_bytes, total;
     int64_t ntiles;
 };
 
+/* The one-sweep counting sort for k <= SWEEP_KMAX (labels fit 16 bits, its shared memory stays
+ * under ~80 KB), CUB's radix sort above. */
+constexpr int64_t SWEEP_KMAX = 2048;
+inline bool sweep_sort(int64_t k) { return k <= SWEEP_KMAX; }
+
 template <typename IdxT> cudaError_t layout(int64_t n, int64_t k, int d, Layout *L)
 {
     size_t sb = 0, cb = 0;
-    const int bits = sort_bits(k);
+    const bool cs = sweep_sort(k);
+    L->ntiles = (n + TILE - 1) / TILE;
+    /* one-sweep: every tile's count of every cluster (tile-major), then the k cluster totals */
+    const int64_t nhist = cs ? L->ntiles * k + k : 0;
     cudaError_t e = cudaSuccess;
-    if (bits > 0) {
+    if (!cs) {
+        const int bits = sort_bits(k);
         if (sizeof(IdxT) == 4)
             e = cub::DeviceRadixSort::SortPairs(nullptr, sb, (const uint32_t *)nullptr,
                                                 (uint32_t *)nullptr, (const IdxT *)nullptr,
@@ -177,20 +200,21 @@ template <typename IdxT> cudaError_t layout(int64_t n, int64_t k, int d, Layout 
             e = cub::DeviceRadixSort::SortPairs(nullptr, sb, (const uint32_t *)nullptr,
                                                 (uint32_t *)nullptr, (const IdxT *)nullptr,
                                                 (IdxT *)nullptr, (int64_t)n, 0, bits);
-        if (e != cudaSuccess) return e;
     }
+    if (e != cudaSuccess) return e;
     e = cub::DeviceScan::ExclusiveSum(nullptr, cb, (const int64_t *)nullptr, (int64_t *)nullptr,
                                       (int64_t)(k + 1));
     if (e != cudaSuccess) return e;
-    L->ntiles = (n + TILE - 1) / TILE;
     L->temp_bytes = sb > cb ? sb : cb;
     /* partials: the larger of the two element sizes' decompositions (mode is not known here) */
     Geo g2 = geometry(2, n, k, d), g4 = geometry(4, n, k, d);
     int64_t items = g2.max_items > g4.max_items ? g2.max_items : g4.max_items;
+    const size_t nsort = cs ? 0 : (size_t)n; /* vals and keys: the radix sort's only */
     size_t off = 0;
     L->perm = off;     off = align_up(off + (size_t)n * sizeof(IdxT));
-    L->vals = off;     off = align_up(off + (size_t)n * sizeof(IdxT));
-    L->keys = off;     off = align_up(off + (size_t)n * sizeof(uint32_t));
+    L->vals = off;     off = align_up(off + nsort * sizeof(IdxT));
+    L->keys = off;     off = align_up(off + nsort * sizeof(uint32_t));
+    L->hist = off;     off = align_up(off + (size_t)nhist * sizeof(IdxT));
     L->start = off;    off = align_up(off + (size_t)k * sizeof(uint64_t));
     L->end = off;      off = align_up(off + (size_t)k * sizeof(uint64_t));
     L->npieces = off;  off = align_up(off + (size_t)(k + 1) * sizeof(int64_t));
@@ -252,6 +276,215 @@ __global__ void __launch_bounds__(THREADS)
     }
     const double in = tile_inertia(min_dist, w, n, tile, sh);
     if (threadIdx.x == 0) ipart[tile] = in;
+}
+
+/* Counting sort, pass 1 (one block per tile of TILE rows): the tile's count of every cluster
+ * (shared-memory atomics: integers, exact) into its row of hist (tile-major), and the tile's
+ * inertia partial as k_iota's. */
+template <typename IdxT>
+__global__ void __launch_bounds__(THREADS)
+    k_count(const int32_t *__restrict__ labels, const float *__restrict__ min_dist,
+            const float *__restrict__ w, int64_t n, int64_t k, IdxT *__restrict__ hist,
+            double *__restrict__ ipart)
+{
+    extern __shared__ uint32_t count_smem[]; /* k counts */
+    __shared__ double sh[THREADS];
+    const int64_t tile = blockIdx.x;
+    for (int64_t j = threadIdx.x; j < k; j += THREADS) count_smem[j] = 0;
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < TILE_ITEMS; i++) {
+        const int64_t r = tile * TILE + i * THREADS + threadIdx.x;
+        if (r < n) {
+            const uint32_t l = (uint32_t)labels[r]; /* a label outside [0, k) is not counted */
+            if (l < (uint64_t)k) atomicAdd(&count_smem[l], 1u);
+        }
+    }
+    const double in = tile_inertia(min_dist, w, n, tile, sh); /* its first barrier orders the atomics */
+    for (int64_t j = threadIdx.x; j < k; j += THREADS) hist[tile * k + j] = (IdxT)count_smem[j];
+    if (threadIdx.x == 0) ipart[tile] = in;
+}
+
+/* Counting sort, pass 2: per cluster, the exclusive prefix of its tile counts over the tiles
+ * (in place: hist[t·k + j] becomes the number of j's rows in tiles before t) and its total
+ * (totals[j]). A block of 32 warps takes 32 clusters (one per lane: coalesced rows of hist);
+ * warp v their tiles [v·per, (v+1)·per). */
+template <typename IdxT>
+__global__ void __launch_bounds__(1024)
+    k_colscan(IdxT *__restrict__ hist, int64_t ntiles, int64_t k, IdxT *__restrict__ totals)
+{
+    __shared__ IdxT ws[32][33];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t j = (int64_t)blockIdx.x * 32 + lane;
+    const int64_t per = (ntiles + 31) / 32, t0 = warp * per, t1 = t0 + per < ntiles ? t0 + per : ntiles;
+    constexpr int U = sizeof(IdxT) == 4 ? 16 : 8; /* loads in flight (64-bit: 8, in 64 registers) */
+    IdxT sum = 0;
+    if (j < k)
+        for (int64_t t = t0; t < t1; t += U) {
+            IdxT v[U];
+#pragma unroll
+            for (int u = 0; u < U; u++) v[u] = t + u < t1 ? hist[(t + u) * k + j] : (IdxT)0;
+#pragma unroll
+            for (int u = 0; u < U; u++) sum += v[u];
+        }
+    ws[warp][lane] = sum;
+    __syncthreads();
+    IdxT pre = 0;
+    for (int v = 0; v < warp; v++) pre += ws[v][lane];
+    if (j >= k) return;
+    if (warp == 31) totals[j] = pre + sum;
+    for (int64_t t = t0; t < t1; t += U) {
+        IdxT v[U];
+#pragma unroll
+        for (int u = 0; u < U; u++) v[u] = t + u < t1 ? hist[(t + u) * k + j] : (IdxT)0;
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            if (t + u < t1) {
+                hist[(t + u) * k + j] = pre;
+                pre += v[u];
+            }
+    }
+}
+
+/* Exclusive prefix of in[0, m) into out[0, m) (may alias), m <= 8 · THREADS, by every thread of
+ * the block: each thread a run of consecutive entries, then a scan of the run sums. */
+template <typename V>
+__device__ __forceinline__ void block_exclusive_scan(const V *in, V *out, int m, V *warp_sums)
+{
+    const int per = (m + THREADS - 1) / THREADS, b0 = (int)threadIdx.x * per;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    V sum = 0;
+    for (int i = 0; i < per; i++)
+        if (b0 + i < m) sum += in[b0 + i];
+    V x = sum;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const V y = __shfl_up_sync(0xFFFFFFFFu, x, o);
+        if (lane >= o) x += y;
+    }
+    if (lane == 31) warp_sums[warp] = x;
+    __syncthreads();
+    V run = x - sum;
+    for (int i = 0; i < warp; i++) run += warp_sums[i];
+    for (int i = 0; i < per; i++)
+        if (b0 + i < m) {
+            const V v = in[b0 + i];
+            out[b0 + i] = run;
+            run += v;
+        }
+    __syncthreads();
+}
+
+constexpr int SWEEP_WARPS = THREADS / 32;
+constexpr int SWEEP_WARP_ROWS = TILE / SWEEP_WARPS; /* 512 consecutive rows per warp */
+
+/* Shared memory of k_sweep for k clusters. */
+template <typename IdxT> size_t sweep_smem(int64_t k)
+{
+    return (size_t)k * (SWEEP_WARPS * sizeof(uint16_t) + 2 * sizeof(uint32_t) + sizeof(IdxT)) +
+           (size_t)TILE * 2 * sizeof(uint16_t);
+}
+
+/* Counting sort, pass 3 (one block per tile of TILE rows):
+ *   rank     warp w owns rows [512 w, 512 w + 512) of the tile, 32 at a time: a row's rank is
+ *            its warp's count of its label so far plus the earlier lanes with that label (one
+ *            ballot per label bit: with __match_any_sync the sweep took 116 us instead of 81 at
+ *            N = 8M, K = 1024 on an H200); the highest such lane advances the count
+ *   offsets  per cluster: the warps' counts scanned (in place), the tile's count, its
+ *            exclusive prefix over clusters (the cluster's first slot in the sorted tile), and
+ *            the cluster's first row in perm: the prefix of the totals over clusters plus its
+ *            rows in earlier tiles (pass 2)
+ *   stage    the rows in sorted order in shared memory, then written out: consecutive slots
+ *            of one cluster go to consecutive positions of perm
+ * Stable: a cluster's rows come out in row order. Tile 0 also writes the segment bounds. */
+template <typename IdxT>
+__global__ void __launch_bounds__(THREADS, 4)
+    k_sweep(const int32_t *__restrict__ labels, int64_t n, int64_t k, int bits, const IdxT *__restrict__ before,
+            const IdxT *__restrict__ totals, IdxT *__restrict__ perm, unsigned long long *__restrict__ start,
+            unsigned long long *__restrict__ end)
+{
+    extern __shared__ __align__(16) unsigned char sweep_smem_raw[];
+    IdxT *gpos = reinterpret_cast<IdxT *>(sweep_smem_raw);                   /* k */
+    uint32_t *tcount = reinterpret_cast<uint32_t *>(gpos + k);               /* k */
+    uint32_t *tstart = tcount + k;                                           /* k */
+    uint16_t *whist = reinterpret_cast<uint16_t *>(tstart + k);              /* SWEEP_WARPS × k */
+    uint16_t *srow = whist + SWEEP_WARPS * k;                                /* TILE */
+    uint16_t *slab = srow + TILE;                                            /* TILE */
+    __shared__ unsigned long long s_wsum[SWEEP_WARPS];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int64_t tile = blockIdx.x;
+    for (int64_t j = tid; j < SWEEP_WARPS * k; j += THREADS) whist[j] = 0;
+    __syncthreads();
+    const int64_t r0 = tile * TILE + warp * SWEEP_WARP_ROWS;
+
+    /* rank */
+    constexpr int P = SWEEP_WARP_ROWS / 32;
+    uint32_t lab[P]; /* the label, then label | rank << 16 (labels < 2^11, ranks < 2^9) */
+#pragma unroll
+    for (int p = 0; p < P; p++) { /* past n or outside [0, k): all ones, left out */
+        const int64_t r = r0 + p * 32 + lane;
+        const uint32_t l = r < n ? (uint32_t)labels[r] : 0xFFFFFFFFu;
+        lab[p] = l < (uint64_t)k ? l : 0xFFFFFFFFu;
+    }
+    const unsigned below = (1u << lane) - 1u;
+    uint16_t *wh = whist + warp * k;
+#pragma unroll
+    for (int p = 0; p < P; p++) {
+        const bool ok = lab[p] != 0xFFFFFFFFu;
+        unsigned peers = __ballot_sync(0xFFFFFFFFu, ok); /* the lanes with my label: one ballot per bit */
+        for (int b = 0; b < bits; b++) {
+            const bool set = (lab[p] >> b) & 1u;
+            const unsigned v = __ballot_sync(0xFFFFFFFFu, set);
+            peers &= set ? v : ~v;
+        }
+        const uint32_t c = ok ? wh[lab[p]] : 0u;
+        __syncwarp(); /* every lane has read the count before the group's last lane moves it */
+        if (ok && lane == 31 - __clz(peers)) wh[lab[p]] = (uint16_t)(c + __popc(peers));
+        if (ok) lab[p] |= (c + __popc(peers & below)) << 16;
+        __syncwarp();
+    }
+    __syncthreads();
+
+    /* offsets: warps' counts scanned in place, the tile's count per cluster, its prefix */
+    for (int64_t j = tid; j < k; j += THREADS) {
+        uint32_t sum = 0;
+#pragma unroll
+        for (int v = 0; v < SWEEP_WARPS; v++) {
+            const uint32_t c = whist[v * k + j];
+            whist[v * k + j] = (uint16_t)sum;
+            sum += c;
+        }
+        tcount[j] = sum;
+    }
+    __syncthreads();
+    block_exclusive_scan<uint32_t>(tcount, tstart, (int)k, (uint32_t *)s_wsum);
+    for (int64_t j = tid; j < k; j += THREADS) gpos[j] = totals[j];
+    __syncthreads();
+    block_exclusive_scan<IdxT>(gpos, gpos, (int)k, (IdxT *)s_wsum); /* the clusters' segment starts */
+    for (int64_t j = tid; j < k; j += THREADS) {
+        if (tile == 0) {
+            start[j] = (unsigned long long)gpos[j];
+            end[j] = (unsigned long long)(gpos[j] + totals[j]);
+        }
+        gpos[j] += before[tile * k + j];
+    }
+
+    __syncthreads();
+
+    /* stage in sorted order, then write out */
+#pragma unroll
+    for (int p = 0; p < P; p++)
+        if (lab[p] != 0xFFFFFFFFu) {
+            const uint32_t l = lab[p] & 0xFFFFu, slot = tstart[l] + whist[warp * k + l] + (lab[p] >> 16);
+            srow[slot] = (uint16_t)(warp * SWEEP_WARP_ROWS + p * 32 + lane);
+            slab[slot] = (uint16_t)l;
+        }
+    __syncthreads();
+    const uint32_t m = tstart[k - 1] + tcount[k - 1]; /* rows of the tile with a label in [0, k) */
+    for (uint32_t e = tid; e < m; e += THREADS) {
+        const uint32_t l = slab[e];
+        perm[gpos[l] + (IdxT)(e - tstart[l])] = (IdxT)(tile * TILE + srow[e]);
+    }
 }
 
 /* Segment bounds from the sorted keys, 4 consecutive keys per thread (one 16-byte load when
@@ -317,7 +550,8 @@ __global__ void __launch_bounds__(THREADS)
     }
 }
 
-/* Per-item metadata, one thread per item: its cluster (item_off[j] <= item < item_off[j+1])
+/* Per-item metadata, one thread per item: its cluster j (item_off[j] <= item < item_off[j+1]),
+ * stored as -1 - j when the item is j's only piece (the reduce then writes j's sums itself),
  * and its rows [r0, r1) (balanced split, every piece non-empty); items of more than `small`
  * rows are appended to large[] (*nlarge of them). */
 __global__ void __launch_bounds__(THREADS)
@@ -337,7 +571,7 @@ __global__ void __launch_bounds__(THREADS)
     const int64_t q = item - item_off[lo], np = item_off[lo + 1] - item_off[lo];
     const int64_t s0 = (int64_t)start[lo], cnt = (int64_t)(end[lo] - start[lo]);
     const int64_t r0 = s0 + q * cnt / np, r1 = s0 + (q + 1) * cnt / np;
-    icl[item] = (int32_t)lo;
+    icl[item] = np == 1 ? (int32_t)(-1 - lo) : (int32_t)lo;
     ir0[item] = r0;
     ir1[item] = r1;
     if (large && r1 - r0 > small) large[atomicAdd(nlarge, 1ull)] = item;
@@ -443,6 +677,23 @@ __device__ __forceinline__ void accum_rows(double (&acc)[Acc<T>::VEC], const T *
     }
 }
 
+/* Where an item's column sums (out) and weight sum (out_w, W only) go: a cluster's only piece
+ * (c = -1 - j) straight into its sums and count, any other piece into its partial row of
+ * d + W doubles, for the combine. */
+template <bool W>
+__device__ __forceinline__ void item_out(int32_t c, int64_t item, int d, double *partials, double *sums,
+                                         double *counts, double **out, double **out_w)
+{
+    if (c < 0) {
+        const int64_t j = -1 - (int64_t)c;
+        *out = sums + j * d;
+        *out_w = counts + j;
+    } else {
+        *out = partials + item * (int64_t)(d + (W ? 1 : 0));
+        *out_w = *out + d;
+    }
+}
+
 /* Persistent: each block takes items from the counter (counter[0]) until none is left: items
  * of the large list (its length is counter[1]) when there is one, else all items. W: rows
  * weighted by w; the item's weight sum goes to column d of its partial row (rows of
@@ -452,8 +703,9 @@ __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
     k_reduce(const T *__restrict__ x, int64_t ld, int d, int nvec, int C, int R,
              const IdxT *__restrict__ perm, const float *__restrict__ w,
              const int64_t *__restrict__ large, const int64_t *__restrict__ item_off, int64_t k,
-             const int64_t *__restrict__ ir0, const int64_t *__restrict__ ir1,
-             unsigned long long *__restrict__ counter, double *__restrict__ partials)
+             const int32_t *__restrict__ icl, const int64_t *__restrict__ ir0, const int64_t *__restrict__ ir1,
+             unsigned long long *__restrict__ counter, double *__restrict__ partials,
+             double *__restrict__ sums, double *__restrict__ counts)
 {
     constexpr int VEC = Acc<T>::VEC;
     __shared__ double red[THREADS * VEC]; /* [VEC][R][C] */
@@ -471,8 +723,8 @@ __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
         if (li >= total) break; /* uniform over the block */
         const int64_t item = large ? large[li] : li;
         const int64_t r0 = ir0[item], r1 = ir1[item];
-        const int64_t pd = d + (W ? 1 : 0);
-        double *out = partials + item * pd;
+        double *out, *out_w;
+        item_out<W>(icl[item], item, d, partials, sums, counts, &out, &out_w);
 
         for (int v0 = 0; v0 < nvec; v0 += C) {
             const int v = v0 + cc;
@@ -518,7 +770,7 @@ __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
                 if (tid < R && tid % (2 * s) == 0 && tid + s < R) red[tid] += red[tid + s];
                 __syncthreads();
             }
-            if (tid == 0) out[d] = red[0];
+            if (tid == 0) *out_w = red[0];
         }
         __syncthreads(); /* red and s_item reused by the next item */
     }
@@ -532,8 +784,9 @@ template <typename T, typename IdxT, bool ALIGNED, bool W>
 __global__ void __launch_bounds__(THREADS)
     k_reduce_small(const T *__restrict__ x, int64_t ld, int d, int nvec, const IdxT *__restrict__ perm,
                    const float *__restrict__ w, const int64_t *__restrict__ item_off, int64_t k,
-                   const int64_t *__restrict__ ir0, const int64_t *__restrict__ ir1, int64_t small,
-                   double *__restrict__ partials)
+                   const int32_t *__restrict__ icl, const int64_t *__restrict__ ir0,
+                   const int64_t *__restrict__ ir1, int64_t small, double *__restrict__ partials,
+                   double *__restrict__ sums, double *__restrict__ counts)
 {
     constexpr int VEC = Acc<T>::VEC;
     const int64_t total = item_off[k];
@@ -542,11 +795,11 @@ __global__ void __launch_bounds__(THREADS)
     const int rl = lane / CW, cl = lane - rl * CW;
     const bool active = rl < RL;
     const int64_t nw = (int64_t)gridDim.x * (THREADS / 32);
-    const int pd = d + (W ? 1 : 0);
     for (int64_t item = ((int64_t)blockIdx.x * THREADS + threadIdx.x) / 32; item < total; item += nw) {
         const int64_t r0 = ir0[item], r1 = ir1[item];
         if (r1 - r0 > small) continue; /* warp-uniform: the block path's */
-        double *out = partials + item * pd;
+        double *out, *out_w;
+        item_out<W>(icl[item], item, d, partials, sums, counts, &out, &out_w);
         for (int v0 = 0; v0 < nvec; v0 += CW) {
             const int v = v0 + cl;
             double acc[VEC];
@@ -576,7 +829,7 @@ __global__ void __launch_bounds__(THREADS)
                 const double o = __shfl_down_sync(0xffffffffu, ws, s);
                 if (lane % (2 * s) == 0) ws += o;
             }
-            if (lane == 0) out[d] = ws;
+            if (lane == 0) *out_w = ws;
         }
     }
 }
@@ -612,6 +865,7 @@ __global__ void __launch_bounds__(THREADS)
     if (b >= item_off[k]) return;
     const int col = (int)(w - b * ntiles) * 32 + lane;
     if (col >= ncols) return;
+    if (icl[b] < 0) return; /* the cluster's only piece: written by the reduce */
     const int64_t j = icl[b], a = item_off[j], np = item_off[j + 1] - a, q = b - a;
     if (q % GROUP) return;
     const int64_t e = q + GROUP < np ? q + GROUP : np;
@@ -637,11 +891,19 @@ __global__ void __launch_bounds__(THREADS)
     else if (np > GROUP) *dst = sum_rows(partials + col, a, a + np, ncols, GROUP);
 }
 
+/* The reduce's inputs and outputs, for the launch. */
+template <typename IdxT> struct ReduceArgs {
+    const IdxT *perm;
+    const float *w;
+    const int64_t *item_off, *ir0, *ir1, *large;
+    const int32_t *icl;
+    int64_t k;
+    unsigned long long *counter;
+    double *partials, *sums, *counts;
+};
+
 template <typename T, typename IdxT, bool ALIGNED, bool W>
-cudaError_t launch_reduce_t(const T *x, int64_t ld, int d, const Geo &g, const IdxT *perm,
-                            const float *w, const int64_t *item_off, int64_t k, const int64_t *ir0,
-                            const int64_t *ir1, const int64_t *large, unsigned long long *counter,
-                            double *partials, cudaStream_t s)
+cudaError_t launch_reduce_t(const T *x, int64_t ld, int d, const Geo &g, const ReduceArgs<IdxT> &a, cudaStream_t s)
 {
     int dev = 0, sms = 0, per_sm = 0, per_sm_small = 0;
     cudaError_t e;
@@ -653,34 +915,33 @@ cudaError_t launch_reduce_t(const T *x, int64_t ld, int d, const Geo &g, const I
     if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm_small, k_reduce_small<T, IdxT, ALIGNED, W>,
                                                            THREADS, 0)) != cudaSuccess)
         return e;
-    if (large) { /* small items: one warp each, as many warps as fit (not more than items) */
+    if (a.large) { /* small items: one warp each, as many warps as fit (not more than items) */
         int64_t gs = (int64_t)sms * (per_sm_small > 0 ? per_sm_small : 1);
         const int64_t gs_need = (g.max_items + THREADS / 32 - 1) / (THREADS / 32);
         if (gs > gs_need) gs = gs_need;
-        k_reduce_small<T, IdxT, ALIGNED, W><<<(unsigned)gs, THREADS, 0, s>>>(x, ld, d, g.nvec, perm, w, item_off,
-                                                                             k, ir0, ir1, small_rows(), partials);
+        k_reduce_small<T, IdxT, ALIGNED, W><<<(unsigned)gs, THREADS, 0, s>>>(
+            x, ld, d, g.nvec, a.perm, a.w, a.item_off, a.k, a.icl, a.ir0, a.ir1, small_rows(), a.partials,
+            a.sums, a.counts);
         if ((e = cudaGetLastError()) != cudaSuccess) return e;
     }
     int64_t grid = (int64_t)sms * (per_sm > 0 ? per_sm : 1);
     if (grid > g.max_items) grid = g.max_items;
     k_reduce<T, IdxT, ALIGNED, W><<<(unsigned)grid, THREADS, 0, s>>>(
-        x, ld, d, g.nvec, g.C, g.R, perm, w, large, item_off, k, ir0, ir1, counter, partials);
+        x, ld, d, g.nvec, g.C, g.R, a.perm, a.w, a.large, a.item_off, a.k, a.icl, a.ir0, a.ir1, a.counter,
+        a.partials, a.sums, a.counts);
     return cudaGetLastError();
 }
 
 template <typename T, typename IdxT>
-cudaError_t launch_reduce(const void *x, int64_t ld, int d, const Geo &g, const IdxT *perm,
-                          const float *w, const int64_t *item_off, int64_t k, const int64_t *ir0,
-                          const int64_t *ir1, const int64_t *large, unsigned long long *counter,
-                          double *partials, cudaStream_t s)
+cudaError_t launch_reduce(const void *x, int64_t ld, int d, const Geo &g, const ReduceArgs<IdxT> &a, cudaStream_t s)
 {
     const T *xt = static_cast<const T *>(x);
     const bool al = ((uintptr_t)x % 16 == 0) && (ld % g.vec == 0);
-    if (w)
-        return al ? launch_reduce_t<T, IdxT, true, true>(xt, ld, d, g, perm, w, item_off, k, ir0, ir1, large, counter, partials, s)
-                  : launch_reduce_t<T, IdxT, false, true>(xt, ld, d, g, perm, w, item_off, k, ir0, ir1, large, counter, partials, s);
-    return al ? launch_reduce_t<T, IdxT, true, false>(xt, ld, d, g, perm, w, item_off, k, ir0, ir1, large, counter, partials, s)
-              : launch_reduce_t<T, IdxT, false, false>(xt, ld, d, g, perm, w, item_off, k, ir0, ir1, large, counter, partials, s);
+    if (a.w)
+        return al ? launch_reduce_t<T, IdxT, true, true>(xt, ld, d, g, a, s)
+                  : launch_reduce_t<T, IdxT, false, true>(xt, ld, d, g, a, s);
+    return al ? launch_reduce_t<T, IdxT, true, false>(xt, ld, d, g, a, s)
+              : launch_reduce_t<T, IdxT, false, false>(xt, ld, d, g, a, s);
 }
 
 inline unsigned blocks_for(int64_t threads) { return (unsigned)((threads + THREADS - 1) / THREADS); }
@@ -713,33 +974,41 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
     double *sums = stats, *counts = stats + k * (int64_t)d, *inertia = counts + k;
     const unsigned ntiles = (unsigned)L.ntiles;
 
-    /* row ids and inertia partials, then the CUB radix sort of (label, row id) on the label's
-     * ⌈log2 k⌉ low bits (k = 1: nothing to sort, the row ids are the permutation) */
-    IdxT *vals = (IdxT *)(base + L.vals);
-    uint32_t *keys_out = (uint32_t *)(base + L.keys);
-    const int bits = sort_bits(k);
-    k_iota<IdxT><<<ntiles, THREADS, 0, s>>>(bits > 0 ? vals : perm, min_dist, w, n, ipart);
-    FKM_K_LAUNCHED();
-    const uint32_t *keys = (const uint32_t *)labels;
-    if (bits > 0) {
+    /* perm: every cluster's rows contiguous and ascending, and the inertia partials, by the
+     * counting sort (hist, scan, scatter) or by iota and the CUB radix sort of (label, row id)
+     * on the label's ⌈log2 k⌉ low bits; then the segment bounds */
+    if (sweep_sort(k)) {
+        IdxT *hist = (IdxT *)(base + L.hist), *totals = hist + L.ntiles * k;
+        k_count<IdxT><<<ntiles, THREADS, (size_t)k * sizeof(uint32_t), s>>>(labels, min_dist, w, n, k, hist, ipart);
+        FKM_K_LAUNCHED();
+        k_colscan<IdxT><<<(unsigned)((k + 31) / 32), 1024, 0, s>>>(hist, L.ntiles, k, totals);
+        FKM_K_LAUNCHED();
+        const size_t smem = sweep_smem<IdxT>(k);
+        FKM_K_TRY(cudaFuncSetAttribute(k_sweep<IdxT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        k_sweep<IdxT><<<ntiles, THREADS, smem, s>>>(labels, n, k, sort_bits(k), hist, totals, perm, start, end);
+        FKM_K_LAUNCHED();
+    } else {
+        IdxT *vals = (IdxT *)(base + L.vals);
+        uint32_t *keys = (uint32_t *)(base + L.keys);
+        const int bits = sort_bits(k);
+        k_iota<IdxT><<<ntiles, THREADS, 0, s>>>(vals, min_dist, w, n, ipart);
+        FKM_K_LAUNCHED();
         size_t tb = L.temp_bytes;
         if (sizeof(IdxT) == 4)
-            FKM_K_TRY(cub::DeviceRadixSort::SortPairs(temp, tb, (const uint32_t *)labels, keys_out,
+            FKM_K_TRY(cub::DeviceRadixSort::SortPairs(temp, tb, (const uint32_t *)labels, keys,
                                                       (const IdxT *)vals, perm, (uint32_t)n, 0,
                                                       bits, s));
         else
-            FKM_K_TRY(cub::DeviceRadixSort::SortPairs(temp, tb, (const uint32_t *)labels, keys_out,
+            FKM_K_TRY(cub::DeviceRadixSort::SortPairs(temp, tb, (const uint32_t *)labels, keys,
                                                       (const IdxT *)vals, perm, (int64_t)n, 0,
                                                       bits, s));
-        keys = keys_out;
+        FKM_K_TRY(cudaMemsetAsync(start, 0xFF, (size_t)k * sizeof(uint64_t), s));
+        FKM_K_TRY(cudaMemsetAsync(end, 0, (size_t)k * sizeof(uint64_t), s));
+        const int64_t gb = (n + 4 * THREADS - 1) / (4 * THREADS);
+        k_bounds<<<(unsigned)(gb < BOUNDS_BLOCKS ? gb : BOUNDS_BLOCKS), THREADS, 0, s>>>(
+            keys, n, k, (uintptr_t)keys % 16 == 0, start, end);
+        FKM_K_LAUNCHED();
     }
-    /* segment bounds */
-    FKM_K_TRY(cudaMemsetAsync(start, 0xFF, (size_t)k * sizeof(uint64_t), s));
-    FKM_K_TRY(cudaMemsetAsync(end, 0, (size_t)k * sizeof(uint64_t), s));
-    const int64_t gb = (n + 4 * THREADS - 1) / (4 * THREADS);
-    k_bounds<<<(unsigned)(gb < BOUNDS_BLOCKS ? gb : BOUNDS_BLOCKS), THREADS, 0, s>>>(
-        keys, n, k, (uintptr_t)keys % 16 == 0, start, end);
-    FKM_K_LAUNCHED();
 
     /* plan, scan, items */
     FKM_K_TRY(cudaMemsetAsync(counter, 0, 2 * sizeof(unsigned long long), s));
@@ -755,14 +1024,11 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
                                                          ir0, ir1, small_rows(), large, counter + 1);
     FKM_K_LAUNCHED();
     /* reduce */
+    const ReduceArgs<IdxT> ra = {perm, w, item_off, ir0, ir1, large, icl, k, counter, partials, sums, counts};
     cudaError_t e;
-    if (mode == FKM_K_F16)
-        e = launch_reduce<__half, IdxT>(x, ld, d, g, perm, w, item_off, k, ir0, ir1, large, counter, partials, s);
-    else if (mode == FKM_K_BF16)
-        e = launch_reduce<__nv_bfloat16, IdxT>(x, ld, d, g, perm, w, item_off, k, ir0, ir1, large,
-                                               counter, partials, s);
-    else
-        e = launch_reduce<float, IdxT>(x, ld, d, g, perm, w, item_off, k, ir0, ir1, large, counter, partials, s);
+    if (mode == FKM_K_F16) e = launch_reduce<__half, IdxT>(x, ld, d, g, ra, s);
+    else if (mode == FKM_K_BF16) e = launch_reduce<__nv_bfloat16, IdxT>(x, ld, d, g, ra, s);
+    else e = launch_reduce<float, IdxT>(x, ld, d, g, ra, s);
     FKM_K_TRY(e);
     /* combine (weighted: one more column, the weight sums, which become the counts) */
     const int ncols = d + (w ? 1 : 0), ntc = (ncols + 31) / 32;

@@ -203,7 +203,7 @@ static void check_update(fkm_kmode m, int64_t n, int d, int ld, int64_t k, int d
 static void test_update(int small)
 {
     std::vector<fkm_kmode> modes = {FKM_K_F16, FKM_K_BF16, FKM_K_EXACT};
-    std::vector<int64_t> Ns = {0, 1, 1000, 100003};
+    std::vector<int64_t> Ns = {0, 1, 1000, 100003, 3000017}; /* the last (733 tiles: look-back chains) at d = 1 only */
     std::vector<int> Ds = {1, 3, 130, 1024};
     if (small == 1) {
         Ns = {0, 1, 1000, 5003};
@@ -216,6 +216,7 @@ static void test_update(int small)
     for (fkm_kmode m : modes)
         for (int64_t n : Ns)
             for (int d : Ds) {
+                if (n > 1000000 && d != 1) continue;
                 int ld = ld_of(m, d);
                 Stored rows;
                 make_rows(m, n, d, ld, &rows);
@@ -233,7 +234,11 @@ static void test_update(int small)
                 if (n > 1 && n <= 1000) Ks.push_back(n); /* K = N */
                 if (n >= 5000 && d <= 3) Ks.push_back(n);  /* K = N, many tiny clusters, 17-bit sort */
                 if (n >= 5000 && d == 3) Ks.push_back(4096); /* 12 bits */
-                if (n >= 5000 && d == 1) Ks.push_back(4097); /* 13 bits */
+                if (n >= 5000 && d == 1) { /* 13 bits; the one-sweep sort's largest k, the radix sort's smallest */
+                    Ks.push_back(4097);
+                    Ks.push_back(2048);
+                    Ks.push_back(2049);
+                }
                 std::sort(Ks.begin(), Ks.end());
                 Ks.erase(std::unique(Ks.begin(), Ks.end()), Ks.end());
                 /* weights in [0, 4) on a grid of 1/64, a fifth of them exactly 0 */
