@@ -234,7 +234,7 @@ static void test_update(int small)
                 if (n > 1 && n <= 1000) Ks.push_back(n); /* K = N */
                 if (n >= 5000 && d <= 3) Ks.push_back(n);  /* K = N, many tiny clusters, 17-bit sort */
                 if (n >= 5000 && d == 3) Ks.push_back(4096); /* 12 bits */
-                if (n >= 5000 && d == 1) { /* 13 bits; the one-sweep sort's largest k, the radix sort's smallest */
+                if (n >= 5000 && d == 1) { /* 13 bits; the counting sort's largest k, the radix sort's smallest */
                     Ks.push_back(4097);
                     Ks.push_back(2048);
                     Ks.push_back(2049);
