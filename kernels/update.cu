@@ -346,8 +346,8 @@ __global__ void __launch_bounds__(1024)
     }
 }
 
-/* Exclusive prefix of in[0, m) into out[0, m) (may alias), m <= 8 · THREADS, by every thread of
- * the block: each thread a run of consecutive entries, then a scan of the run sums. */
+/* Exclusive prefix of in[0, m) into out[0, m) (may alias), by every thread of the block: each
+ * thread a run of ⌈m / THREADS⌉ consecutive entries, then a scan of the run sums. */
 template <typename V>
 __device__ __forceinline__ void block_exclusive_scan(const V *in, V *out, int m, V *warp_sums)
 {
@@ -377,6 +377,8 @@ __device__ __forceinline__ void block_exclusive_scan(const V *in, V *out, int m,
 
 constexpr int SWEEP_WARPS = THREADS / 32;
 constexpr int SWEEP_WARP_ROWS = TILE / SWEEP_WARPS; /* 512 consecutive rows per warp */
+static_assert(SWEEP_KMAX <= 65536 && SWEEP_WARP_ROWS <= 65536 && TILE <= 65536,
+              "k_sweep keeps labels, ranks and tile rows in 16 bits");
 
 /* Shared memory of k_sweep for k clusters. */
 template <typename IdxT> size_t sweep_smem(int64_t k)
