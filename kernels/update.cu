@@ -10,6 +10,7 @@
  *                       inertia partial
  *              colscan  per cluster, the exclusive prefix of its counts over the tiles and
  *                       its total
+ *              segstart (one block) the clusters' segment starts: the prefix of the totals
  *              sweep    per tile, the rows ranked by label in shared memory (ballots, fixed
  *                       order) and written out in that order: each cluster's rows of the tile
  *                       land contiguously at its segment start + its rows in earlier tiles
@@ -62,7 +63,7 @@
  * one dependent load per tile), and __match_any_sync instead of the ballots (116 against 81).
  *
  * Workspace (fkm_k_update_workspace): perm (n row ids: 32-bit when n < 2^32); for k <= 2048
- * the tile × cluster counts (⌈n/4096⌉ × k + k row ids), else vals (n row ids) and sorted keys
+ * the tile × cluster counts (⌈n/4096⌉ × k + 2k row ids: the totals and segment starts), else vals (n row ids) and sorted keys
  * (n); CUB's temporary storage (radix sort, scan of the pieces), O(k) bounds and offsets,
  * per-item metadata,
  * ⌈n/4096⌉ inertia partials, and the piece partials: at most (⌈n/P⌉ + min(n, k)) × d
@@ -187,8 +188,9 @@ template <typename IdxT> cudaError_t layout(int64_t n, int64_t k, int d, Layout 
     size_t sb = 0, cb = 0;
     const bool cs = sweep_sort(k);
     L->ntiles = (n + TILE - 1) / TILE;
-    /* one-sweep: every tile's count of every cluster (tile-major), then the k cluster totals */
-    const int64_t nhist = cs ? L->ntiles * k + k : 0;
+    /* counting sort: every tile's count of every cluster (tile-major), the k cluster totals,
+     * the k segment starts */
+    const int64_t nhist = cs ? L->ntiles * k + 2 * k : 0;
     cudaError_t e = cudaSuccess;
     if (!cs) {
         const int bits = sort_bits(k);
@@ -245,17 +247,48 @@ __device__ __forceinline__ void block_tree_sum(double *sh)
     }
 }
 
+/* A tile's rows, 4 consecutive per thread and step: step i of thread t holds rows
+ * tile·TILE + i·4·THREADS + 4t + {0..3}, so every step is one coalesced 16-byte load per
+ * thread where the array is 16-byte aligned (in range), scalar loads otherwise: same values,
+ * same order. */
+constexpr int TVEC = 4, TILE_STEPS = TILE_ITEMS / TVEC;
+__device__ __forceinline__ int64_t tile_row(int64_t tile, int i)
+{
+    return tile * TILE + (int64_t)i * (TVEC * THREADS) + (int64_t)threadIdx.x * TVEC;
+}
+template <typename T> /* 4-byte T; rows past n get `fill` */
+__device__ __forceinline__ void load_row4(const T *__restrict__ p, int64_t r, int64_t n, bool vec, T fill,
+                                          bool stream, T *v)
+{
+    static_assert(sizeof(T) == 4, "load_row4 reads 4-byte elements");
+    if (vec && r + TVEC <= n) {
+        const int4 *q = reinterpret_cast<const int4 *>(p + r);
+        const int4 t = stream ? __ldcs(q) : __ldg(q);
+        memcpy(v, &t, sizeof t);
+    } else {
+#pragma unroll
+        for (int e = 0; e < TVEC; e++) v[e] = r + e < n ? p[r + e] : fill;
+    }
+}
+inline bool aligned16(const void *p) { return (uintptr_t)p % 16 == 0; }
+
 /* fp64 sum of min_dist (times the row's weight when w is given) over one tile, in a fixed
- * order (each thread its 16 consecutive rows, then a tree). Every thread must call it. */
+ * order (each thread its rows of tile_row in step order, then a tree). Every thread must call
+ * it. min_dist is read streaming (evict first): nothing later reads it, and the labels the
+ * sweep reads again should stay in L2 instead. */
 __device__ __forceinline__ double tile_inertia(const float *__restrict__ min_dist,
                                                const float *__restrict__ w, int64_t n,
-                                               int64_t tile, double *sh)
+                                               int64_t tile, bool vmd, bool vw, double *sh)
 {
-    const int64_t r0 = tile * TILE + (int64_t)threadIdx.x * TILE_ITEMS;
+    float md[TILE_ITEMS], wt[TILE_ITEMS];
+#pragma unroll
+    for (int i = 0; i < TILE_STEPS; i++) {
+        load_row4(min_dist, tile_row(tile, i), n, vmd, 0.0f, true, md + i * TVEC);
+        if (w) load_row4(w, tile_row(tile, i), n, vw, 0.0f, true, wt + i * TVEC);
+    }
     double s = 0.0;
 #pragma unroll
-    for (int i = 0; i < TILE_ITEMS; i++)
-        if (r0 + i < n) s += w ? (double)w[r0 + i] * (double)min_dist[r0 + i] : (double)min_dist[r0 + i];
+    for (int i = 0; i < TILE_ITEMS; i++) s += w ? (double)wt[i] * (double)md[i] : (double)md[i];
     sh[threadIdx.x] = s;
     block_tree_sum(sh);
     return sh[0];
@@ -265,7 +298,7 @@ __device__ __forceinline__ double tile_inertia(const float *__restrict__ min_dis
 template <typename IdxT>
 __global__ void __launch_bounds__(THREADS)
     k_iota(IdxT *__restrict__ vals, const float *__restrict__ min_dist, const float *__restrict__ w,
-           int64_t n, double *__restrict__ ipart)
+           int64_t n, bool vmd, bool vw, double *__restrict__ ipart)
 {
     __shared__ double sh[THREADS];
     const int64_t tile = blockIdx.x;
@@ -274,50 +307,55 @@ __global__ void __launch_bounds__(THREADS)
         const int64_t r = tile * TILE + i * THREADS + threadIdx.x;
         if (r < n) vals[r] = (IdxT)r;
     }
-    const double in = tile_inertia(min_dist, w, n, tile, sh);
+    const double in = tile_inertia(min_dist, w, n, tile, vmd, vw, sh);
     if (threadIdx.x == 0) ipart[tile] = in;
 }
 
 /* Counting sort, pass 1 (one block per tile of TILE rows): the tile's count of every cluster
  * (shared-memory atomics: integers, exact) into its row of hist (tile-major), and the tile's
- * inertia partial as k_iota's. */
+ * inertia partial as k_iota's. Labels and distances in 16-byte loads, all issued before the
+ * first is used (ncu, 8M × 1024, H200: 4-byte loads, 16 consecutive rows per thread for the
+ * distances, took 40.6 us for 67 MB). */
 template <typename IdxT>
 __global__ void __launch_bounds__(THREADS)
     k_count(const int32_t *__restrict__ labels, const float *__restrict__ min_dist,
-            const float *__restrict__ w, int64_t n, int64_t k, IdxT *__restrict__ hist,
-            double *__restrict__ ipart)
+            const float *__restrict__ w, int64_t n, int64_t k, bool vlab, bool vmd, bool vw,
+            IdxT *__restrict__ hist, double *__restrict__ ipart)
 {
     extern __shared__ uint32_t count_smem[]; /* k counts */
     __shared__ double sh[THREADS];
     const int64_t tile = blockIdx.x;
+    int32_t lab[TILE_ITEMS];
+#pragma unroll
+    for (int i = 0; i < TILE_STEPS; i++) load_row4(labels, tile_row(tile, i), n, vlab, -1, false, lab + i * TVEC);
     for (int64_t j = threadIdx.x; j < k; j += THREADS) count_smem[j] = 0;
     __syncthreads();
 #pragma unroll
-    for (int i = 0; i < TILE_ITEMS; i++) {
-        const int64_t r = tile * TILE + i * THREADS + threadIdx.x;
-        if (r < n) {
-            const uint32_t l = (uint32_t)labels[r]; /* a label outside [0, k) is not counted */
-            if (l < (uint64_t)k) atomicAdd(&count_smem[l], 1u);
-        }
+    for (int i = 0; i < TILE_ITEMS; i++) { /* past n: -1; a label outside [0, k) is not counted */
+        const uint32_t l = (uint32_t)lab[i];
+        if (l < (uint64_t)k) atomicAdd(&count_smem[l], 1u);
     }
-    const double in = tile_inertia(min_dist, w, n, tile, sh); /* its first barrier orders the atomics */
+    const double in = tile_inertia(min_dist, w, n, tile, vmd, vw, sh); /* its first barrier orders the atomics */
     for (int64_t j = threadIdx.x; j < k; j += THREADS) hist[tile * k + j] = (IdxT)count_smem[j];
     if (threadIdx.x == 0) ipart[tile] = in;
 }
 
 /* Counting sort, pass 2: per cluster, the exclusive prefix of its tile counts over the tiles
  * (in place: hist[t·k + j] becomes the number of j's rows in tiles before t) and its total
- * (totals[j]). A block of 32 warps takes 32 clusters (one per lane: coalesced rows of hist);
- * warp v their tiles [v·per, (v+1)·per). */
+ * (totals[j]). A block takes CS_CL clusters and cuts the tiles into CS_ST consecutive streams,
+ * one thread per (stream, cluster): a warp reads 4 tiles × 8 clusters (32-byte pieces of hist
+ * rows); the streams' sums are scanned per cluster in shared memory between the two passes.
+ * (32 clusters × 32 warps per block gave 32 blocks at k = 1024: 16.2 us for 8 MB, ncu, H200.) */
+constexpr int CS_CL = 8, CS_ST = 1024 / CS_CL;
 template <typename IdxT>
 __global__ void __launch_bounds__(1024)
     k_colscan(IdxT *__restrict__ hist, int64_t ntiles, int64_t k, IdxT *__restrict__ totals)
 {
-    __shared__ IdxT ws[32][33];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t j = (int64_t)blockIdx.x * 32 + lane;
-    const int64_t per = (ntiles + 31) / 32, t0 = warp * per, t1 = t0 + per < ntiles ? t0 + per : ntiles;
-    constexpr int U = sizeof(IdxT) == 4 ? 16 : 8; /* loads in flight (64-bit: 8, in 64 registers) */
+    __shared__ IdxT ws[CS_CL][CS_ST + 1];
+    const int cl = threadIdx.x % CS_CL, q = threadIdx.x / CS_CL;
+    const int64_t j = (int64_t)blockIdx.x * CS_CL + cl;
+    const int64_t per = (ntiles + CS_ST - 1) / CS_ST, t0 = q * per, t1 = t0 + per < ntiles ? t0 + per : ntiles;
+    constexpr int U = 8; /* loads in flight (16 spilled at 64 registers) */
     IdxT sum = 0;
     if (j < k)
         for (int64_t t = t0; t < t1; t += U) {
@@ -327,12 +365,29 @@ __global__ void __launch_bounds__(1024)
 #pragma unroll
             for (int u = 0; u < U; u++) sum += v[u];
         }
-    ws[warp][lane] = sum;
+    ws[cl][q] = sum;
     __syncthreads();
-    IdxT pre = 0;
-    for (int v = 0; v < warp; v++) pre += ws[v][lane];
+    if (threadIdx.x < 32 * CS_CL) { /* warp c scans cluster c's streams, 4 consecutive per lane */
+        const int c = threadIdx.x >> 5, lane = threadIdx.x & 31;
+        constexpr int E = CS_ST / 32;
+        IdxT e[E], run = 0;
+#pragma unroll
+        for (int i = 0; i < E; i++) { e[i] = ws[c][lane * E + i]; run += e[i]; }
+        IdxT x = run;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const IdxT y = __shfl_up_sync(0xFFFFFFFFu, x, o);
+            if (lane >= o) x += y;
+        }
+        const int64_t jc = (int64_t)blockIdx.x * CS_CL + c;
+        if (lane == 31 && jc < k) totals[jc] = x;
+        run = x - run;
+#pragma unroll
+        for (int i = 0; i < E; i++) { ws[c][lane * E + i] = run; run += e[i]; }
+    }
+    __syncthreads();
+    IdxT pre = ws[cl][q];
     if (j >= k) return;
-    if (warp == 31) totals[j] = pre + sum;
     for (int64_t t = t0; t < t1; t += U) {
         IdxT v[U];
 #pragma unroll
@@ -375,6 +430,21 @@ __device__ __forceinline__ void block_exclusive_scan(const V *in, V *out, int m,
     __syncthreads();
 }
 
+/* Counting sort, between passes 2 and 3 (one block): the clusters' segment starts, the
+ * exclusive prefix of the totals over clusters (base), and the segment bounds. */
+template <typename IdxT>
+__global__ void __launch_bounds__(THREADS)
+    k_segstart(const IdxT *__restrict__ totals, int64_t k, IdxT *__restrict__ base,
+               unsigned long long *__restrict__ start, unsigned long long *__restrict__ end)
+{
+    __shared__ IdxT ws[THREADS / 32];
+    block_exclusive_scan<IdxT>(totals, base, (int)k, ws); /* ends in a barrier: base is visible */
+    for (int64_t j = threadIdx.x; j < k; j += THREADS) {
+        start[j] = (unsigned long long)base[j];
+        end[j] = (unsigned long long)(base[j] + totals[j]);
+    }
+}
+
 constexpr int SWEEP_WARPS = THREADS / 32;
 constexpr int SWEEP_WARP_ROWS = TILE / SWEEP_WARPS; /* 512 consecutive rows per warp */
 static_assert(SWEEP_KMAX <= 65536 && SWEEP_WARP_ROWS <= 65536 && TILE <= 65536,
@@ -390,20 +460,20 @@ template <typename IdxT> size_t sweep_smem(int64_t k)
 /* Counting sort, pass 3 (one block per tile of TILE rows):
  *   rank     warp w owns rows [512 w, 512 w + 512) of the tile, 32 at a time: a row's rank is
  *            its warp's count of its label so far plus the earlier lanes with that label (one
- *            ballot per label bit: with __match_any_sync the sweep took 116 us instead of 81 at
- *            N = 8M, K = 1024 on an H200); the highest such lane advances the count
+ *            ballot per label bit, BITS of them, known at compile time; with __match_any_sync
+ *            the sweep took 116 us instead of 81 at N = 8M, K = 1024 on an H200, and a run-time
+ *            bit count doubled the loop's instructions); the highest such lane advances the count
  *   offsets  per cluster: the warps' counts scanned (in place), the tile's count, its
  *            exclusive prefix over clusters (the cluster's first slot in the sorted tile), and
- *            the cluster's first row in perm: the prefix of the totals over clusters plus its
- *            rows in earlier tiles (pass 2)
+ *            the cluster's first row in perm, its segment start (k_segstart) plus its rows in
+ *            earlier tiles (pass 2), loaded while the labels are in flight
  *   stage    the rows in sorted order in shared memory, then written out: consecutive slots
  *            of one cluster go to consecutive positions of perm
- * Stable: a cluster's rows come out in row order. Tile 0 also writes the segment bounds. */
-template <typename IdxT>
+ * Stable: a cluster's rows come out in row order. */
+template <typename IdxT, int BITS>
 __global__ void __launch_bounds__(THREADS, 4)
-    k_sweep(const int32_t *__restrict__ labels, int64_t n, int64_t k, int bits, const IdxT *__restrict__ before,
-            const IdxT *__restrict__ totals, IdxT *__restrict__ perm, unsigned long long *__restrict__ start,
-            unsigned long long *__restrict__ end)
+    k_sweep(const int32_t *__restrict__ labels, int64_t n, int64_t k, const IdxT *__restrict__ before,
+            const IdxT *__restrict__ base, IdxT *__restrict__ perm)
 {
     extern __shared__ __align__(16) unsigned char sweep_smem_raw[];
     IdxT *gpos = reinterpret_cast<IdxT *>(sweep_smem_raw);                   /* k */
@@ -412,14 +482,11 @@ __global__ void __launch_bounds__(THREADS, 4)
     uint16_t *whist = reinterpret_cast<uint16_t *>(tstart + k);              /* SWEEP_WARPS × k */
     uint16_t *srow = whist + SWEEP_WARPS * k;                                /* TILE */
     uint16_t *slab = srow + TILE;                                            /* TILE */
-    __shared__ unsigned long long s_wsum[SWEEP_WARPS];
+    __shared__ uint32_t s_wsum[SWEEP_WARPS];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int64_t tile = blockIdx.x;
-    for (int64_t j = tid; j < SWEEP_WARPS * k; j += THREADS) whist[j] = 0;
-    __syncthreads();
     const int64_t r0 = tile * TILE + warp * SWEEP_WARP_ROWS;
 
-    /* rank */
     constexpr int P = SWEEP_WARP_ROWS / 32;
     uint32_t lab[P]; /* the label, then label | rank << 16 (labels < 2^11, ranks < 2^9) */
 #pragma unroll
@@ -428,13 +495,19 @@ __global__ void __launch_bounds__(THREADS, 4)
         const uint32_t l = r < n ? (uint32_t)labels[r] : 0xFFFFFFFFu;
         lab[p] = l < (uint64_t)k ? l : 0xFFFFFFFFu;
     }
+    for (int64_t j = tid; j < SWEEP_WARPS * k; j += THREADS) whist[j] = 0;
+    for (int64_t j = tid; j < k; j += THREADS) gpos[j] = base[j] + before[tile * k + j];
+    __syncthreads();
+
+    /* rank */
     const unsigned below = (1u << lane) - 1u;
     uint16_t *wh = whist + warp * k;
 #pragma unroll
     for (int p = 0; p < P; p++) {
         const bool ok = lab[p] != 0xFFFFFFFFu;
         unsigned peers = __ballot_sync(0xFFFFFFFFu, ok); /* the lanes with my label: one ballot per bit */
-        for (int b = 0; b < bits; b++) {
+#pragma unroll
+        for (int b = 0; b < BITS; b++) {
             const bool set = (lab[p] >> b) & 1u;
             const unsigned v = __ballot_sync(0xFFFFFFFFu, set);
             peers &= set ? v : ~v;
@@ -459,19 +532,7 @@ __global__ void __launch_bounds__(THREADS, 4)
         tcount[j] = sum;
     }
     __syncthreads();
-    block_exclusive_scan<uint32_t>(tcount, tstart, (int)k, (uint32_t *)s_wsum);
-    for (int64_t j = tid; j < k; j += THREADS) gpos[j] = totals[j];
-    __syncthreads();
-    block_exclusive_scan<IdxT>(gpos, gpos, (int)k, (IdxT *)s_wsum); /* the clusters' segment starts */
-    for (int64_t j = tid; j < k; j += THREADS) {
-        if (tile == 0) {
-            start[j] = (unsigned long long)gpos[j];
-            end[j] = (unsigned long long)(gpos[j] + totals[j]);
-        }
-        gpos[j] += before[tile * k + j];
-    }
-
-    __syncthreads();
+    block_exclusive_scan<uint32_t>(tcount, tstart, (int)k, s_wsum); /* ends in a barrier */
 
     /* stage in sorted order, then write out */
 #pragma unroll
@@ -946,6 +1007,30 @@ cudaError_t launch_reduce(const void *x, int64_t ld, int d, const Geo &g, const 
               : launch_reduce_t<T, IdxT, false, false>(xt, ld, d, g, a, s);
 }
 
+/* k_sweep with the fewest ballots that cover the labels' bits (each instantiation costs
+ * compile time: four sizes). */
+template <typename IdxT, int BITS>
+cudaError_t launch_sweep_b(const int32_t *labels, int64_t n, int64_t k, const IdxT *before, const IdxT *segbase,
+                           IdxT *perm, unsigned ntiles, cudaStream_t s)
+{
+    const size_t smem = sweep_smem<IdxT>(k);
+    const cudaError_t e = cudaFuncSetAttribute(k_sweep<IdxT, BITS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess) return e;
+    k_sweep<IdxT, BITS><<<ntiles, THREADS, smem, s>>>(labels, n, k, before, segbase, perm);
+    return cudaGetLastError();
+}
+template <typename IdxT>
+cudaError_t launch_sweep(const int32_t *labels, int64_t n, int64_t k, const IdxT *before, const IdxT *segbase,
+                         IdxT *perm, unsigned ntiles, cudaStream_t s)
+{
+    static_assert(SWEEP_KMAX <= 2048, "k_sweep's widest instantiation takes 11 label bits");
+    const int bits = sort_bits(k);
+    if (bits <= 4) return launch_sweep_b<IdxT, 4>(labels, n, k, before, segbase, perm, ntiles, s);
+    if (bits <= 8) return launch_sweep_b<IdxT, 8>(labels, n, k, before, segbase, perm, ntiles, s);
+    if (bits <= 10) return launch_sweep_b<IdxT, 10>(labels, n, k, before, segbase, perm, ntiles, s);
+    return launch_sweep_b<IdxT, 11>(labels, n, k, before, segbase, perm, ntiles, s);
+}
+
 inline unsigned blocks_for(int64_t threads) { return (unsigned)((threads + THREADS - 1) / THREADS); }
 
 template <typename IdxT>
@@ -980,20 +1065,20 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
      * counting sort (hist, scan, scatter) or by iota and the CUB radix sort of (label, row id)
      * on the label's ⌈log2 k⌉ low bits; then the segment bounds */
     if (sweep_sort(k)) {
-        IdxT *hist = (IdxT *)(base + L.hist), *totals = hist + L.ntiles * k;
-        k_count<IdxT><<<ntiles, THREADS, (size_t)k * sizeof(uint32_t), s>>>(labels, min_dist, w, n, k, hist, ipart);
+        IdxT *hist = (IdxT *)(base + L.hist), *totals = hist + L.ntiles * k, *segbase = totals + k;
+        k_count<IdxT><<<ntiles, THREADS, (size_t)k * sizeof(uint32_t), s>>>(
+            labels, min_dist, w, n, k, aligned16(labels), aligned16(min_dist), aligned16(w), hist, ipart);
         FKM_K_LAUNCHED();
-        k_colscan<IdxT><<<(unsigned)((k + 31) / 32), 1024, 0, s>>>(hist, L.ntiles, k, totals);
+        k_colscan<IdxT><<<(unsigned)((k + CS_CL - 1) / CS_CL), 1024, 0, s>>>(hist, L.ntiles, k, totals);
         FKM_K_LAUNCHED();
-        const size_t smem = sweep_smem<IdxT>(k);
-        FKM_K_TRY(cudaFuncSetAttribute(k_sweep<IdxT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        k_sweep<IdxT><<<ntiles, THREADS, smem, s>>>(labels, n, k, sort_bits(k), hist, totals, perm, start, end);
+        k_segstart<IdxT><<<1, THREADS, 0, s>>>(totals, k, segbase, start, end);
         FKM_K_LAUNCHED();
+        FKM_K_TRY(launch_sweep<IdxT>(labels, n, k, hist, segbase, perm, ntiles, s));
     } else {
         IdxT *vals = (IdxT *)(base + L.vals);
         uint32_t *keys = (uint32_t *)(base + L.keys);
         const int bits = sort_bits(k);
-        k_iota<IdxT><<<ntiles, THREADS, 0, s>>>(vals, min_dist, w, n, ipart);
+        k_iota<IdxT><<<ntiles, THREADS, 0, s>>>(vals, min_dist, w, n, aligned16(min_dist), aligned16(w), ipart);
         FKM_K_LAUNCHED();
         size_t tb = L.temp_bytes;
         if (sizeof(IdxT) == 4)

@@ -121,7 +121,7 @@ static int64_t n_cases = 0;
 static void check_update(fkm_kmode m, int64_t n, int d, int ld, int64_t k, int dist,
                          const Stored &rows, const void *d_x, const float *d_md,
                          const std::vector<float> &md, const std::vector<float> *w = nullptr,
-                         const float *d_w = nullptr)
+                         const float *d_w = nullptr, int shift = 0)
 {
     std::vector<int32_t> lab;
     make_labels(dist, n, k, &lab);
@@ -148,16 +148,16 @@ static void check_update(fkm_kmode m, int64_t n, int d, int ld, int64_t k, int d
     void *d_ws = NULL;
     size_t wsb = fkm_k_update_workspace(n, k, d);
     CHECK(wsb != SIZE_MAX, "workspace query failed");
-    if (n) CK(cudaMalloc(&d_lab, (size_t)n * 4));
+    if (n) CK(cudaMalloc(&d_lab, (size_t)(n + shift) * 4));
     CK(cudaMalloc(&d_stats, (size_t)len * 8));
     if (wsb) CK(cudaMalloc(&d_ws, wsb));
-    if (n) CK(cudaMemcpy(d_lab, lab.data(), (size_t)n * 4, cudaMemcpyHostToDevice));
+    if (n) CK(cudaMemcpy(d_lab + shift, lab.data(), (size_t)n * 4, cudaMemcpyHostToDevice));
 
     std::vector<double> out[2];
     for (int rep = 0; rep < 2; rep++) {
         CK(cudaMemset(d_stats, 0xFF, (size_t)len * 8)); /* NaN in every double */
         if (wsb) CK(cudaMemset(d_ws, rep ? 0x5A : 0xA5, wsb));
-        CK(fkm_k_update(m, d_x, n, d, ld, d_lab, d_md, d_w, k, d_stats, d_ws, wsb, 0));
+        CK(fkm_k_update(m, d_x, n, d, ld, d_lab + (n ? shift : 0), d_md, d_w, k, d_stats, d_ws, wsb, 0));
         CK(cudaDeviceSynchronize());
         out[rep].resize((size_t)len);
         CK(cudaMemcpy(out[rep].data(), d_stats, (size_t)len * 8, cudaMemcpyDeviceToHost));
@@ -185,8 +185,9 @@ static void check_update(fkm_kmode m, int64_t n, int d, int ld, int64_t k, int d
         }
     double gin = g[len - 1], ref_in = (double)rin;
     char what[160];
-    snprintf(what, sizeof what, "%s n=%lld k=%lld d=%d ld=%d labels=%s%s", mode_name(m),
-             (long long)n, (long long)k, d, ld, dist_name[dist], w ? " weighted" : "");
+    snprintf(what, sizeof what, "%s n=%lld k=%lld d=%d ld=%d labels=%s%s%s", mode_name(m),
+             (long long)n, (long long)k, d, ld, dist_name[dist], w ? " weighted" : "",
+             shift ? " (labels, distances, weights 4 bytes off 16-byte alignment)" : "");
     CHECK(bad_sum == 0, "%s: %d sums off", what, bad_sum);
     CHECK(bad_cnt == 0, "%s: %d counts off", what, bad_cnt);
     CHECK(fabs(gin - ref_in) <= 1e-12 * ref_in, "%s: inertia %.17g, ref %.17g", what, gin, ref_in);
@@ -257,6 +258,20 @@ static void test_update(int small)
                             check_update(FKM_K_TF32, n, d, ld, k, dist, rows, d_x, d_md, md);
                         if (n > 0 && dist != DIST_SPARSE)
                             check_update(m, n, d, ld, k, dist, rows, d_x, d_md, md, &w, d_w);
+                    }
+                /* labels, distances and weights off 16-byte alignment: the sort's scalar loads */
+                if (n >= 1000 && n < 1000000 && d == 3)
+                    for (int64_t k : {(int64_t)7, (int64_t)1000, (int64_t)4097}) {
+                        if (k > n) continue;
+                        float *d_md1 = NULL, *d_w1 = NULL;
+                        CK(cudaMalloc(&d_md1, (size_t)(n + 1) * 4));
+                        CK(cudaMalloc(&d_w1, (size_t)(n + 1) * 4));
+                        CK(cudaMemcpy(d_md1 + 1, md.data(), (size_t)n * 4, cudaMemcpyHostToDevice));
+                        CK(cudaMemcpy(d_w1 + 1, w.data(), (size_t)n * 4, cudaMemcpyHostToDevice));
+                        check_update(m, n, d, ld, k, DIST_SPARSE, rows, d_x, d_md1 + 1, md, nullptr, nullptr, 1);
+                        check_update(m, n, d, ld, k, DIST_SKEWED, rows, d_x, d_md1 + 1, md, &w, d_w1 + 1, 1);
+                        cudaFree(d_md1);
+                        cudaFree(d_w1);
                     }
                 cudaFree(d_w);
                 /* a leading dimension wider than the contract's minimum (still aligned),
