@@ -61,6 +61,9 @@
  * to perm (183 us for that pass alone: scattered stores), a decoupled look-back per cluster
  * instead of colscan (sweep 152 us against 116 with __match_any_sync ranks: the walk back is
  * one dependent load per tile), and __match_any_sync instead of the ballots (116 against 81).
+ * 2026-12-03: 16-byte loads in count, 128 colscan blocks, segstart, the ballot count at
+ * compile time: count 23 + colscan 10 + segstart 3 + sweep 77 us, the update 0.683 ms (ncu and
+ * bench_update A/B, H200; bench/NOTES.md, history 27).
  *
  * Workspace (fkm_k_update_workspace): perm (n row ids: 32-bit when n < 2^32); for k <= 2048
  * the tile × cluster counts (⌈n/4096⌉ × k + 2k row ids: the totals and segment starts), else vals (n row ids) and sorted keys
