@@ -343,6 +343,17 @@ __global__ void __launch_bounds__(THREADS)
     if (threadIdx.x == 0) ipart[tile] = in;
 }
 
+/* Inclusive prefix of x over the warp's lanes (all 32 must call it). */
+template <typename V> __device__ __forceinline__ V warp_inclusive_scan(V x, int lane)
+{
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const V y = __shfl_up_sync(0xFFFFFFFFu, x, o);
+        if (lane >= o) x += y;
+    }
+    return x;
+}
+
 /* Counting sort, pass 2: per cluster, the exclusive prefix of its tile counts over the tiles
  * (in place: hist[t·k + j] becomes the number of j's rows in tiles before t) and its total
  * (totals[j]). A block takes CS_CL clusters and cuts the tiles into CS_ST consecutive streams,
@@ -376,12 +387,7 @@ __global__ void __launch_bounds__(1024)
         IdxT e[E], run = 0;
 #pragma unroll
         for (int i = 0; i < E; i++) { e[i] = ws[c][lane * E + i]; run += e[i]; }
-        IdxT x = run;
-#pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-            const IdxT y = __shfl_up_sync(0xFFFFFFFFu, x, o);
-            if (lane >= o) x += y;
-        }
+        const IdxT x = warp_inclusive_scan(run, lane);
         const int64_t jc = (int64_t)blockIdx.x * CS_CL + c;
         if (lane == 31 && jc < k) totals[jc] = x;
         run = x - run;
@@ -414,12 +420,7 @@ __device__ __forceinline__ void block_exclusive_scan(const V *in, V *out, int m,
     V sum = 0;
     for (int i = 0; i < per; i++)
         if (b0 + i < m) sum += in[b0 + i];
-    V x = sum;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        const V y = __shfl_up_sync(0xFFFFFFFFu, x, o);
-        if (lane >= o) x += y;
-    }
+    const V x = warp_inclusive_scan(sum, lane);
     if (lane == 31) warp_sums[warp] = x;
     __syncthreads();
     V run = x - sum;
