@@ -454,7 +454,10 @@ constexpr int SWEEP_WARP_ROWS = TILE / SWEEP_WARPS; /* 512 consecutive rows per 
 static_assert(SWEEP_KMAX <= 65536 && SWEEP_WARP_ROWS <= 65536 && TILE <= 65536,
               "k_sweep keeps labels, ranks and tile rows in 16 bits");
 
-/* Shared memory of k_sweep for k clusters. */
+/* Shared memory of k_sweep for k clusters: whist (SWEEP_WARPS × k 16-bit counts, 16 bytes per
+ * cluster, first so that it is zeroed in 16-byte stores), gpos, tcount, tstart (k each), srow and
+ * slab (TILE each). */
+static_assert(SWEEP_WARPS * sizeof(uint16_t) == sizeof(uint4), "k_sweep zeroes whist as k uint4");
 template <typename IdxT> size_t sweep_smem(int64_t k)
 {
     return (size_t)k * (SWEEP_WARPS * sizeof(uint16_t) + 2 * sizeof(uint32_t) + sizeof(IdxT)) +
@@ -480,41 +483,51 @@ __global__ void __launch_bounds__(THREADS, 4)
             const IdxT *__restrict__ base, IdxT *__restrict__ perm)
 {
     extern __shared__ __align__(16) unsigned char sweep_smem_raw[];
-    IdxT *gpos = reinterpret_cast<IdxT *>(sweep_smem_raw);                   /* k */
-    uint32_t *tcount = reinterpret_cast<uint32_t *>(gpos + k);               /* k */
-    uint32_t *tstart = tcount + k;                                           /* k */
-    uint16_t *whist = reinterpret_cast<uint16_t *>(tstart + k);              /* SWEEP_WARPS × k */
-    uint16_t *srow = whist + SWEEP_WARPS * k;                                /* TILE */
-    uint16_t *slab = srow + TILE;                                            /* TILE */
+    uint16_t *whist = reinterpret_cast<uint16_t *>(sweep_smem_raw);           /* SWEEP_WARPS × k */
+    IdxT *gpos = reinterpret_cast<IdxT *>(whist + SWEEP_WARPS * k);           /* k */
+    uint32_t *tcount = reinterpret_cast<uint32_t *>(gpos + k);                /* k */
+    uint32_t *tstart = tcount + k;                                            /* k */
+    uint16_t *srow = reinterpret_cast<uint16_t *>(tstart + k);                /* TILE */
+    uint16_t *slab = srow + TILE;                                             /* TILE */
     __shared__ uint32_t s_wsum[SWEEP_WARPS];
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, kk = (int)k; /* k <= SWEEP_KMAX */
     const int64_t tile = blockIdx.x;
     const int64_t r0 = tile * TILE + warp * SWEEP_WARP_ROWS;
 
     constexpr int P = SWEEP_WARP_ROWS / 32;
     uint32_t lab[P]; /* the label, then label | rank << 16 (labels < 2^11, ranks < 2^9) */
+    const int32_t *lw = labels + r0 + lane;
+    if (r0 + SWEEP_WARP_ROWS <= n) { /* all the warp's rows (no row checks) */
 #pragma unroll
-    for (int p = 0; p < P; p++) { /* past n or outside [0, k): all ones, left out */
-        const int64_t r = r0 + p * 32 + lane;
-        const uint32_t l = r < n ? (uint32_t)labels[r] : 0xFFFFFFFFu;
-        lab[p] = l < (uint64_t)k ? l : 0xFFFFFFFFu;
+        for (int p = 0; p < P; p++) {
+            const uint32_t l = (uint32_t)lw[p * 32];
+            lab[p] = l < (uint32_t)kk ? l : 0xFFFFFFFFu;
+        }
+    } else { /* past n or outside [0, k): all ones, left out */
+#pragma unroll
+        for (int p = 0; p < P; p++) {
+            const uint32_t l = r0 + p * 32 + lane < n ? (uint32_t)lw[p * 32] : 0xFFFFFFFFu;
+            lab[p] = l < (uint32_t)kk ? l : 0xFFFFFFFFu;
+        }
     }
-    for (int64_t j = tid; j < SWEEP_WARPS * k; j += THREADS) whist[j] = 0;
-    for (int64_t j = tid; j < k; j += THREADS) gpos[j] = base[j] + before[tile * k + j];
+    const IdxT *bt = before + tile * k;
+    for (int j = tid; j < kk; j += THREADS) {
+        reinterpret_cast<uint4 *>(whist)[j] = make_uint4(0u, 0u, 0u, 0u);
+        gpos[j] = base[j] + bt[j];
+    }
     __syncthreads();
 
     /* rank */
     const unsigned below = (1u << lane) - 1u;
-    uint16_t *wh = whist + warp * k;
+    uint16_t *wh = whist + warp * kk;
 #pragma unroll
     for (int p = 0; p < P; p++) {
         const bool ok = lab[p] != 0xFFFFFFFFu;
         unsigned peers = __ballot_sync(0xFFFFFFFFu, ok); /* the lanes with my label: one ballot per bit */
 #pragma unroll
         for (int b = 0; b < BITS; b++) {
-            const bool set = (lab[p] >> b) & 1u;
-            const unsigned v = __ballot_sync(0xFFFFFFFFu, set);
-            peers &= set ? v : ~v;
+            const uint32_t bit = (lab[p] >> b) & 1u;
+            peers &= ~(__ballot_sync(0xFFFFFFFFu, bit) ^ (0u - bit)); /* the lanes whose bit b is mine */
         }
         const uint32_t c = ok ? wh[lab[p]] : 0u;
         __syncwarp(); /* every lane has read the count before the group's last lane moves it */
@@ -524,34 +537,35 @@ __global__ void __launch_bounds__(THREADS, 4)
     }
     __syncthreads();
 
-    /* offsets: warps' counts scanned in place, the tile's count per cluster, its prefix */
-    for (int64_t j = tid; j < k; j += THREADS) {
+    /* offsets: the warps' counts scanned in place and the tile's count per cluster (consecutive
+     * clusters in consecutive threads: no bank conflicts); the tile's prefix over clusters; gpos
+     * less that prefix, so that sorted slot e of cluster l goes to perm[gpos[l] + e]
+     * (base[l] + before[l] >= tstart[l], so never negative) */
+    for (int j = tid; j < kk; j += THREADS) {
         uint32_t sum = 0;
 #pragma unroll
         for (int v = 0; v < SWEEP_WARPS; v++) {
-            const uint32_t c = whist[v * k + j];
-            whist[v * k + j] = (uint16_t)sum;
+            const uint32_t c = whist[v * kk + j];
+            whist[v * kk + j] = (uint16_t)sum;
             sum += c;
         }
         tcount[j] = sum;
     }
     __syncthreads();
-    block_exclusive_scan<uint32_t>(tcount, tstart, (int)k, s_wsum); /* ends in a barrier */
+    block_exclusive_scan<uint32_t>(tcount, tstart, kk, s_wsum); /* ends in a barrier */
+    for (int j = tid; j < kk; j += THREADS) gpos[j] -= (IdxT)tstart[j];
 
     /* stage in sorted order, then write out */
 #pragma unroll
     for (int p = 0; p < P; p++)
         if (lab[p] != 0xFFFFFFFFu) {
-            const uint32_t l = lab[p] & 0xFFFFu, slot = tstart[l] + whist[warp * k + l] + (lab[p] >> 16);
+            const uint32_t l = lab[p] & 0xFFFFu, slot = tstart[l] + wh[l] + (lab[p] >> 16);
             srow[slot] = (uint16_t)(warp * SWEEP_WARP_ROWS + p * 32 + lane);
             slab[slot] = (uint16_t)l;
         }
     __syncthreads();
-    const uint32_t m = tstart[k - 1] + tcount[k - 1]; /* rows of the tile with a label in [0, k) */
-    for (uint32_t e = tid; e < m; e += THREADS) {
-        const uint32_t l = slab[e];
-        perm[gpos[l] + (IdxT)(e - tstart[l])] = (IdxT)(tile * TILE + srow[e]);
-    }
+    const uint32_t m = tstart[kk - 1] + tcount[kk - 1]; /* rows of the tile with a label in [0, k) */
+    for (uint32_t e = tid; e < m; e += THREADS) perm[gpos[slab[e]] + (IdxT)e] = (IdxT)(tile * TILE + srow[e]);
 }
 
 /* Segment bounds from the sorted keys, 4 consecutive keys per thread (one 16-byte load when
