@@ -293,6 +293,85 @@ static void test_update(int small)
             }
 }
 
+/* 16-bit rows of extreme stored values, one kind per column (c mod 6): the smallest
+ * subnormal, random subnormals, the largest finite value, +0 and -0, random finite bit
+ * patterns, random normal values; each with a random sign. A column of one kind has a
+ * reference tolerance of its own magnitude, so a wrong subnormal, sign or exponent in the
+ * reduce's conversion shows. Aligned rows (d = 8, 130) and per-element loads (ld one element
+ * wider); weighted too. */
+static void test_special_values(void)
+{
+    for (fkm_kmode m : {FKM_K_F16, FKM_K_BF16}) {
+        const uint16_t emask = m == FKM_K_F16 ? 0x7c00 : 0x7f80, mmask = m == FKM_K_F16 ? 0x03ff : 0x007f;
+        for (int d : {8, 130})
+            for (int extra : {0, 1}) {
+                const int64_t n = 5003;
+                const int ld = ld_of(m, d) + extra;
+                Stored rows;
+                rows.raw.assign((size_t)(n * ld) * 2, 0);
+                rows.val.resize((size_t)(n * d));
+                for (int64_t i = 0; i < n; i++)
+                    for (int c = 0; c < d; c++) {
+                        const uint16_t sign = (rnd64() & 1) ? 0x8000 : 0;
+                        uint16_t b = 0;
+                        switch (c % 6) {
+                        case 0: b = 1; break;
+                        case 1: b = (uint16_t)(rnd64() & mmask); break;
+                        case 2: b = (uint16_t)(emask - 1); break; /* all-ones mantissa below the top exponent */
+                        case 3: b = 0; break;
+                        case 4:
+                            do b = (uint16_t)(rnd64() & 0x7fff);
+                            while ((b & emask) == emask);
+                            break;
+                        default: {
+                            const float f = (float)ldexp(2.0 * rnd_unit() - 1.0, (int)(rnd64() % 13) - 6);
+                            if (m == FKM_K_F16) {
+                                const __half h = __float2half_rn(f);
+                                memcpy(&b, &h, 2);
+                            } else {
+                                const __nv_bfloat16 h = __float2bfloat16_rn(f);
+                                memcpy(&b, &h, 2);
+                            }
+                            b &= 0x7fff;
+                        }
+                        }
+                        b |= sign;
+                        const size_t at = (size_t)(i * ld + c);
+                        memcpy(&rows.raw[at * 2], &b, 2);
+                        double dv;
+                        if (m == FKM_K_F16) {
+                            __half h;
+                            memcpy(&h, &b, 2);
+                            dv = (double)__half2float(h);
+                        } else {
+                            __nv_bfloat16 h;
+                            memcpy(&h, &b, 2);
+                            dv = (double)__bfloat162float(h);
+                        }
+                        rows.val[(size_t)(i * d + c)] = dv;
+                    }
+                std::vector<float> md((size_t)n), w((size_t)n);
+                for (auto &v : md) v = (float)(100.0 * rnd_unit());
+                for (auto &v : w) v = (float)(rnd64() % 256) / 64.0f;
+                void *d_x = NULL;
+                float *d_md = NULL, *d_w = NULL;
+                CK(cudaMalloc(&d_x, rows.raw.size()));
+                CK(cudaMalloc(&d_md, (size_t)n * 4));
+                CK(cudaMalloc(&d_w, (size_t)n * 4));
+                CK(cudaMemcpy(d_x, rows.raw.data(), rows.raw.size(), cudaMemcpyHostToDevice));
+                CK(cudaMemcpy(d_md, md.data(), (size_t)n * 4, cudaMemcpyHostToDevice));
+                CK(cudaMemcpy(d_w, w.data(), (size_t)n * 4, cudaMemcpyHostToDevice));
+                for (int64_t k : {(int64_t)1, (int64_t)7, (int64_t)1000}) {
+                    check_update(m, n, d, ld, k, DIST_SKEWED, rows, d_x, d_md, md);
+                    check_update(m, n, d, ld, k, DIST_SKEWED, rows, d_x, d_md, md, &w, d_w);
+                }
+                cudaFree(d_x);
+                cudaFree(d_md);
+                cudaFree(d_w);
+            }
+    }
+}
+
 static void test_finalize(int small)
 {
     std::vector<int64_t> Ks = {1, 7, 1000, 100003};
@@ -478,6 +557,7 @@ int main(void)
     const int time_only = getenv("FKM_TIME_ONLY") != NULL;
     if (!time_only) {
         test_update(small);
+        test_special_values();
         test_finalize(small);
         printf("%lld cases\n", (long long)n_cases);
     }
