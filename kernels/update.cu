@@ -63,7 +63,10 @@
  * one dependent load per tile), and __match_any_sync instead of the ballots (116 against 81).
  * 2026-12-03: 16-byte loads in count, 128 colscan blocks, segstart, the ballot count at
  * compile time: count 23 + colscan 10 + segstart 3 + sweep 77 us, the update 0.683 ms (ncu and
- * bench_update A/B, H200; bench/NOTES.md, history 27).
+ * bench_update A/B, H200; bench/NOTES.md, history 27); the sweep's second step (uint4 zeroing,
+ * full-tile path, 32-bit indices, one lookup per row in the write-out) 77 -> 67 us, the update
+ * 0.674 ms. Lost (history 28): the fp16 -> fp64 conversion without F2F (the reduce is
+ * DRAM-bound at 88 %), one setup block for segstart, plan, scan and items (21 us alone).
  *
  * Workspace (fkm_k_update_workspace): perm (n row ids: 32-bit when n < 2^32); for k <= 2048
  * the tile × cluster counts (⌈n/4096⌉ × k + 2k row ids: the totals and segment starts), else vals (n row ids) and sorted keys
