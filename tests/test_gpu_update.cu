@@ -68,6 +68,31 @@ struct Stored {
     std::vector<double> val; /* n×d decoded stored values */
 };
 
+/* A float rounded to the 16-bit mode's stored bits (fp16 or bf16), and stored bits decoded. */
+static uint16_t bits16(fkm_kmode m, float f)
+{
+    uint16_t b;
+    if (m == FKM_K_F16) {
+        const __half h = __float2half_rn(f);
+        memcpy(&b, &h, 2);
+    } else {
+        const __nv_bfloat16 h = __float2bfloat16_rn(f);
+        memcpy(&b, &h, 2);
+    }
+    return b;
+}
+static double value16(fkm_kmode m, uint16_t b)
+{
+    if (m == FKM_K_F16) {
+        __half h;
+        memcpy(&h, &b, 2);
+        return (double)__half2float(h);
+    }
+    __nv_bfloat16 h;
+    memcpy(&h, &b, 2);
+    return (double)__bfloat162float(h);
+}
+
 static void make_rows(fkm_kmode m, int64_t n, int d, int ld, Stored *s)
 {
     const int eb = ebytes(m);
@@ -79,14 +104,10 @@ static void make_rows(fkm_kmode m, int64_t n, int d, int ld, Stored *s)
             float f = (float)ldexp(2.0 * rnd_unit() - 1.0, ex);
             double dv;
             size_t at = (size_t)(i * ld + c);
-            if (m == FKM_K_F16) {
-                __half h = __float2half_rn(f);
-                memcpy(&s->raw[at * 2], &h, 2);
-                dv = (double)__half2float(h);
-            } else if (m == FKM_K_BF16) {
-                __nv_bfloat16 h = __float2bfloat16_rn(f);
-                memcpy(&s->raw[at * 2], &h, 2);
-                dv = (double)__bfloat162float(h);
+            if (m == FKM_K_F16 || m == FKM_K_BF16) {
+                const uint16_t b = bits16(m, f);
+                memcpy(&s->raw[at * 2], &b, 2);
+                dv = value16(m, b);
             } else {
                 memcpy(&s->raw[at * 4], &f, 4);
                 dv = (double)f;
@@ -323,32 +344,13 @@ static void test_special_values(void)
                             do b = (uint16_t)(rnd64() & 0x7fff);
                             while ((b & emask) == emask);
                             break;
-                        default: {
-                            const float f = (float)ldexp(2.0 * rnd_unit() - 1.0, (int)(rnd64() % 13) - 6);
-                            if (m == FKM_K_F16) {
-                                const __half h = __float2half_rn(f);
-                                memcpy(&b, &h, 2);
-                            } else {
-                                const __nv_bfloat16 h = __float2bfloat16_rn(f);
-                                memcpy(&b, &h, 2);
-                            }
-                            b &= 0x7fff;
-                        }
+                        default:
+                            b = bits16(m, (float)ldexp(2.0 * rnd_unit() - 1.0, (int)(rnd64() % 13) - 6)) & 0x7fff;
                         }
                         b |= sign;
                         const size_t at = (size_t)(i * ld + c);
                         memcpy(&rows.raw[at * 2], &b, 2);
-                        double dv;
-                        if (m == FKM_K_F16) {
-                            __half h;
-                            memcpy(&h, &b, 2);
-                            dv = (double)__half2float(h);
-                        } else {
-                            __nv_bfloat16 h;
-                            memcpy(&h, &b, 2);
-                            dv = (double)__bfloat162float(h);
-                        }
-                        rows.val[(size_t)(i * d + c)] = dv;
+                        rows.val[(size_t)(i * d + c)] = value16(m, b);
                     }
                 std::vector<float> md((size_t)n), w((size_t)n);
                 for (auto &v : md) v = (float)(100.0 * rnd_unit());
