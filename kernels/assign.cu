@@ -446,7 +446,9 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
  *  (54 = 53 loading the next tile's A fragments under a tile's last epilogue, 55 = 54 with
  *  TRACE, and 56 = 53 with a two-level EPI 12 (the raw minimum of d' first, the packed-key fold
  *  only for row slots where a row improves) were measured 1-3 %, and 56 6-17 %, slower than 53
- *  on an H200 and removed: bench/NOTES.md, history 23.)
+ *  on an H200 and removed: bench/NOTES.md, history 23; 58 = 53 with each tile's finalize
+ *  deferred under the next tile's first wgmma, bitwise equal to 53, was 1 % slower at 8M x 1024
+ *  and 1M x 8192 and removed: history 30.)
  *  (44 = 37 with two key chains per row slot, 46 = 37 with turns handed over when 12 of the 16
  *  wgmma completed, 49 = 46 + EARLY, and the split loop with each half's wgmma issue interleaved
  *  with the other half's fold were measured no faster / 14 % slower on an H200 and removed.)
