@@ -4,7 +4,8 @@
  * permutation `perm`, so that every cluster's rows form one contiguous segment (row ids
  * ascending inside it: both sorts are stable). Then:
  *
- *   sort     k <= 2048: a counting sort in three passes over tiles of 4096 rows,
+ *   sort     k <= 2048 (or k <= 4096 with at most 8 MiB of tile counts; see sweep_sort): a
+ *            counting sort in three passes over tiles of 4096 rows,
  *              count    each tile's count of every label (shared-memory atomics: integers,
  *                       exact) into its row of a tile × cluster table, and the tile's fp64
  *                       inertia partial
@@ -68,9 +69,10 @@
  * 0.674 ms. Lost (history 28): the fp16 -> fp64 conversion without F2F (the reduce is
  * DRAM-bound at 88 %), one setup block for segstart, plan, scan and items (21 us alone).
  *
- * Workspace (fkm_k_update_workspace): perm (n row ids: 32-bit when n < 2^32); for k <= 2048
- * the tile × cluster counts (⌈n/4096⌉ × k + 2k row ids: the totals and segment starts), else vals (n row ids) and sorted keys
- * (n); CUB's temporary storage (radix sort, scan of the pieces), O(k) bounds and offsets,
+ * Workspace (fkm_k_update_workspace): perm (n row ids: 32-bit when n < 2^32); for the counting
+ * sort the tile × cluster counts (⌈n/4096⌉ × k + 2k row ids: the totals and segment starts; k <=
+ * 2048 keeps them under (n + 4096) / 2 row ids, less than the radix sort's buffers), else vals
+ * (n row ids) and sorted keys (n); CUB's temporary storage (radix sort, scan of the pieces), O(k) bounds and offsets,
  * per-item metadata,
  * ⌈n/4096⌉ inertia partials, and the piece partials: at most (⌈n/P⌉ + min(n, k)) × d
  * doubles, P chosen so that ⌈n/P⌉ × d × 8 ≤ 64 MiB. */
@@ -184,15 +186,35 @@ struct Layout {
     int64_t ntiles;
 };
 
-/* The one-sweep counting sort for k <= SWEEP_KMAX (labels fit 16 bits, its shared memory stays
- * under ~80 KB), CUB's radix sort above. */
-constexpr int64_t SWEEP_KMAX = 2048;
-inline bool sweep_sort(int64_t k) { return k <= SWEEP_KMAX; }
+constexpr int64_t SWEEP_KMAX = 4096, SWEEP_KBIG = 2048;
+constexpr size_t SWEEP_BIG_HIST = 8u << 20;
+template <typename IdxT> size_t sweep_smem(int64_t k);
+/* The counting sort or CUB's radix sort. The counting sort's passes cost O(k) per tile of 4096
+ * rows besides their O(rows) work, and its tile × cluster counts go through L2 three times.
+ * Measured against the radix sort (H200, bench_update 30, f16, d = 128, uniform labels): a win
+ * for k <= 2048; at k = 3000 and 4096 with N = 1M (4 MB of counts) 0.150-0.161 against
+ * 0.170-0.181 ms, but at 8M x 4096 (32 MB) 0.825-0.832 against 0.773-0.776, and at k = 8192
+ * (one 208 KB sweep block per SM) 0.232 against 0.195-0.208 at N = 1M and 1.193 against 0.775
+ * at 8M. So: k <= 2048, or k <= 4096 with at most 8 MiB of counts, where k_sweep's shared
+ * memory (24 or 28 bytes per cluster + 16 KB: 112 KB at k = 4096) fits the device's opt-in
+ * limit (227 KB on sm_90, 163 on sm_80, 99 on sm_86/89). */
+template <typename IdxT> bool sweep_sort(int64_t n, int64_t k)
+{
+    if (k > SWEEP_KMAX) return false;
+    if (k > SWEEP_KBIG && (size_t)((n + TILE - 1) / TILE) * (size_t)k * sizeof(IdxT) > SWEEP_BIG_HIST) return false;
+    int dev = 0, optin = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+        (void)cudaGetLastError(); /* no device: the radix sort's path reports it */
+        return false;
+    }
+    return sweep_smem<IdxT>(k) + 256 <= (size_t)optin; /* 256: k_sweep's static shared memory */
+}
 
 template <typename IdxT> cudaError_t layout(int64_t n, int64_t k, int d, Layout *L)
 {
     size_t sb = 0, cb = 0;
-    const bool cs = sweep_sort(k);
+    const bool cs = sweep_sort<IdxT>(n, k);
     L->ntiles = (n + TILE - 1) / TILE;
     /* counting sort: every tile's count of every cluster (tile-major), the k cluster totals,
      * the k segment starts */
@@ -458,12 +480,12 @@ static_assert(SWEEP_KMAX <= 65536 && SWEEP_WARP_ROWS <= 65536 && TILE <= 65536,
               "k_sweep keeps labels, ranks and tile rows in 16 bits");
 
 /* Shared memory of k_sweep for k clusters: whist (SWEEP_WARPS × k 16-bit counts, 16 bytes per
- * cluster, first so that it is zeroed in 16-byte stores), gpos, tcount, tstart (k each), srow and
- * slab (TILE each). */
+ * cluster, first so that it is zeroed in 16-byte stores), gpos and tstart (k each: the tile's
+ * counts, then in place their exclusive prefix), srow and slab (TILE each). */
 static_assert(SWEEP_WARPS * sizeof(uint16_t) == sizeof(uint4), "k_sweep zeroes whist as k uint4");
 template <typename IdxT> size_t sweep_smem(int64_t k)
 {
-    return (size_t)k * (SWEEP_WARPS * sizeof(uint16_t) + 2 * sizeof(uint32_t) + sizeof(IdxT)) +
+    return (size_t)k * (SWEEP_WARPS * sizeof(uint16_t) + sizeof(uint32_t) + sizeof(IdxT)) +
            (size_t)TILE * 2 * sizeof(uint16_t);
 }
 
@@ -473,7 +495,7 @@ template <typename IdxT> size_t sweep_smem(int64_t k)
  *            ballot per label bit, BITS of them, known at compile time; with __match_any_sync
  *            the sweep took 116 us instead of 81 at N = 8M, K = 1024 on an H200, and a run-time
  *            bit count doubled the loop's instructions); the highest such lane advances the count
- *   offsets  per cluster: the warps' counts scanned (in place), the tile's count, its
+ *   offsets  per cluster: the warps' counts scanned (in place), the tile's count, in place its
  *            exclusive prefix over clusters (the cluster's first slot in the sorted tile), and
  *            the cluster's first row in perm, its segment start (k_segstart) plus its rows in
  *            earlier tiles (pass 2), loaded while the labels are in flight
@@ -488,17 +510,16 @@ __global__ void __launch_bounds__(THREADS, 4)
     extern __shared__ __align__(16) unsigned char sweep_smem_raw[];
     uint16_t *whist = reinterpret_cast<uint16_t *>(sweep_smem_raw);           /* SWEEP_WARPS × k */
     IdxT *gpos = reinterpret_cast<IdxT *>(whist + SWEEP_WARPS * k);           /* k */
-    uint32_t *tcount = reinterpret_cast<uint32_t *>(gpos + k);                /* k */
-    uint32_t *tstart = tcount + k;                                            /* k */
+    uint32_t *tstart = reinterpret_cast<uint32_t *>(gpos + k);                /* k */
     uint16_t *srow = reinterpret_cast<uint16_t *>(tstart + k);                /* TILE */
     uint16_t *slab = srow + TILE;                                             /* TILE */
-    __shared__ uint32_t s_wsum[SWEEP_WARPS];
+    __shared__ uint32_t s_wsum[SWEEP_WARPS], s_last; /* s_last: the last cluster's tile count */
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, kk = (int)k; /* k <= SWEEP_KMAX */
     const int64_t tile = blockIdx.x;
     const int64_t r0 = tile * TILE + warp * SWEEP_WARP_ROWS;
 
     constexpr int P = SWEEP_WARP_ROWS / 32;
-    uint32_t lab[P]; /* the label, then label | rank << 16 (labels < 2^11, ranks < 2^9) */
+    uint32_t lab[P]; /* the label, then label | rank << 16 (labels < 2^12, ranks < 2^9) */
     const int32_t *lw = labels + r0 + lane;
     if (r0 + SWEEP_WARP_ROWS <= n) { /* all the warp's rows (no row checks) */
 #pragma unroll
@@ -541,7 +562,8 @@ __global__ void __launch_bounds__(THREADS, 4)
     __syncthreads();
 
     /* offsets: the warps' counts scanned in place and the tile's count per cluster (consecutive
-     * clusters in consecutive threads: no bank conflicts); the tile's prefix over clusters; gpos
+     * clusters in consecutive threads: no bank conflicts); in place the tile's prefix over
+     * clusters; gpos
      * less that prefix, so that sorted slot e of cluster l goes to perm[gpos[l] + e]
      * (base[l] + before[l] >= tstart[l], so never negative) */
     for (int j = tid; j < kk; j += THREADS) {
@@ -552,10 +574,11 @@ __global__ void __launch_bounds__(THREADS, 4)
             whist[v * kk + j] = (uint16_t)sum;
             sum += c;
         }
-        tcount[j] = sum;
+        tstart[j] = sum;
+        if (j == kk - 1) s_last = sum;
     }
     __syncthreads();
-    block_exclusive_scan<uint32_t>(tcount, tstart, kk, s_wsum); /* ends in a barrier */
+    block_exclusive_scan<uint32_t>(tstart, tstart, kk, s_wsum); /* in place; ends in a barrier */
     for (int j = tid; j < kk; j += THREADS) gpos[j] -= (IdxT)tstart[j];
 
     /* stage in sorted order, then write out */
@@ -567,7 +590,7 @@ __global__ void __launch_bounds__(THREADS, 4)
             slab[slot] = (uint16_t)l;
         }
     __syncthreads();
-    const uint32_t m = tstart[kk - 1] + tcount[kk - 1]; /* rows of the tile with a label in [0, k) */
+    const uint32_t m = tstart[kk - 1] + s_last; /* rows of the tile with a label in [0, k) */
     for (uint32_t e = tid; e < m; e += THREADS) perm[gpos[slab[e]] + (IdxT)e] = (IdxT)(tile * TILE + srow[e]);
 }
 
@@ -1035,7 +1058,7 @@ cudaError_t launch_reduce(const void *x, int64_t ld, int d, const Geo &g, const 
 }
 
 /* k_sweep with the fewest ballots that cover the labels' bits (each instantiation costs
- * compile time: four sizes). */
+ * compile time: five sizes). */
 template <typename IdxT, int BITS>
 cudaError_t launch_sweep_b(const int32_t *labels, int64_t n, int64_t k, const IdxT *before, const IdxT *segbase,
                            IdxT *perm, unsigned ntiles, cudaStream_t s)
@@ -1050,12 +1073,13 @@ template <typename IdxT>
 cudaError_t launch_sweep(const int32_t *labels, int64_t n, int64_t k, const IdxT *before, const IdxT *segbase,
                          IdxT *perm, unsigned ntiles, cudaStream_t s)
 {
-    static_assert(SWEEP_KMAX <= 2048, "k_sweep's widest instantiation takes 11 label bits");
+    static_assert(SWEEP_KMAX <= 4096, "k_sweep's widest instantiation takes 12 label bits");
     const int bits = sort_bits(k);
     if (bits <= 4) return launch_sweep_b<IdxT, 4>(labels, n, k, before, segbase, perm, ntiles, s);
     if (bits <= 8) return launch_sweep_b<IdxT, 8>(labels, n, k, before, segbase, perm, ntiles, s);
     if (bits <= 10) return launch_sweep_b<IdxT, 10>(labels, n, k, before, segbase, perm, ntiles, s);
-    return launch_sweep_b<IdxT, 11>(labels, n, k, before, segbase, perm, ntiles, s);
+    if (bits <= 11) return launch_sweep_b<IdxT, 11>(labels, n, k, before, segbase, perm, ntiles, s);
+    return launch_sweep_b<IdxT, 12>(labels, n, k, before, segbase, perm, ntiles, s);
 }
 
 inline unsigned blocks_for(int64_t threads) { return (unsigned)((threads + THREADS - 1) / THREADS); }
@@ -1091,7 +1115,7 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
     /* perm: every cluster's rows contiguous and ascending, and the inertia partials, by the
      * counting sort (hist, scan, scatter) or by iota and the CUB radix sort of (label, row id)
      * on the label's ⌈log2 k⌉ low bits; then the segment bounds */
-    if (sweep_sort(k)) {
+    if (sweep_sort<IdxT>(n, k)) {
         IdxT *hist = (IdxT *)(base + L.hist), *totals = hist + L.ntiles * k, *segbase = totals + k;
         k_count<IdxT><<<ntiles, THREADS, (size_t)k * sizeof(uint32_t), s>>>(
             labels, min_dist, w, n, k, aligned16(labels), aligned16(min_dist), aligned16(w), hist, ipart);

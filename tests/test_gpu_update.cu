@@ -230,9 +230,9 @@ static void test_update(int small)
     if (small == 1) {
         Ns = {0, 1, 1000, 5003};
         Ds = {1, 3, 130};
-    } else if (small >= 2) { /* racecheck: a handful of shapes */
+    } else if (small >= 2) { /* racecheck: a handful of shapes (5003: the sweep's 12-bit ballots at K = 4096) */
         modes = {FKM_K_F16, FKM_K_EXACT};
-        Ns = {1, 1000};
+        Ns = {1, 1000, 5003};
         Ds = {3, 130};
     }
     for (fkm_kmode m : modes)
@@ -255,11 +255,14 @@ static void test_update(int small)
                 std::vector<int64_t> Ks = {1, 7, 1000};
                 if (n > 1 && n <= 1000) Ks.push_back(n); /* K = N */
                 if (n >= 5000 && d <= 3) Ks.push_back(n);  /* K = N, many tiny clusters, 17-bit sort */
-                if (n >= 5000 && d == 3) Ks.push_back(4096); /* 12 bits */
-                if (n >= 5000 && d == 1) { /* 13 bits; the counting sort's largest k, the radix sort's smallest */
+                if (n >= 5000 && d == 3) Ks.push_back(4096); /* 12 bits: the counting sort's largest k */
+                if (n >= 5000 && d == 1) { /* 4097: 13 bits, the radix sort's smallest k; the sweep's 11- and
+                                             * 12-bit ballots; 4096 by the radix sort at n = 3000017 (over
+                                             * 8 MiB of tile counts), by the counting sort below */
                     Ks.push_back(4097);
                     Ks.push_back(2048);
                     Ks.push_back(2049);
+                    Ks.push_back(4096);
                 }
                 std::sort(Ks.begin(), Ks.end());
                 Ks.erase(std::unique(Ks.begin(), Ks.end()), Ks.end());
