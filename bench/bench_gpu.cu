@@ -192,12 +192,14 @@ static const char *mode_name(fkm_kmode m)
 
 /* The trace of a TRACE version (42, 43): block 0's two consumers, per step, SM clocks at
  * [0] stage wait begins, [1] stage full, [2] wgmma committed, [3] wgmma complete, [4] stage
- * released. Prints the mean of each phase (cycles; the point-tile change steps j = 0 apart),
+ * released, and on a point tile's last step [5] finalize done, [6] next X full. Prints the
+ * point-tile change (finalize, wait for X, load_a up to the next step's [0]), the mean of each
+ * phase (cycles; the point-tile change steps j = 0 apart),
  * the share of the window with a wgmma of 0, 1 or 2 consumers in flight ([1, 3]), and the tensor
  * cycles the steps need at full rate (1024 per consumer step) against the window. */
 static void trace_summary(int ver, int nJ)
 {
-    constexpr int MAXS = 1024, NP = 5;
+    constexpr int MAXS = 1024, NP = 7;
     static unsigned long long tr[2][MAXS][NP];
     const int kept = fkm_k_assign_v3_trace(&tr[0][0][0], MAXS);
     if (kept <= 0) {
@@ -210,6 +212,20 @@ static void trace_summary(int ver, int nJ)
     if (ns - s0 < 8) {
         printf("  trace v%d: %d steps only\n", ver, ns);
         return;
+    }
+    for (int c = 0; c < 2; ++c) { /* the point-tile changes: finalize, wait for X, load_a */
+        double f = 0, xw = 0, la = 0;
+        int nc = 0;
+        for (int s = s0; s + 1 < ns; ++s)
+            if (s % nJ == nJ - 1 && tr[c][s][5] && tr[c][s][6]) {
+                f += (double)(tr[c][s][5] - tr[c][s][4]);
+                xw += (double)(tr[c][s][6] - tr[c][s][5]);
+                la += (double)(tr[c][s + 1][0] - tr[c][s][6]);
+                nc++;
+            }
+        if (nc)
+            printf("  trace v%d consumer %d tile change (%4d): finalize %6.0f  wait for X %6.0f  load_a %6.0f\n", ver, c,
+                   nc, f / nc, xw / nc, la / nc);
     }
     for (int c = 0; c < 2; ++c) {
         double m[2][5] = {{0}}; /* [j == 0][wait, issue, wgmma, epilogue, period] */

@@ -158,9 +158,10 @@ __global__ void __launch_bounds__(256) v3_tail_finish_kernel(const unsigned long
 
 /* TRACE: SM clock stamps of block 0's consumers (warp 0, lane 0 of each), per step s <
  * V3_TRACE_STEPS: [0] before the wait for the stage, [1] stage full (and, PP, its turn), [2]
- * wgmma committed, [3] wgmma complete, [4] epilogue done and the stage released. Read by
- * fkm_k_assign_v3_trace (benches only). */
-constexpr int V3_TRACE_STEPS = 1024, V3_TRACE_PTS = 5;
+ * wgmma committed, [3] wgmma complete, [4] epilogue done and the stage released; on an item's
+ * last step also [5] finalize done and [6] the next point tile's X full (then load_a, and the
+ * next step's [0]). Read by fkm_k_assign_v3_trace (benches only). */
+constexpr int V3_TRACE_STEPS = 1024, V3_TRACE_PTS = 7;
 __device__ unsigned long long v3_trace[2][V3_TRACE_STEPS][V3_TRACE_PTS];
 
 template <bool BF16, int S, int EPI, bool PP, int F>
@@ -703,13 +704,14 @@ __global__ void __launch_bounds__(V3_T, 1)
             int st = 0, s = 0;
             uint32_t ph = 0;
             const bool tracer = TRACE && blockIdx.x == 0 && w == 0 && lane == 0;
-            auto stamp = [&](int q) {
-                if (tracer && s < V3_TRACE_STEPS) {
+            auto stamp_at = [&](int si, int q) {
+                if (tracer && si >= 0 && si < V3_TRACE_STEPS) {
                     unsigned long long t;
                     asm volatile("mov.u64 %0, %%clock64;" : "=l"(t)::"memory");
-                    v3_trace[c][s][q] = t;
+                    v3_trace[c][si][q] = t;
                 }
             };
+            auto stamp = [&](int q) { stamp_at(s, q); };
             bool ready = false; /* EARLY: the next step's stage already full when tested */
             if (PP && c == 1) named_bar_arrive(V3_BAR_PP, 256); /* consumer 0 goes first */
             for (int it = 0; it < nIt; ++it) {
@@ -718,6 +720,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                 v3_item(sched, it, nJ, &tile, &j0, &j1);
                 /* A fragments of this warpgroup's 128 rows, for the whole sweep */
                 mbar_wait(xfull, (uint32_t)it & 1u);
+                stamp_at(s - 1, 6);
                 load_a(tile);
 
                 for (int j = j0; j < j1; ++j, ++s) {
@@ -762,6 +765,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                     }
                 }
                 finalize(tile, j0 > 0 || j1 < nJ, V3Half<-1>{});
+                stamp_at(s - 1, 5);
             }
         }
     }
