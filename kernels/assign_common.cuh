@@ -122,10 +122,13 @@ __device__ __forceinline__ void upd_best2(float &best, int &idx, float &second, 
     best = p ? d : best;
     idx = p ? j : idx;
 }
-/* Merge (b, i) with (ob, oi): lexicographic on (distance, index). */
+/* Merge (b, i) with (ob, oi): lexicographic on (distance, index). Bitwise, not short-circuit:
+ * ptxas made the || a divergent branch (BSSY/BSYNC), and v3's finalize (8 merges per thread at
+ * each point-tile change) took ~1300-1550 cycles per consumer (ncu: its samples were branch
+ * waits and instruction fetch after the branches; bench/NOTES.md, history 31). */
 __device__ __forceinline__ void merge_best(float &b, int &i, float ob, int oi)
 {
-    bool p = ob < b || (ob == b && oi < i);
+    const bool p = (ob < b) | ((ob == b) & (oi < i));
     b = p ? ob : b;
     i = p ? oi : i;
 }
