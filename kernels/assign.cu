@@ -448,7 +448,9 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
  *  only for row slots where a row improves) were measured 1-3 %, and 56 6-17 %, slower than 53
  *  on an H200 and removed: bench/NOTES.md, history 23; 58 = 53 with each tile's finalize
  *  deferred under the next tile's first wgmma, bitwise equal to 53, was 1 % slower at 8M x 1024
- *  and 1M x 8192 and removed: history 30.)
+ *  and 1M x 8192 and removed: history 30; 59 / 60 = 42 / 53 with the finalize's parameters held
+ *  in registers (no faster) and 61 = 42 storing nothing (a diagnostic ptxas reduced to nothing)
+ *  were removed: history 31.)
  *  (44 = 37 with two key chains per row slot, 46 = 37 with turns handed over when 12 of the 16
  *  wgmma completed, 49 = 46 + EARLY, and the split loop with each half's wgmma issue interleaved
  *  with the other half's fold were measured no faster / 14 % slower on an H200 and removed.)
