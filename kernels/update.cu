@@ -200,8 +200,8 @@ template <typename IdxT> size_t sweep_smem(int64_t k);
  * limit (227 KB on sm_90, 163 on sm_80, 99 on sm_86/89). */
 template <typename IdxT> bool sweep_sort(int64_t n, int64_t k)
 {
-    if (k > SWEEP_KMAX) return false;
-    if (k > SWEEP_KBIG && (size_t)((n + TILE - 1) / TILE) * (size_t)k * sizeof(IdxT) > SWEEP_BIG_HIST) return false;
+    if (k <= SWEEP_KBIG) return true; /* 72 KB of shared memory at most: every sm_80+ device */
+    if (k > SWEEP_KMAX || (size_t)((n + TILE - 1) / TILE) * (size_t)k * sizeof(IdxT) > SWEEP_BIG_HIST) return false;
     int dev = 0, optin = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
