@@ -184,6 +184,7 @@ struct Layout {
         partials, temp;
     size_t temp_bytes, total;
     int64_t ntiles;
+    bool counting; /* the counting sort (sweep_sort), else the radix sort */
 };
 
 constexpr int64_t SWEEP_KMAX = 4096, SWEEP_KBIG = 2048;
@@ -198,10 +199,10 @@ template <typename IdxT> size_t sweep_smem(int64_t k);
  * at 8M. So: k <= 2048, or k <= 4096 with at most 8 MiB of counts, where k_sweep's shared
  * memory (24 or 28 bytes per cluster + 16 KB: 112 KB at k = 4096) fits the device's opt-in
  * limit (227 KB on sm_90, 163 on sm_80, 99 on sm_86/89). */
-template <typename IdxT> bool sweep_sort(int64_t n, int64_t k)
+template <typename IdxT> bool sweep_sort(int64_t ntiles, int64_t k)
 {
     if (k <= SWEEP_KBIG) return true; /* 72 KB of shared memory at most: every sm_80+ device */
-    if (k > SWEEP_KMAX || (size_t)((n + TILE - 1) / TILE) * (size_t)k * sizeof(IdxT) > SWEEP_BIG_HIST) return false;
+    if (k > SWEEP_KMAX || (size_t)ntiles * (size_t)k * sizeof(IdxT) > SWEEP_BIG_HIST) return false;
     int dev = 0, optin = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
@@ -214,8 +215,8 @@ template <typename IdxT> bool sweep_sort(int64_t n, int64_t k)
 template <typename IdxT> cudaError_t layout(int64_t n, int64_t k, int d, Layout *L)
 {
     size_t sb = 0, cb = 0;
-    const bool cs = sweep_sort<IdxT>(n, k);
     L->ntiles = (n + TILE - 1) / TILE;
+    const bool cs = L->counting = sweep_sort<IdxT>(L->ntiles, k);
     /* counting sort: every tile's count of every cluster (tile-major), the k cluster totals,
      * the k segment starts */
     const int64_t nhist = cs ? L->ntiles * k + 2 * k : 0;
@@ -1115,7 +1116,7 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
     /* perm: every cluster's rows contiguous and ascending, and the inertia partials, by the
      * counting sort (hist, scan, scatter) or by iota and the CUB radix sort of (label, row id)
      * on the label's ⌈log2 k⌉ low bits; then the segment bounds */
-    if (sweep_sort<IdxT>(n, k)) {
+    if (L.counting) {
         IdxT *hist = (IdxT *)(base + L.hist), *totals = hist + L.ntiles * k, *segbase = totals + k;
         k_count<IdxT><<<ntiles, THREADS, (size_t)k * sizeof(uint32_t), s>>>(
             labels, min_dist, w, n, k, aligned16(labels), aligned16(min_dist), aligned16(w), hist, ipart);
