@@ -297,6 +297,12 @@ __global__ void __launch_bounds__(V3_T, 1)
         auto finalize = [&](int64_t tile, bool part, auto htag) {
             constexpr int HS = decltype(htag)::value;
             const int64_t r0 = tile * V3_BM + c * 128 + w * 16 + g;
+            /* After the quad's butterfly each of its lanes holds every row slot's result; lane t
+             * keeps slot t (h = t >> 1, r = t & 1; of one half HS, slot r = t for t < 2) and
+             * writes it: one guarded store per output instead of lane 0 storing four behind
+             * branches. */
+            float wb = FKM_INF, wx = 0.f;
+            int wi = 0;
 #pragma unroll
             for (int h = 0; h < 2; ++h)
 #pragma unroll
@@ -312,25 +318,29 @@ __global__ void __launch_bounds__(V3_T, 1)
                         int oi = __shfl_xor_sync(0xffffffffu, bi, off);
                         merge_best(b, bi, ob, oi);
                     }
-                    const int64_t row = r0 + h * 64 + r * 8;
-                    if (t == 0 && row < p.n) {
-                        const float mdv = p.ip ? p.ip_offset + 0.5f * b : fmaxf((XPF ? xnr[h][r] : p.xn[row]) + (b - boff), 0.f);
-                        if (TAIL && part) {
-                            /* min_dist is non-decreasing in b, so the smallest of the parts'
-                             * is the winner's; b's order then the lower label, as merge_best */
-                            atomicMin(p.tail_key + (row - tail_row0), (unsigned long long)v3_ord(b) << 32 | (uint32_t)bi);
-                            atomicMin(p.tail_md + (row - tail_row0), v3_ord(mdv));
-                        } else {
-                            p.labels[row] = bi;
-                            p.md[row] = mdv;
-                        }
-                    }
+                    const bool mine = t == (HS >= 0 ? r : 2 * h + r);
+                    wb = mine ? b : wb;
+                    wi = mine ? bi : wi;
+                    if (XPF) wx = mine ? xnr[h][r] : wx;
 #pragma unroll
                     for (int q = 0; q < NQ; ++q) {
                         best[h][r][q] = FKM_INF;
                         bidx[h][r][q] = 0;
                     }
                 }
+            const int64_t row = r0 + (HS >= 0 ? HS : t >> 1) * 64 + (HS >= 0 ? t : t & 1) * 8;
+            if ((HS < 0 || t < 2) && row < p.n) {
+                const float mdv = p.ip ? p.ip_offset + 0.5f * wb : fmaxf((XPF ? wx : p.xn[row]) + (wb - boff), 0.f);
+                if (TAIL && part) {
+                    /* min_dist is non-decreasing in b, so the smallest of the parts' is the
+                     * winner's; b's order then the lower label, as merge_best */
+                    atomicMin(p.tail_key + (row - tail_row0), (unsigned long long)v3_ord(wb) << 32 | (uint32_t)wi);
+                    atomicMin(p.tail_md + (row - tail_row0), v3_ord(mdv));
+                } else {
+                    p.labels[row] = wi;
+                    p.md[row] = mdv;
+                }
+            }
         };
 
         /* Columns past k in the last centroid tile: -inf products, hence +inf distances. Done right
