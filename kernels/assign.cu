@@ -450,7 +450,9 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
  *  deferred under the next tile's first wgmma, bitwise equal to 53, was 1 % slower at 8M x 1024
  *  and 1M x 8192 and removed: history 30; 59 / 60 = 42 / 53 with the finalize's parameters held
  *  in registers (no faster) and 61 = 42 storing nothing (a diagnostic ptxas reduced to nothing)
- *  were removed: history 31.)
+ *  were removed: history 31; 62 = 53 loading an item's A fragments k-step by k-step between its
+ *  first step's wgmma (1-2 % slower) and 53 with the next item's X barrier tested early (slower
+ *  at 8M x 1024) were removed: history 32.)
  *  (44 = 37 with two key chains per row slot, 46 = 37 with turns handed over when 12 of the 16
  *  wgmma completed, 49 = 46 + EARLY, and the split loop with each half's wgmma issue interleaved
  *  with the other half's fold were measured no faster / 14 % slower on an H200 and removed.)
