@@ -19,26 +19,27 @@
  *            DeviceRadixSort::SortPairs (labels, vals) -> (keys, perm) on bits [0, ⌈log2 k⌉)
  *            and the segment bounds from the sorted keys
  *   plan     counts; pieces per cluster = min(⌈count/P⌉, MAX_PIECES); the inertia
- *   scan     item_off = exclusive prefix of the pieces (one "item" = one piece)
- *   items    per item: its cluster and its rows [r0, r1) of the segment (balanced split);
- *            when the mean segment is short (n <= S k, S = FKM_UPD_SMALL_ROWS), items of
- *            more than S rows are also appended to a list (an integer atomic: the list's
- *            order varies, an item's result does not)
- *   small    (short mean segments only) items of at most S rows, one warp each (a fixed warp
- *            per item, no atomics or block barriers: the block path spent ~9 us of latency on
- *            each, 0.56 ms at N = 1M, K = 65536 on an H200): rows gathered through perm,
- *            fp64 accumulators in CW column lanes × 32/CW row lanes, the row lanes combined
- *            by a fixed shuffle tree
- *   reduce   the listed (large) items, or all items when there is no list: persistent
- *            blocks take them in turn (an integer atomic hands them out; the result of an
- *            item does not depend on which block computes it): the item's rows gathered
- *            through perm with 16-byte loads, accumulated in fp64 by R row lanes × C column
- *            lanes, the R lanes combined by a fixed tree; the piece's partial sum goes to
- *            the workspace
- *   combine  a cluster's only piece was written to its sums by the reduce; otherwise level 1:
- *            each group of ≤ 32 consecutive pieces of a cluster summed in piece order (into
- *            sums when the cluster has ≤ 32 pieces, else in place into the group's first
- *            slot); level 2: the groups of larger clusters, in order.
+ * Then one of two reduces, by the mean segment n / k:
+ *   chunks   (n <= S k, S = FKM_UPD_SHORT_ROWS = 256) the sorted positions in ranges of
+ *            FKM_UPD_SUB = 256, one row lane (CW column lanes) per range, walked in order:
+ *            each run of one label summed in fp64 and written once, into the cluster's sums
+ *            when its whole segment lies in the range, else into the range's head or tail
+ *            slot; a fixed-order combine adds the slots of segments over several ranges.
+ *            Every range costs the same whatever the cluster sizes (H100, 1M × 8192, the
+ *            assign's labels inside bench_gpu's iteration: update 0.223 -> 0.194-0.198 ms;
+ *            bench_update, uniform: 1M × 65536 0.293 -> 0.252; bench/NOTES.md history 33)
+ *   pieces   (longer segments)
+ *     scan     item_off = exclusive prefix of the pieces (one "item" = one piece)
+ *     items    per item: its cluster and its rows [r0, r1) of the segment (balanced split)
+ *     reduce   persistent blocks take the items in turn (an integer atomic hands them out;
+ *              the result of an item does not depend on which block computes it): the
+ *              item's rows gathered through perm with 16-byte loads, accumulated in fp64 by
+ *              R row lanes × C column lanes, the R lanes combined by a fixed tree; the
+ *              piece's partial sum goes to the workspace
+ *     combine  a cluster's only piece was written to its sums by the reduce; otherwise
+ *              level 1: each group of ≤ 32 consecutive pieces of a cluster summed in piece
+ *              order (into sums when the cluster has ≤ 32 pieces, else in place into the
+ *              group's first slot); level 2: the groups of larger clusters, in order.
  *
  * Weighted (weights given): every row's values and distance are multiplied by its weight in
  * fp64 and each piece also sums its rows' weights (an extra column of the partials), so the
@@ -72,10 +73,12 @@
  * Workspace (fkm_k_update_workspace): perm (n row ids: 32-bit when n < 2^32); for the counting
  * sort the tile × cluster counts (⌈n/4096⌉ × k + 2k row ids: the totals and segment starts; k <=
  * 2048 keeps them under (n + 4096) / 2 row ids, less than the radix sort's buffers), else vals
- * (n row ids) and sorted keys (n); CUB's temporary storage (radix sort, scan of the pieces), O(k) bounds and offsets,
- * per-item metadata,
- * ⌈n/4096⌉ inertia partials, and the piece partials: at most (⌈n/P⌉ + min(n, k)) × d
- * doubles, P chosen so that ⌈n/P⌉ × d × 8 ≤ 64 MiB. */
+ * (n row ids); the sorted keys (n: the radix sort's output, the chunk reduce's input); CUB's
+ * temporary storage (radix sort, scan of the pieces), O(k) bounds and offsets, ⌈n/4096⌉
+ * inertia partials; for the piece reduce the per-item metadata and the piece partials, at most
+ * (⌈n/P⌉ + min(n, k)) × (d + 1) doubles, P chosen so that ⌈n/P⌉ × d × 8 ≤ 64 MiB; for the
+ * chunk reduce two slots of d + 1 doubles per range, ranges lengthened where they would pass
+ * 64 MiB. */
 #include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_scan.cuh>
 #include <cuda_bf16.h>
@@ -115,10 +118,15 @@ constexpr int TILE_ITEMS = 16;                /* rows per thread in a tile */
 constexpr int TILE = THREADS * TILE_ITEMS;    /* rows per inertia partial */
 constexpr int BOUNDS_BLOCKS = 2048;           /* grid of the bounds kernel at most */
 constexpr int64_t PARTIAL_BYTES = 64ll << 20; /* budget of the row-proportional partials */
-#ifndef FKM_UPD_SMALL_ROWS
-#define FKM_UPD_SMALL_ROWS 64 /* items of at most this many rows: one warp each */
+#ifndef FKM_UPD_SHORT_ROWS
+#define FKM_UPD_SHORT_ROWS 256 /* mean segment at most this many rows: the chunk reduce */
+#endif
+#ifndef FKM_UPD_SUB
+#define FKM_UPD_SUB 256 /* chunk reduce: sorted positions per row lane */
 #endif
 constexpr size_t ALIGN = 256;
+
+inline unsigned blocks_for(int64_t threads) { return (unsigned)((threads + THREADS - 1) / THREADS); }
 
 inline int elem_bytes_of(fkm_kmode mode) { return (mode == FKM_K_F16 || mode == FKM_K_BF16) ? 2 : 4; }
 
@@ -132,15 +140,20 @@ struct Geo {
     int64_t max_items; /* pieces of all clusters at most */
 };
 
-/* Items of at most this many rows take the warp path when the mean segment is that short too
- * (env FKM_UPDATE_SMALL_ROWS, benches: 0 = never). Measured on an H200, same run: the warp
- * path took N = 1M, K = 65536 (16 rows a cluster) from 0.86 to 0.44 ms, but was slower with
- * 128-row segments (K = 8192: 0.255 -> 0.298 ms), and the list cost 20-50 us where it held
- * every item (K = 1024), so short-segment calls alone use it. */
-int64_t small_rows()
+/* Calls whose mean segment n / k is at most this many rows take the chunk reduce (env
+ * FKM_UPDATE_SHORT_ROWS, benches and tests: 0 = never). */
+int64_t short_rows()
 {
-    static const char *e = getenv("FKM_UPDATE_SMALL_ROWS");
-    static const int64_t v = e ? atoll(e) : FKM_UPD_SMALL_ROWS;
+    static const char *e = getenv("FKM_UPDATE_SHORT_ROWS");
+    static const int64_t v = e ? atoll(e) : FKM_UPD_SHORT_ROWS;
+    return v;
+}
+
+/* Sorted positions per row lane of the chunk reduce (env FKM_UPDATE_SUB, benches). */
+int64_t sub_rows()
+{
+    static const char *e = getenv("FKM_UPDATE_SUB");
+    static const int64_t v = e && atoll(e) > 0 ? atoll(e) : FKM_UPD_SUB;
     return v;
 }
 
@@ -180,11 +193,13 @@ int sort_bits(int64_t k)
 inline size_t align_up(size_t x) { return (x + ALIGN - 1) / ALIGN * ALIGN; }
 
 struct Layout {
-    size_t perm, vals, keys, hist, start, end, npieces, item_off, icl, ir0, ir1, large, counter, ipart,
+    size_t perm, vals, keys, hist, start, end, npieces, item_off, icl, ir0, ir1, counter, ipart,
         partials, temp;
     size_t temp_bytes, total;
     int64_t ntiles;
     bool counting; /* the counting sort (sweep_sort), else the radix sort */
+    bool chunk;    /* the chunk reduce (short mean segments), else the piece reduce */
+    int64_t sub, nsub; /* chunk reduce: sorted positions per row lane, row lanes */
 };
 
 constexpr int64_t SWEEP_KMAX = 4096, SWEEP_KBIG = 2048;
@@ -217,6 +232,14 @@ template <typename IdxT> cudaError_t layout(int64_t n, int64_t k, int d, Layout 
     size_t sb = 0, cb = 0;
     L->ntiles = (n + TILE - 1) / TILE;
     const bool cs = L->counting = sweep_sort<IdxT>(L->ntiles, k);
+    const bool ch = L->chunk = short_rows() > 0 && n <= short_rows() * k;
+    /* chunk reduce: two slots (head, tail) of d + 1 doubles per row lane, at most
+     * PARTIAL_BYTES of them (longer ranges where n is large) */
+    int64_t sub = sub_rows(), cap = PARTIAL_BYTES / (2 * ((int64_t)d + 1) * 8);
+    if (cap < 1) cap = 1;
+    if ((n + sub - 1) / sub > cap) sub = (n + cap - 1) / cap;
+    L->sub = sub;
+    L->nsub = (n + sub - 1) / sub;
     /* counting sort: every tile's count of every cluster (tile-major), the k cluster totals,
      * the k segment starts */
     const int64_t nhist = cs ? L->ntiles * k + 2 * k : 0;
@@ -237,14 +260,18 @@ template <typename IdxT> cudaError_t layout(int64_t n, int64_t k, int d, Layout 
                                       (int64_t)(k + 1));
     if (e != cudaSuccess) return e;
     L->temp_bytes = sb > cb ? sb : cb;
-    /* partials: the larger of the two element sizes' decompositions (mode is not known here) */
+    /* the piece reduce's items and partials: the larger of the two element sizes'
+     * decompositions (mode is not known here); none for the chunk reduce, whose slots take
+     * the partials' place */
     Geo g2 = geometry(2, n, k, d), g4 = geometry(4, n, k, d);
-    int64_t items = g2.max_items > g4.max_items ? g2.max_items : g4.max_items;
-    const size_t nsort = cs ? 0 : (size_t)n; /* vals and keys: the radix sort's only */
+    const int64_t items = ch ? 0 : g2.max_items > g4.max_items ? g2.max_items : g4.max_items;
+    const size_t npart = ch ? (size_t)L->nsub * 2 * ((size_t)d + 1) : (size_t)items * ((size_t)d + 1);
+    const size_t nsort = cs ? 0 : (size_t)n; /* vals: the radix sort's only */
+    const size_t nkeys = cs && !ch ? 0 : (size_t)n; /* sorted labels: the radix sort's output, the chunk reduce's input */
     size_t off = 0;
     L->perm = off;     off = align_up(off + (size_t)n * sizeof(IdxT));
     L->vals = off;     off = align_up(off + nsort * sizeof(IdxT));
-    L->keys = off;     off = align_up(off + nsort * sizeof(uint32_t));
+    L->keys = off;     off = align_up(off + nkeys * sizeof(uint32_t));
     L->hist = off;     off = align_up(off + (size_t)nhist * sizeof(IdxT));
     L->start = off;    off = align_up(off + (size_t)k * sizeof(uint64_t));
     L->end = off;      off = align_up(off + (size_t)k * sizeof(uint64_t));
@@ -253,11 +280,10 @@ template <typename IdxT> cudaError_t layout(int64_t n, int64_t k, int d, Layout 
     L->icl = off;      off = align_up(off + (size_t)items * sizeof(int32_t));
     L->ir0 = off;      off = align_up(off + (size_t)items * sizeof(int64_t));
     L->ir1 = off;      off = align_up(off + (size_t)items * sizeof(int64_t));
-    L->large = off;    off = align_up(off + (size_t)items * sizeof(int64_t));
-    L->counter = off;  off = align_up(off + 2 * sizeof(unsigned long long)); /* work, list length */
+    L->counter = off;  off = align_up(off + sizeof(unsigned long long)); /* the reduce's next item */
     L->ipart = off;    off = align_up(off + (size_t)L->ntiles * sizeof(double));
     /* d + 1 columns: the weighted update keeps each piece's weight sum beside its sums */
-    L->partials = off; off = align_up(off + (size_t)items * (size_t)(d + 1) * sizeof(double));
+    L->partials = off; off = align_up(off + npart * sizeof(double));
     L->temp = off;     off = align_up(off + L->temp_bytes);
     L->total = off + ALIGN; /* slack to align a caller's base pointer */
     return cudaSuccess;
@@ -501,12 +527,13 @@ template <typename IdxT> size_t sweep_smem(int64_t k)
  *            the cluster's first row in perm, its segment start (k_segstart) plus its rows in
  *            earlier tiles (pass 2), loaded while the labels are in flight
  *   stage    the rows in sorted order in shared memory, then written out: consecutive slots
- *            of one cluster go to consecutive positions of perm
+ *            of one cluster go to consecutive positions of perm (and their labels to keys,
+ *            when given)
  * Stable: a cluster's rows come out in row order. */
 template <typename IdxT, int BITS>
 __global__ void __launch_bounds__(THREADS, 4)
     k_sweep(const int32_t *__restrict__ labels, int64_t n, int64_t k, const IdxT *__restrict__ before,
-            const IdxT *__restrict__ base, IdxT *__restrict__ perm)
+            const IdxT *__restrict__ base, IdxT *__restrict__ perm, uint32_t *__restrict__ keys)
 {
     extern __shared__ __align__(16) unsigned char sweep_smem_raw[];
     uint16_t *whist = reinterpret_cast<uint16_t *>(sweep_smem_raw);           /* SWEEP_WARPS × k */
@@ -592,7 +619,11 @@ __global__ void __launch_bounds__(THREADS, 4)
         }
     __syncthreads();
     const uint32_t m = tstart[kk - 1] + s_last; /* rows of the tile with a label in [0, k) */
-    for (uint32_t e = tid; e < m; e += THREADS) perm[gpos[slab[e]] + (IdxT)e] = (IdxT)(tile * TILE + srow[e]);
+    for (uint32_t e = tid; e < m; e += THREADS) {
+        const IdxT at = gpos[slab[e]] + (IdxT)e;
+        perm[at] = (IdxT)(tile * TILE + srow[e]);
+        if (keys) keys[at] = slab[e]; /* the sorted labels, for the chunk reduce */
+    }
 }
 
 /* Segment bounds from the sorted keys, 4 consecutive keys per thread (one 16-byte load when
@@ -660,13 +691,11 @@ __global__ void __launch_bounds__(THREADS)
 
 /* Per-item metadata, one thread per item: its cluster j (item_off[j] <= item < item_off[j+1]),
  * stored as -1 - j when the item is j's only piece (the reduce then writes j's sums itself),
- * and its rows [r0, r1) (balanced split, every piece non-empty); items of more than `small`
- * rows are appended to large[] (*nlarge of them). */
+ * and its rows [r0, r1) (balanced split, every piece non-empty). */
 __global__ void __launch_bounds__(THREADS)
     k_items(const unsigned long long *__restrict__ start, const unsigned long long *__restrict__ end,
             const int64_t *__restrict__ item_off, int64_t k, int64_t max_items,
-            int32_t *__restrict__ icl, int64_t *__restrict__ ir0, int64_t *__restrict__ ir1,
-            int64_t small, int64_t *__restrict__ large, unsigned long long *__restrict__ nlarge)
+            int32_t *__restrict__ icl, int64_t *__restrict__ ir0, int64_t *__restrict__ ir1)
 {
     const int64_t item = (int64_t)blockIdx.x * THREADS + threadIdx.x;
     if (item >= max_items || item >= item_off[k]) return;
@@ -682,7 +711,6 @@ __global__ void __launch_bounds__(THREADS)
     icl[item] = np == 1 ? (int32_t)(-1 - lo) : (int32_t)lo;
     ir0[item] = r0;
     ir1[item] = r1;
-    if (large && r1 - r0 > small) large[atomicAdd(nlarge, 1ull)] = item;
 }
 
 template <typename T> struct Acc;
@@ -802,15 +830,13 @@ __device__ __forceinline__ void item_out(int32_t c, int64_t item, int d, double 
     }
 }
 
-/* Persistent: each block takes items from the counter (counter[0]) until none is left: items
- * of the large list (its length is counter[1]) when there is one, else all items. W: rows
- * weighted by w; the item's weight sum goes to column d of its partial row (rows of
- * pd = d + 1). */
+/* Persistent: each block takes items from the counter until none is left. W: rows weighted
+ * by w; the item's weight sum goes to column d of its partial row (rows of pd = d + 1). */
 template <typename T, typename IdxT, bool ALIGNED, bool W>
 __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
     k_reduce(const T *__restrict__ x, int64_t ld, int d, int nvec, int C, int R,
              const IdxT *__restrict__ perm, const float *__restrict__ w,
-             const int64_t *__restrict__ large, const int64_t *__restrict__ item_off, int64_t k,
+             const int64_t *__restrict__ item_off, int64_t k,
              const int32_t *__restrict__ icl, const int64_t *__restrict__ ir0, const int64_t *__restrict__ ir1,
              unsigned long long *__restrict__ counter, double *__restrict__ partials,
              double *__restrict__ sums, double *__restrict__ counts)
@@ -818,7 +844,7 @@ __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
     constexpr int VEC = Acc<T>::VEC;
     __shared__ double red[THREADS * VEC]; /* [VEC][R][C] */
     __shared__ int64_t s_item;
-    const int64_t total = large ? (int64_t)counter[1] : item_off[k];
+    const int64_t total = item_off[k];
     const int tid = threadIdx.x;
     const int lane = tid / C, cc = tid - lane * C;
     const bool active = lane < R;
@@ -829,7 +855,7 @@ __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
         __syncthreads();
         const int64_t li = s_item;
         if (li >= total) break; /* uniform over the block */
-        const int64_t item = large ? large[li] : li;
+        const int64_t item = li;
         const int64_t r0 = ir0[item], r1 = ir1[item];
         double *out, *out_w;
         item_out<W>(icl[item], item, d, partials, sums, counts, &out, &out_w);
@@ -890,62 +916,149 @@ __global__ void __launch_bounds__(THREADS, FKM_UPD_MIN_BLOCKS)
     }
 }
 
-/* The items of at most `small` rows, one warp each (warp gw takes items gw, gw + nw, ...
- * and skips the large ones). CW = min(nvec, 32) column lanes × RL = 32 / CW row lanes; row lane
- * rl sums rows r0 + rl, r0 + rl + RL, ... in order, then the row lanes are combined by a fixed
- * shuffle tree (lane rl += lane rl + s, s = 1, 2, ...). W as in k_reduce. */
+/* Chunk reduce (calls with short mean segments): the sorted positions cut into ranges of
+ * `sub`, one row lane (CW = min(nvec, 32) column lanes, RL = 32 / CW row lanes per warp) per
+ * range q = [q0, q1). The lane walks its range in order, U rows in flight (the next batch's
+ * row ids and labels loaded under this batch's rows), adding each row to the running sum of
+ * its label's piece; where the label changes, and at q1, the piece is written: into the
+ * cluster's sums when its whole segment lies in the range, else into slot 2q (head: the
+ * segment began before q0) or 2q + 1 (tail: it goes on past q1), rows of pd = d + W doubles
+ * (W: the weight sum in column d). Both slots are always written (zeros where unused), so what
+ * the combine reads depends on the labels alone, also where they break the contract; labels
+ * >= k (the radix sort leaves them among the others) are not added. Rows from *limit on (the
+ * counting sort sorts only rows with a label in [0, k)) are not read.
+ * A range's work is `sub` rows whatever the cluster sizes, where the piece reduce's one block
+ * per piece waits on the largest pieces of skewed labels and on a block tree per piece. */
 template <typename T, typename IdxT, bool ALIGNED, bool W>
 __global__ void __launch_bounds__(THREADS)
-    k_reduce_small(const T *__restrict__ x, int64_t ld, int d, int nvec, const IdxT *__restrict__ perm,
-                   const float *__restrict__ w, const int64_t *__restrict__ item_off, int64_t k,
-                   const int32_t *__restrict__ icl, const int64_t *__restrict__ ir0,
-                   const int64_t *__restrict__ ir1, int64_t small, double *__restrict__ partials,
-                   double *__restrict__ sums, double *__restrict__ counts)
+    k_chunks(const T *__restrict__ x, int64_t ld, int d, int nvec, const IdxT *__restrict__ perm,
+             const uint32_t *__restrict__ keys, const float *__restrict__ w, int64_t n,
+             const unsigned long long *__restrict__ limit, int64_t k, int64_t sub, int64_t nsub,
+             double *__restrict__ slots, double *__restrict__ sums, double *__restrict__ counts)
 {
     constexpr int VEC = Acc<T>::VEC;
-    const int64_t total = item_off[k];
+    constexpr int U = ALIGNED ? FKM_UPD_UNROLL : 4;
     const int lane = threadIdx.x & 31;
     const int CW = nvec < 32 ? nvec : 32, RL = 32 / CW;
     const int rl = lane / CW, cl = lane - rl * CW;
-    const bool active = rl < RL;
-    const int64_t nw = (int64_t)gridDim.x * (THREADS / 32);
-    for (int64_t item = ((int64_t)blockIdx.x * THREADS + threadIdx.x) / 32; item < total; item += nw) {
-        const int64_t r0 = ir0[item], r1 = ir1[item];
-        if (r1 - r0 > small) continue; /* warp-uniform: the block path's */
-        double *out, *out_w;
-        item_out<W>(icl[item], item, d, partials, sums, counts, &out, &out_w);
-        for (int v0 = 0; v0 < nvec; v0 += CW) {
-            const int v = v0 + cl;
-            double acc[VEC];
+    const int64_t q = ((int64_t)blockIdx.x * THREADS + threadIdx.x) / 32 * RL + rl;
+    if (rl >= RL || q >= nsub) return; /* no warp-wide operation below */
+    const int pd = d + (W ? 1 : 0);
+    double *head = slots + 2 * q * pd, *tail = head + pd;
+    const int64_t m = limit && (int64_t)*limit < n ? (int64_t)*limit : n;
+    const int64_t q0 = q * sub, q1 = q0 + sub < m ? q0 + sub : m;
+    /* the range's first segment began before it, its last goes on past it */
+    const bool before = q0 < q1 && q0 > 0 && keys[q0 - 1] == keys[q0];
+    const bool after = q0 < q1 && q1 < m && keys[q1] == keys[q1 - 1];
+    for (int v0 = 0; v0 < nvec; v0 += CW) {
+        const int v = v0 + cl;
+        if (v >= nvec) continue;
+        const int col0 = v * VEC;
+        const bool wl = W && v0 == 0 && cl == 0; /* the lane that writes the weight column */
+        double acc[VEC], ws = 0.0;
 #pragma unroll
-            for (int e = 0; e < VEC; e++) acc[e] = 0.0;
-            if (active && v < nvec) {
-                accum_rows<T, IdxT, ALIGNED, W>(acc, x, ld, d, v * VEC, perm, w, r0 + rl, r1, RL);
+        for (int e = 0; e < VEC; e++) acc[e] = 0.0;
+        bool first = true, hw = false, tw = false;
+        uint32_t cur = q0 < q1 ? keys[q0] : 0u;
+        auto put = [&](bool last) {
+            double *dst = nullptr, *dw = nullptr;
+            if (first && before) {
+                dst = head;
+                dw = head + d;
+                hw = true;
+            } else if (last && after) {
+                dst = tail;
+                dw = tail + d;
+                tw = true;
+            } else if (cur < (uint64_t)k) {
+                dst = sums + (int64_t)cur * d;
+                dw = counts + cur;
             }
-            for (int s = 1; s < RL; s <<= 1) { /* every lane shuffles; which sums are taken is fixed */
-#pragma unroll
-                for (int e = 0; e < VEC; e++) {
-                    const double o = __shfl_down_sync(0xffffffffu, acc[e], s * CW);
-                    if (rl % (2 * s) == 0 && rl + s < RL) acc[e] += o;
-                }
-            }
-            if (rl == 0 && v < nvec) {
+            if (dst) {
 #pragma unroll
                 for (int e = 0; e < VEC; e++)
-                    if (v * VEC + e < d) out[v * VEC + e] = acc[e];
+                    if (col0 + e < d) dst[col0 + e] = acc[e];
+                if (wl) *dw = ws;
             }
-        }
-        if (W) { /* the item's weight sum: lane l sums rows r0 + l, r0 + l + 32, ..., then a tree */
-            double ws = 0.0;
-            for (int64_t r = r0 + lane; r < r1; r += 32) ws += (double)w[(int64_t)perm[r]];
+        };
+        IdxT nid[U];
+        uint32_t nky[U];
+        auto fetch = [&](int64_t p) { /* row ids and labels of positions p .. p + U - 1 */
 #pragma unroll
-            for (int s = 1; s < 32; s <<= 1) {
-                const double o = __shfl_down_sync(0xffffffffu, ws, s);
-                if (lane % (2 * s) == 0) ws += o;
+            for (int u = 0; u < U; u++) {
+                const bool in = p + u < q1;
+                nid[u] = in ? perm[p + u] : (IdxT)0;
+                nky[u] = in ? keys[p + u] : cur;
             }
-            if (lane == 0) *out_w = ws;
+        };
+        fetch(q0);
+        for (int64_t p = q0; p < q1; p += U) {
+            IdxT id[U];
+            uint32_t ky[U];
+            int4 vv[U];
+            double wv[U];
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                id[u] = nid[u];
+                ky[u] = nky[u];
+                const bool in = p + u < q1;
+                vv[u] = in ? load_vec<T, ALIGNED>(x + (int64_t)id[u] * ld, col0, d) : make_int4(0, 0, 0, 0);
+                wv[u] = W && in ? (double)w[id[u]] : 1.0;
+            }
+            fetch(p + U);
+#pragma unroll
+            for (int u = 0; u < U; u++)
+                if (p + u < q1) {
+                    if (ky[u] != cur) {
+                        put(false);
+                        cur = ky[u];
+                        first = false;
+#pragma unroll
+                        for (int e = 0; e < VEC; e++) acc[e] = 0.0;
+                        ws = 0.0;
+                    }
+                    if (cur < (uint64_t)k) {
+                        Acc<T>::template add<W>(acc, vv[u], wv[u]);
+                        if (W) ws += wv[u];
+                    }
+                }
         }
+        if (q0 < q1) put(true);
+#pragma unroll
+        for (int e = 0; e < VEC; e++)
+            if (col0 + e < d) {
+                if (!hw) head[col0 + e] = 0.0;
+                if (!tw) tail[col0 + e] = 0.0;
+            }
+        if (wl && !hw) head[d] = 0.0;
+        if (wl && !tw) tail[d] = 0.0;
     }
+}
+
+/* The chunk reduce's combine: one warp per (cluster, 32 of its ncols = d + W columns). A
+ * segment inside one range was written by k_chunks; one over ranges q0 < q1 is the tail slot
+ * of q0 plus the head slots of q0 + 1, ..., q1, in that order; an empty cluster gets zeros. */
+__global__ void __launch_bounds__(THREADS)
+    k_chunk_combine(const double *__restrict__ slots, const unsigned long long *__restrict__ start,
+                    const unsigned long long *__restrict__ end, int64_t k, int d, int ncols, int ntc,
+                    int64_t sub, double *__restrict__ sums, double *__restrict__ counts)
+{
+    const int64_t wid = ((int64_t)blockIdx.x * THREADS + threadIdx.x) / 32;
+    const int lane = threadIdx.x & 31;
+    if (wid >= k * ntc) return;
+    const int64_t j = wid / ntc;
+    const int col = (int)(wid - j * ntc) * 32 + lane;
+    if (col >= ncols) return;
+    double *dst = col < d ? sums + j * (int64_t)d + col : counts + j;
+    if (end[j] <= start[j]) { /* empty (the radix path's bounds: start all ones, end 0) */
+        *dst = 0.0;
+        return;
+    }
+    const int64_t q0 = (int64_t)start[j] / sub, q1 = ((int64_t)end[j] - 1) / sub;
+    if (q0 == q1) return;
+    double acc = slots[(2 * q0 + 1) * ncols + col];
+    for (int64_t q = q0 + 1; q <= q1; q++) acc += slots[2 * q * ncols + col];
+    *dst = acc;
 }
 
 /* Sum of the partial rows q0, q0 + step, ... < q1 of one column, in order. */
@@ -1005,43 +1118,44 @@ __global__ void __launch_bounds__(THREADS)
     else if (np > GROUP) *dst = sum_rows(partials + col, a, a + np, ncols, GROUP);
 }
 
-/* The reduce's inputs and outputs, for the launch. */
+/* The reduce's inputs and outputs, for the launch: the piece reduce's items, or the chunk
+ * reduce's sorted labels and ranges (chunk). */
 template <typename IdxT> struct ReduceArgs {
     const IdxT *perm;
     const float *w;
-    const int64_t *item_off, *ir0, *ir1, *large;
+    const int64_t *item_off, *ir0, *ir1;
     const int32_t *icl;
     int64_t k;
     unsigned long long *counter;
     double *partials, *sums, *counts;
+    bool chunk;
+    const uint32_t *keys;
+    const unsigned long long *limit;
+    int64_t n, sub, nsub;
 };
 
 template <typename T, typename IdxT, bool ALIGNED, bool W>
 cudaError_t launch_reduce_t(const T *x, int64_t ld, int d, const Geo &g, const ReduceArgs<IdxT> &a, cudaStream_t s)
 {
-    int dev = 0, sms = 0, per_sm = 0, per_sm_small = 0;
+    if (a.chunk) { /* one row lane per range */
+        const int CW = g.nvec < 32 ? g.nvec : 32, RL = 32 / CW;
+        const int64_t warps = (a.nsub + RL - 1) / RL;
+        k_chunks<T, IdxT, ALIGNED, W><<<blocks_for(warps * 32), THREADS, 0, s>>>(
+            x, ld, d, g.nvec, a.perm, a.keys, a.w, a.n, a.limit, a.k, a.sub, a.nsub, a.partials, a.sums,
+            a.counts);
+        return cudaGetLastError();
+    }
+    int dev = 0, sms = 0, per_sm = 0;
     cudaError_t e;
     if ((e = cudaGetDevice(&dev)) != cudaSuccess) return e;
     if ((e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return e;
     if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_reduce<T, IdxT, ALIGNED, W>,
                                                            THREADS, 0)) != cudaSuccess)
         return e;
-    if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm_small, k_reduce_small<T, IdxT, ALIGNED, W>,
-                                                           THREADS, 0)) != cudaSuccess)
-        return e;
-    if (a.large) { /* small items: one warp each, as many warps as fit (not more than items) */
-        int64_t gs = (int64_t)sms * (per_sm_small > 0 ? per_sm_small : 1);
-        const int64_t gs_need = (g.max_items + THREADS / 32 - 1) / (THREADS / 32);
-        if (gs > gs_need) gs = gs_need;
-        k_reduce_small<T, IdxT, ALIGNED, W><<<(unsigned)gs, THREADS, 0, s>>>(
-            x, ld, d, g.nvec, a.perm, a.w, a.item_off, a.k, a.icl, a.ir0, a.ir1, small_rows(), a.partials,
-            a.sums, a.counts);
-        if ((e = cudaGetLastError()) != cudaSuccess) return e;
-    }
     int64_t grid = (int64_t)sms * (per_sm > 0 ? per_sm : 1);
     if (grid > g.max_items) grid = g.max_items;
     k_reduce<T, IdxT, ALIGNED, W><<<(unsigned)grid, THREADS, 0, s>>>(
-        x, ld, d, g.nvec, g.C, g.R, a.perm, a.w, a.large, a.item_off, a.k, a.icl, a.ir0, a.ir1, a.counter,
+        x, ld, d, g.nvec, g.C, g.R, a.perm, a.w, a.item_off, a.k, a.icl, a.ir0, a.ir1, a.counter,
         a.partials, a.sums, a.counts);
     return cudaGetLastError();
 }
@@ -1062,28 +1176,26 @@ cudaError_t launch_reduce(const void *x, int64_t ld, int d, const Geo &g, const 
  * compile time: five sizes). */
 template <typename IdxT, int BITS>
 cudaError_t launch_sweep_b(const int32_t *labels, int64_t n, int64_t k, const IdxT *before, const IdxT *segbase,
-                           IdxT *perm, unsigned ntiles, cudaStream_t s)
+                           IdxT *perm, uint32_t *keys, unsigned ntiles, cudaStream_t s)
 {
     const size_t smem = sweep_smem<IdxT>(k);
     const cudaError_t e = cudaFuncSetAttribute(k_sweep<IdxT, BITS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess) return e;
-    k_sweep<IdxT, BITS><<<ntiles, THREADS, smem, s>>>(labels, n, k, before, segbase, perm);
+    k_sweep<IdxT, BITS><<<ntiles, THREADS, smem, s>>>(labels, n, k, before, segbase, perm, keys);
     return cudaGetLastError();
 }
 template <typename IdxT>
 cudaError_t launch_sweep(const int32_t *labels, int64_t n, int64_t k, const IdxT *before, const IdxT *segbase,
-                         IdxT *perm, unsigned ntiles, cudaStream_t s)
+                         IdxT *perm, uint32_t *keys, unsigned ntiles, cudaStream_t s)
 {
     static_assert(SWEEP_KMAX <= 4096, "k_sweep's widest instantiation takes 12 label bits");
     const int bits = sort_bits(k);
-    if (bits <= 4) return launch_sweep_b<IdxT, 4>(labels, n, k, before, segbase, perm, ntiles, s);
-    if (bits <= 8) return launch_sweep_b<IdxT, 8>(labels, n, k, before, segbase, perm, ntiles, s);
-    if (bits <= 10) return launch_sweep_b<IdxT, 10>(labels, n, k, before, segbase, perm, ntiles, s);
-    if (bits <= 11) return launch_sweep_b<IdxT, 11>(labels, n, k, before, segbase, perm, ntiles, s);
-    return launch_sweep_b<IdxT, 12>(labels, n, k, before, segbase, perm, ntiles, s);
+    if (bits <= 4) return launch_sweep_b<IdxT, 4>(labels, n, k, before, segbase, perm, keys, ntiles, s);
+    if (bits <= 8) return launch_sweep_b<IdxT, 8>(labels, n, k, before, segbase, perm, keys, ntiles, s);
+    if (bits <= 10) return launch_sweep_b<IdxT, 10>(labels, n, k, before, segbase, perm, keys, ntiles, s);
+    if (bits <= 11) return launch_sweep_b<IdxT, 11>(labels, n, k, before, segbase, perm, keys, ntiles, s);
+    return launch_sweep_b<IdxT, 12>(labels, n, k, before, segbase, perm, keys, ntiles, s);
 }
-
-inline unsigned blocks_for(int64_t threads) { return (unsigned)((threads + THREADS - 1) / THREADS); }
 
 template <typename IdxT>
 int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *labels,
@@ -1101,9 +1213,7 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
     int64_t *item_off = (int64_t *)(base + L.item_off);
     int32_t *icl = (int32_t *)(base + L.icl);
     int64_t *ir0 = (int64_t *)(base + L.ir0), *ir1 = (int64_t *)(base + L.ir1);
-    /* the warp path and the list of large items, for short mean segments only */
-    const bool short_segments = small_rows() > 0 && n <= small_rows() * k;
-    int64_t *large = short_segments ? (int64_t *)(base + L.large) : nullptr;
+    uint32_t *keys = (uint32_t *)(base + L.keys);
     unsigned long long *counter = (unsigned long long *)(base + L.counter);
     double *ipart = (double *)(base + L.ipart);
     double *partials = (double *)(base + L.partials);
@@ -1125,10 +1235,9 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
         FKM_K_LAUNCHED();
         k_segstart<IdxT><<<1, THREADS, 0, s>>>(totals, k, segbase, start, end);
         FKM_K_LAUNCHED();
-        FKM_K_TRY(launch_sweep<IdxT>(labels, n, k, hist, segbase, perm, ntiles, s));
+        FKM_K_TRY(launch_sweep<IdxT>(labels, n, k, hist, segbase, perm, L.chunk ? keys : nullptr, ntiles, s));
     } else {
         IdxT *vals = (IdxT *)(base + L.vals);
-        uint32_t *keys = (uint32_t *)(base + L.keys);
         const int bits = sort_bits(k);
         k_iota<IdxT><<<ntiles, THREADS, 0, s>>>(vals, min_dist, w, n, aligned16(min_dist), aligned16(w), ipart);
         FKM_K_LAUNCHED();
@@ -1149,21 +1258,24 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
         FKM_K_LAUNCHED();
     }
 
-    /* plan, scan, items */
-    FKM_K_TRY(cudaMemsetAsync(counter, 0, 2 * sizeof(unsigned long long), s));
+    /* plan (counts, inertia); the piece reduce's scan and items */
     k_plan<<<blocks_for(k + 1), THREADS, 0, s>>>(start, end, k, g.P, w != nullptr, npieces, counts,
                                                   ipart, L.ntiles, inertia);
     FKM_K_LAUNCHED();
-    {
+    if (!L.chunk) {
+        FKM_K_TRY(cudaMemsetAsync(counter, 0, sizeof(unsigned long long), s));
         size_t tb = L.temp_bytes;
         FKM_K_TRY(cub::DeviceScan::ExclusiveSum(temp, tb, (const int64_t *)npieces, item_off,
                                                 (int64_t)(k + 1), s));
+        k_items<<<blocks_for(g.max_items), THREADS, 0, s>>>(start, end, item_off, k, g.max_items, icl,
+                                                             ir0, ir1);
+        FKM_K_LAUNCHED();
     }
-    k_items<<<blocks_for(g.max_items), THREADS, 0, s>>>(start, end, item_off, k, g.max_items, icl,
-                                                         ir0, ir1, small_rows(), large, counter + 1);
-    FKM_K_LAUNCHED();
     /* reduce */
-    const ReduceArgs<IdxT> ra = {perm, w, item_off, ir0, ir1, large, icl, k, counter, partials, sums, counts};
+    const ReduceArgs<IdxT> ra = {perm,   w,      item_off, ir0,    ir1, icl,   k,     counter, partials,
+                                 sums,   counts, L.chunk,  keys,
+                                 L.counting ? end + (k - 1) : nullptr, /* the counting sort: rows sorted */
+                                 n,      L.sub,  L.nsub};
     cudaError_t e;
     if (mode == FKM_K_F16) e = launch_reduce<__half, IdxT>(x, ld, d, g, ra, s);
     else if (mode == FKM_K_BF16) e = launch_reduce<__nv_bfloat16, IdxT>(x, ld, d, g, ra, s);
@@ -1171,6 +1283,12 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
     FKM_K_TRY(e);
     /* combine (weighted: one more column, the weight sums, which become the counts) */
     const int ncols = d + (w ? 1 : 0), ntc = (ncols + 31) / 32;
+    if (L.chunk) {
+        k_chunk_combine<<<blocks_for(k * ntc * 32), THREADS, 0, s>>>(partials, start, end, k, d, ncols, ntc,
+                                                                      L.sub, sums, counts);
+        FKM_K_LAUNCHED();
+        return 0;
+    }
     k_combine1<<<blocks_for(g.max_items * ntc * 32), THREADS, 0, s>>>(
         partials, icl, item_off, k, g.max_items, d, ncols, ntc, sums, counts);
     FKM_K_LAUNCHED();
