@@ -227,12 +227,16 @@ template <typename IdxT> bool sweep_sort(int64_t ntiles, int64_t k)
     return sweep_smem<IdxT>(k) + 256 <= (size_t)optin; /* 256: k_sweep's static shared memory */
 }
 
-template <typename IdxT> cudaError_t layout(int64_t n, int64_t k, int d, Layout *L)
+/* The chunk reduce where the mean segment is short (n <= short_rows() k). */
+inline bool chunk_reduce(int64_t n, int64_t k) { return short_rows() > 0 && n <= short_rows() * k; }
+
+/* The workspace of a call on n rows with the given reduce (chunk_reduce(n, k) for the call). */
+template <typename IdxT> cudaError_t layout(int64_t n, int64_t k, int d, bool ch, Layout *L)
 {
     size_t sb = 0, cb = 0;
     L->ntiles = (n + TILE - 1) / TILE;
     const bool cs = L->counting = sweep_sort<IdxT>(L->ntiles, k);
-    const bool ch = L->chunk = short_rows() > 0 && n <= short_rows() * k;
+    L->chunk = ch;
     /* chunk reduce: two slots (head, tail) of d + 1 doubles per row lane, at most
      * PARTIAL_BYTES of them (longer ranges where n is large) */
     int64_t sub = sub_rows(), cap = PARTIAL_BYTES / (2 * ((int64_t)d + 1) * 8);
@@ -1203,7 +1207,7 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
         size_t workspace_bytes, cudaStream_t s)
 {
     Layout L;
-    FKM_K_TRY(layout<IdxT>(n, k, d, &L));
+    FKM_K_TRY(layout<IdxT>(n, k, d, chunk_reduce(n, k), &L));
     if (workspace_bytes < L.total || !workspace) return (int)cudaErrorInvalidValue;
     char *base = (char *)(((uintptr_t)workspace + ALIGN - 1) / ALIGN * ALIGN);
     IdxT *perm = (IdxT *)(base + L.perm);
@@ -1303,10 +1307,18 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
 extern "C" size_t fkm_k_update_workspace(int64_t n, int64_t k, int d)
 {
     if (n <= 0 || k < 1 || d < 1) return 0;
-    Layout L;
-    cudaError_t e = (uint64_t)n <= 0xFFFFFFFFull ? layout<uint32_t>(n, k, d, &L)
-                                                 : layout<uint64_t>(n, k, d, &L);
-    return e == cudaSuccess ? L.total : SIZE_MAX;
+    /* either reduce's: a call on fewer rows (the streamed backend's last chunk) may take the
+     * chunk reduce where n rows take the piece reduce, and need more (sorted keys, two slots
+     * per range); each reduce's workspace grows with the rows */
+    size_t total = 0;
+    for (bool ch : {false, true}) {
+        Layout L;
+        cudaError_t e = (uint64_t)n <= 0xFFFFFFFFull ? layout<uint32_t>(n, k, d, ch, &L)
+                                                     : layout<uint64_t>(n, k, d, ch, &L);
+        if (e != cudaSuccess) return SIZE_MAX;
+        if (L.total > total) total = L.total;
+    }
+    return total;
 }
 
 extern "C" int fkm_k_update(fkm_kmode mode, const void *x, int64_t n, int d, int ld,

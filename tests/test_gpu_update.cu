@@ -142,7 +142,7 @@ static int64_t n_cases = 0;
 static void check_update(fkm_kmode m, int64_t n, int d, int ld, int64_t k, int dist,
                          const Stored &rows, const void *d_x, const float *d_md,
                          const std::vector<float> &md, const std::vector<float> *w = nullptr,
-                         const float *d_w = nullptr, int shift = 0)
+                         const float *d_w = nullptr, int shift = 0, int64_t ws_rows = 0)
 {
     std::vector<int32_t> lab;
     make_labels(dist, n, k, &lab);
@@ -167,7 +167,7 @@ static void check_update(fkm_kmode m, int64_t n, int d, int ld, int64_t k, int d
     int32_t *d_lab = NULL;
     double *d_stats = NULL;
     void *d_ws = NULL;
-    size_t wsb = fkm_k_update_workspace(n, k, d);
+    size_t wsb = fkm_k_update_workspace(ws_rows > n ? ws_rows : n, k, d);
     CHECK(wsb != SIZE_MAX, "workspace query failed");
     if (n) CK(cudaMalloc(&d_lab, (size_t)(n + shift) * 4));
     CK(cudaMalloc(&d_stats, (size_t)len * 8));
@@ -206,9 +206,10 @@ static void check_update(fkm_kmode m, int64_t n, int d, int ld, int64_t k, int d
         }
     double gin = g[len - 1], ref_in = (double)rin;
     char what[160];
-    snprintf(what, sizeof what, "%s n=%lld k=%lld d=%d ld=%d labels=%s%s%s", mode_name(m),
+    snprintf(what, sizeof what, "%s n=%lld k=%lld d=%d ld=%d labels=%s%s%s%s", mode_name(m),
              (long long)n, (long long)k, d, ld, dist_name[dist], w ? " weighted" : "",
-             shift ? " (labels, distances, weights 4 bytes off 16-byte alignment)" : "");
+             shift ? " (labels, distances, weights 4 bytes off 16-byte alignment)" : "",
+             ws_rows > n ? " (workspace sized for more rows)" : "");
     CHECK(bad_sum == 0, "%s: %d sums off", what, bad_sum);
     CHECK(bad_cnt == 0, "%s: %d counts off", what, bad_cnt);
     CHECK(fabs(gin - ref_in) <= 1e-12 * ref_in, "%s: inertia %.17g, ref %.17g", what, gin, ref_in);
@@ -296,6 +297,14 @@ static void test_update(int small)
                         check_update(m, n, d, ld, k, DIST_SKEWED, rows, d_x, d_md1 + 1, md, &w, d_w1 + 1, 1);
                         cudaFree(d_md1);
                         cudaFree(d_w1);
+                    }
+                /* a workspace sized for more rows than the call has (the streamed backend's
+                 * last chunk): 1000 rows at k = 4 take the chunk reduce (mean segment <= 256),
+                 * 1100 the piece reduce, whose workspace alone would be too small */
+                if (n == 1000 && d == 3)
+                    for (int64_t ws_rows : {(int64_t)1100, (int64_t)4000}) {
+                        check_update(m, n, d, ld, 4, DIST_SKEWED, rows, d_x, d_md, md, nullptr, nullptr, 0, ws_rows);
+                        check_update(m, n, d, ld, 4, DIST_SKEWED, rows, d_x, d_md, md, &w, d_w, 0, ws_rows);
                     }
                 cudaFree(d_w);
                 /* a leading dimension wider than the contract's minimum (still aligned),
