@@ -1039,6 +1039,17 @@ __global__ void __launch_bounds__(THREADS)
     }
 }
 
+/* One warp per (cluster, 32 columns) of k clusters × ntc tiles of 32 of ncols columns: this
+ * thread's cluster j and column col, false past either end. */
+__device__ __forceinline__ bool cluster_column(int64_t k, int ntc, int ncols, int64_t *j, int *col)
+{
+    const int64_t w = ((int64_t)blockIdx.x * THREADS + threadIdx.x) / 32;
+    if (w >= k * ntc) return false;
+    *j = w / ntc;
+    *col = (int)(w - *j * ntc) * 32 + (int)(threadIdx.x & 31);
+    return *col < ncols;
+}
+
 /* The chunk reduce's combine: one warp per (cluster, 32 of its ncols = d + W columns). A
  * segment inside one range was written by k_chunks; one over ranges q0 < q1 is the tail slot
  * of q0 plus the head slots of q0 + 1, ..., q1, in that order; an empty cluster gets zeros. */
@@ -1047,12 +1058,9 @@ __global__ void __launch_bounds__(THREADS)
                     const unsigned long long *__restrict__ end, int64_t k, int d, int ncols, int ntc,
                     int64_t sub, double *__restrict__ sums, double *__restrict__ counts)
 {
-    const int64_t wid = ((int64_t)blockIdx.x * THREADS + threadIdx.x) / 32;
-    const int lane = threadIdx.x & 31;
-    if (wid >= k * ntc) return;
-    const int64_t j = wid / ntc;
-    const int col = (int)(wid - j * ntc) * 32 + lane;
-    if (col >= ncols) return;
+    int64_t j;
+    int col;
+    if (!cluster_column(k, ntc, ncols, &j, &col)) return;
     double *dst = col < d ? sums + j * (int64_t)d + col : counts + j;
     if (end[j] <= start[j]) { /* empty (the radix path's bounds: start all ones, end 0) */
         *dst = 0.0;
@@ -1110,12 +1118,9 @@ __global__ void __launch_bounds__(THREADS)
     k_combine2(const double *__restrict__ partials, const int64_t *__restrict__ item_off, int64_t k,
                int d, int ncols, int ntiles, double *__restrict__ sums, double *__restrict__ counts)
 {
-    const int64_t w = ((int64_t)blockIdx.x * THREADS + threadIdx.x) / 32;
-    const int lane = threadIdx.x & 31;
-    if (w >= k * ntiles) return;
-    const int64_t j = w / ntiles;
-    const int col = (int)(w - j * ntiles) * 32 + lane;
-    if (col >= ncols) return;
+    int64_t j;
+    int col;
+    if (!cluster_column(k, ntiles, ncols, &j, &col)) return;
     const int64_t a = item_off[j], np = item_off[j + 1] - a;
     double *dst = col < d ? sums + j * (int64_t)d + col : counts + j;
     if (np == 0) *dst = 0.0;
