@@ -4,7 +4,9 @@
  * a few shapes. A read-only kernel over the same rows
  * gives the device's achievable read bandwidth, hence the floor.
  *
- *   bench_update [iters]        env: FKM_UPDATE_ROWS_PER_LANE=… to try piece sizes
+ *   bench_update [iters]        env: FKM_UPDATE_ROWS_PER_LANE=… to try piece sizes,
+ *                               FKM_UPDATE_SHORT_ROWS=S (the chunk reduce where n <= S k; 0:
+ *                               never) and FKM_UPDATE_SUB=… (its range length)
  *   bench_update iters n k      one case: f16, d = 128, uniform labels (for a profiler)
  * Built four times: bench_update (the library's kernels), bench_update_u4 (4 rows in flight
  * per thread in the reduce), bench_update_nopf (no prefetch of the next row ids) and
