@@ -227,8 +227,8 @@ template <typename IdxT> bool sweep_sort(int64_t ntiles, int64_t k)
     return sweep_smem<IdxT>(k) + 256 <= (size_t)optin; /* 256: k_sweep's static shared memory */
 }
 
-/* The chunk reduce where the mean segment is short (n <= short_rows() k). */
-inline bool chunk_reduce(int64_t n, int64_t k) { return short_rows() > 0 && n <= short_rows() * k; }
+/* The chunk reduce where the mean segment is short: ⌈n / k⌉ <= short_rows(), i.e. n <= S k. */
+inline bool chunk_reduce(int64_t n, int64_t k) { return short_rows() > 0 && (n + k - 1) / k <= short_rows(); }
 
 /* The workspace of a call on n rows with the given reduce (chunk_reduce(n, k) for the call). */
 template <typename IdxT> cudaError_t layout(int64_t n, int64_t k, int d, bool ch, Layout *L)
@@ -1312,14 +1312,18 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
 extern "C" size_t fkm_k_update_workspace(int64_t n, int64_t k, int d)
 {
     if (n <= 0 || k < 1 || d < 1) return 0;
-    /* either reduce's: a call on fewer rows (the streamed backend's last chunk) may take the
-     * chunk reduce where n rows take the piece reduce, and need more (sorted keys, two slots
-     * per range); each reduce's workspace grows with the rows */
+    /* A call on fewer rows (the streamed backend's last chunk) may take the chunk reduce where
+     * n rows take the piece reduce, and need more (sorted keys, two slots per range): so also
+     * the chunk reduce's workspace at the most rows that take it, cut = min(n, S k). Each
+     * reduce's workspace grows with the rows. */
+    const int64_t S = short_rows(), cut = S <= 0 ? 0 : S > n / k ? n : S * k;
     size_t total = 0;
-    for (bool ch : {false, true}) {
+    for (int pass = 0; pass < 2; pass++) {
+        const int64_t rows = pass == 0 ? n : cut;
+        if (pass == 1 && (cut <= 0 || chunk_reduce(n, k))) break; /* n's own layout covered it */
         Layout L;
-        cudaError_t e = (uint64_t)n <= 0xFFFFFFFFull ? layout<uint32_t>(n, k, d, ch, &L)
-                                                     : layout<uint64_t>(n, k, d, ch, &L);
+        cudaError_t e = (uint64_t)rows <= 0xFFFFFFFFull ? layout<uint32_t>(rows, k, d, chunk_reduce(rows, k), &L)
+                                                        : layout<uint64_t>(rows, k, d, chunk_reduce(rows, k), &L);
         if (e != cudaSuccess) return SIZE_MAX;
         if (L.total > total) total = L.total;
     }
