@@ -1314,16 +1314,15 @@ extern "C" size_t fkm_k_update_workspace(int64_t n, int64_t k, int d)
     if (n <= 0 || k < 1 || d < 1) return 0;
     /* A call on fewer rows (the streamed backend's last chunk) may take the chunk reduce where
      * n rows take the piece reduce, and need more (sorted keys, two slots per range): so also
-     * the chunk reduce's workspace at the most rows that take it, cut = min(n, S k). Each
+     * the chunk reduce's workspace at the most rows that take it, S k (< n in that case). Each
      * reduce's workspace grows with the rows. */
-    const int64_t S = short_rows(), cut = S <= 0 ? 0 : S > n / k ? n : S * k;
+    const int64_t rows[2] = {n, !chunk_reduce(n, k) && short_rows() > 0 ? short_rows() * k : 0};
     size_t total = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        const int64_t rows = pass == 0 ? n : cut;
-        if (pass == 1 && (cut <= 0 || chunk_reduce(n, k))) break; /* n's own layout covered it */
+    for (int64_t r : rows) {
+        if (r <= 0) continue;
         Layout L;
-        cudaError_t e = (uint64_t)rows <= 0xFFFFFFFFull ? layout<uint32_t>(rows, k, d, chunk_reduce(rows, k), &L)
-                                                        : layout<uint64_t>(rows, k, d, chunk_reduce(rows, k), &L);
+        cudaError_t e = (uint64_t)r <= 0xFFFFFFFFull ? layout<uint32_t>(r, k, d, chunk_reduce(r, k), &L)
+                                                     : layout<uint64_t>(r, k, d, chunk_reduce(r, k), &L);
         if (e != cudaSuccess) return SIZE_MAX;
         if (L.total > total) total = L.total;
     }
