@@ -7,8 +7,8 @@
  *     floor       max(2NKD / peak, N*D*2 bytes / bandwidth)   (definition of targets.md)
  *     assign      fkm_k_assign alone, per kernel version (v1 mma.sync, v2 wgmma 4x64 rows,
  *                 v2b wgmma 2x128 rows) and the automatic choice
- *     iteration   assign + fkm_k_update + fkm_k_finalize + centroids back to the compute type
- *                 + their norms (what the CUDA backend runs per Lloyd step on one GPU)
+ *     iteration   assign + fkm_k_update + fkm_k_finalize with the centroids back to the compute
+ *                 type and their norms (what the CUDA backend runs per Lloyd step on one GPU)
  *     cublas      bf16 GEMM of the same shape (N x K x D, bf16 out, chunked over N to <= 2 GiB
  *                 of output): what materialising the products alone costs
  *     naive       GEMM into fp32 N x K distances (chunked) + argmin kernel + atomicAdd scatter
@@ -175,6 +175,36 @@ static double time_ms(const std::function<void()> &fn, int warm = 2, int reps = 
     CK(cudaEventDestroy(a));
     CK(cudaEventDestroy(b));
     return t[reps / 2];
+}
+
+/* Medians of fn1's time, fn2's time and their sum when run back to back (an event between):
+ * the parts inside a real iteration, where timing them apart has missed the iteration. */
+static void time_split(const std::function<void()> &fn1, const std::function<void()> &fn2, int reps,
+                       double *t1, double *t2, double *t12)
+{
+    cudaEvent_t e[3];
+    for (auto &v : e) CK(cudaEventCreate(&v));
+    std::vector<float> a, b, ab;
+    for (int i = 0; i < reps + 2; ++i) {
+        CK(cudaEventRecord(e[0], g_s));
+        fn1();
+        CK(cudaEventRecord(e[1], g_s));
+        fn2();
+        CK(cudaEventRecord(e[2], g_s));
+        CK(cudaEventSynchronize(e[2]));
+        float x, y;
+        CK(cudaEventElapsedTime(&x, e[0], e[1]));
+        CK(cudaEventElapsedTime(&y, e[1], e[2]));
+        if (i < 2) continue; /* warm-up */
+        a.push_back(x);
+        b.push_back(y);
+        ab.push_back(x + y);
+    }
+    for (auto &v : e) CK(cudaEventDestroy(v));
+    auto med = [](std::vector<float> &v) { std::sort(v.begin(), v.end()); return (double)v[v.size() / 2]; };
+    *t1 = med(a);
+    *t2 = med(b);
+    *t12 = med(ab);
 }
 
 struct Case {
@@ -524,15 +554,12 @@ int main(int argc, char **argv)
             auto update = [&] {
                 CK(fkm_k_update(mode, x, n, d, ld, lab, md, nullptr, k, stats, uws, ub, (fkm_stream)g_s));
             };
-            /* the rest: new centroids from the stats, back to the compute type, their norms */
-            auto fin = [&] { CK(fkm_k_finalize(stats, k, d, 0, c32, out2, (fkm_stream)g_s)); };
+            /* the rest: new centroids from the stats, back to the compute type, their norms
+             * (one fused kernel, as the backend runs it; apart for comparison) */
+            auto rest = [&] { CK(fkm_k_finalize(stats, k, d, 0, c32, out2, mode, c, ld, cn, (fkm_stream)g_s)); };
+            auto fin = [&] { CK(fkm_k_finalize(stats, k, d, 0, c32, out2, mode, nullptr, 0, nullptr, (fkm_stream)g_s)); };
             auto cvt = [&] { CK(fkm_k_convert_rows(mode, c32, k, d, c, ld, (fkm_stream)g_s)); };
             auto nrm = [&] { CK(fkm_k_row_norms(mode, c, k, d, ld, cn, (fkm_stream)g_s)); };
-            auto rest = [&] {
-                fin();
-                cvt();
-                nrm();
-            };
             auto iter = [&] {
                 assign();
                 update();
@@ -543,9 +570,12 @@ int main(int argc, char **argv)
             const double t_rest = time_ms(rest);
             const double t_fin = time_ms(fin), t_cvt = time_ms(cvt), t_nrm = time_ms(nrm);
             t_it = time_ms(iter);
+            double s_a, s_u, s_it;
+            time_split(assign, [&] { update(); rest(); }, 9, &s_a, &s_u, &s_it);
             printf("  update     : %8.3f ms (%.1f%% of assign)\n", t_upd, 100.0 * t_upd / t_assign);
-            printf("  finalize+convert+norms: %8.3f ms (alone: %.3f + %.3f + %.3f)\n", t_rest, t_fin, t_cvt, t_nrm);
+            printf("  finalize+convert+norms: %8.3f ms fused (apart: %.3f + %.3f + %.3f)\n", t_rest, t_fin, t_cvt, t_nrm);
             printf("  iteration  : %8.3f ms (assign + update + rest = %.3f)\n", t_it, t_assign + t_upd + t_rest);
+            printf("  iteration split: assign %.3f + update and rest %.3f = %.3f ms\n", s_a, s_u, s_it);
             CK(cudaFree(uws));
             CK(cudaFree(stats));
             CK(cudaFree(out2));

@@ -698,11 +698,12 @@ int cu_finalize(void *vp, double *max_shift, int64_t *n_empty, fkm_error *err)
     CTX(vp);
     ON_DEVICE(x);
     if (!x->have_c) return fkm_fail(err, FKM_ERUNTIME, "cuda backend: finalize() before set_centroids()");
+    /* the compute-type copy and its norms in the same pass (what refresh_centroids gives) */
     FKM_CUDA_TRY(err, fkm_k_finalize((const double *)x->stats.p, x->k, (int)x->d,
                                      x->metric == FKM_METRIC_COSINE, (float *)x->c32.p,
-                                     (double *)x->out2.p, (fkm_stream)x->s));
-    int s = refresh_centroids(x, err);
-    if (s) return s;
+                                     (double *)x->out2.p, x->mode, x->mode_known ? x->c.p : nullptr,
+                                     x->ldc, (float *)x->cnorm.p, (fkm_stream)x->s));
+    int s;
     FKM_CUDA_TRY(err, cudaMemcpyAsync(x->h_out2, x->out2.p, 2 * sizeof(double),
                                       cudaMemcpyDeviceToHost, x->s));
     if ((s = sync(x, err))) return s;

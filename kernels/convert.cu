@@ -11,6 +11,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "store.cuh"
+
 extern "C" int fkm_k_elem_bytes(fkm_kmode mode) { return (mode == FKM_K_F16 || mode == FKM_K_BF16) ? 2 : 4; }
 
 extern "C" int fkm_k_ld(fkm_kmode mode, int d)
@@ -21,23 +23,6 @@ extern "C" int fkm_k_ld(fkm_kmode mode, int d)
 }
 
 namespace {
-
-template <typename T> struct Store;
-template <> struct Store<__half> {
-    static __device__ __forceinline__ __half from(float v) { return __float2half_rn(v); }
-    static __device__ __forceinline__ __half from_h(__half v) { return v; }
-    static __device__ __forceinline__ float val(__half v) { return __half2float(v); }
-};
-template <> struct Store<__nv_bfloat16> {
-    static __device__ __forceinline__ __nv_bfloat16 from(float v) { return __float2bfloat16_rn(v); }
-    static __device__ __forceinline__ __nv_bfloat16 from_h(__half v) { return __float2bfloat16_rn(__half2float(v)); }
-    static __device__ __forceinline__ float val(__nv_bfloat16 v) { return __bfloat162float(v); }
-};
-template <> struct Store<float> {
-    static __device__ __forceinline__ float from(float v) { return v; }
-    static __device__ __forceinline__ float from_h(__half v) { return __half2float(v); }
-    static __device__ __forceinline__ float val(float v) { return v; }
-};
 
 /* One warp per row (grid-stride over rows), lanes across the ld columns. */
 template <typename T, typename S>
@@ -69,12 +54,8 @@ __global__ void __launch_bounds__(256) norms_kernel(const T *x, int64_t n, int d
     for (int64_t r = (((int64_t)blockIdx.x * blockDim.x) + threadIdx.x) >> 5; r < n; r += nw) {
         const T *row = x + r * (int64_t)ld;
         double s = 0.0;
-        for (int e = lane; e < d; e += 32) {
-            double v = (double)Store<T>::val(row[e]);
-            s = fma(v, v, s);
-        }
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+        for (int e = lane; e < d; e += 32) s = norm_add(s, row[e]);
+        s = warp_sum(s);
         if (lane == 0) out[r] = (float)s;
     }
 }

@@ -6,13 +6,15 @@
  * tree. Warps loop over clusters (at most 8 blocks per SM); the maximum over clusters goes
  * through an integer atomicMax on the bits of the (non-negative) shift and the empty count
  * through atomicAdd of an integer-valued double, one of each per block: both are exact
- * whatever the order, so out2 is bitwise deterministic. */
+ * whatever the order, so out2 is bitwise deterministic. Optionally the same warp also writes
+ * the new centroid in the compute type and its norm (the backend's per-step refresh). */
 #include <cuda_runtime.h>
 
 #include <stdint.h>
 
 #include "cuda_check.h"
 #include "fkm_kernels.h"
+#include "store.cuh"
 
 namespace {
 
@@ -20,9 +22,14 @@ constexpr int THREADS = 256;
 constexpr int WARPS = THREADS / 32;
 constexpr int G = 4; /* column groups of 32 held in registers at a time */
 
+/* OUT: also the centroids in the compute type T (cc, leading dimension ldc, zero padding) and
+ * their norms (cn), as fkm_k_convert_rows and fkm_k_row_norms of the new c32 would give them
+ * (same conversions, same summation order: store.cuh), in the same pass: two launches and a
+ * re-read of c32 fewer per Lloyd step. Empty clusters convert their unchanged centroid. */
+template <typename T, bool OUT>
 __global__ void __launch_bounds__(THREADS)
     k_finalize(const double *__restrict__ stats, int64_t k, int d, int normalize, float *__restrict__ c32,
-               double *__restrict__ out2)
+               double *__restrict__ out2, T *__restrict__ cc, int ldc, float *__restrict__ cn)
 {
     __shared__ unsigned long long s_max[WARPS];
     __shared__ int s_empty[WARPS];
@@ -48,14 +55,15 @@ __global__ void __launch_bounds__(THREADS)
          * at K = 65536, d = 128 on an H200 with the loads in the column loop) */
         const double cnt = stats[k * (int64_t)d + j];
         load(0);
-        if (!(cnt > 0.0)) {
+        const bool empty = !(cnt > 0.0);
+        if (empty) {
             ++wempty;
-            continue;
+            if (!OUT) continue;
         }
         /* normalize (spherical k-means): the mean scaled to unit length in fp64 before the one
          * rounding; a zero mean stays zero */
         double scale = 1.0;
-        if (normalize) {
+        if (normalize && !empty) {
             double n2 = 0.0;
 #pragma unroll
             for (int g = 0; g < G; ++g) {
@@ -66,26 +74,39 @@ __global__ void __launch_bounds__(THREADS)
                 const double v = s[col] / cnt;
                 n2 += v * v;
             }
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) n2 += __shfl_xor_sync(0xffffffffu, n2, o);
+            n2 = warp_sum(n2);
             if (n2 > 0.0) scale = 1.0 / sqrt(n2);
         }
-        double sh = 0.0;
+        double sh = 0.0, nn = 0.0;
+        T *crow = OUT ? cc + j * (int64_t)ldc : nullptr;
         for (int c0 = 0; c0 < d; c0 += 32 * G) {
             if (c0) load(c0);
 #pragma unroll
             for (int g = 0; g < G; ++g) {
                 const int col = c0 + lane + 32 * g;
                 if (col < d) {
-                    const float nv = (float)(sv[g] / cnt * scale);
-                    const double diff = (double)nv - (double)cv[g];
-                    sh += diff * diff;
-                    c[col] = nv;
+                    float nv = cv[g];
+                    if (!empty) {
+                        nv = (float)(sv[g] / cnt * scale);
+                        const double diff = (double)nv - (double)cv[g];
+                        sh += diff * diff;
+                        c[col] = nv;
+                    }
+                    if (OUT) {
+                        const T t = Store<T>::from(nv);
+                        crow[col] = t;
+                        nn = norm_add(nn, t);
+                    }
                 }
             }
         }
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) sh += __shfl_xor_sync(0xffffffffu, sh, o);
+        if (OUT) {
+            for (int col = d + lane; col < ldc; col += 32) crow[col] = Store<T>::from(0.f);
+            nn = warp_sum(nn);
+            if (lane == 0) cn[j] = (float)nn;
+        }
+        if (empty) continue;
+        sh = warp_sum(sh);
         const unsigned long long bits = (unsigned long long)__double_as_longlong(sqrt(sh));
         wmax = bits > wmax ? bits : wmax;
     }
@@ -110,17 +131,34 @@ __global__ void __launch_bounds__(THREADS)
 
 } // namespace
 
+template <typename T, bool OUT>
+cudaError_t launch(const double *stats, int64_t k, int d, int normalize, float *c32, double *out2, void *c,
+                   int ldc, float *cnorm, unsigned grid, cudaStream_t st)
+{
+    k_finalize<T, OUT><<<grid, THREADS, 0, st>>>(stats, k, d, normalize, c32, out2, static_cast<T *>(c), ldc, cnorm);
+    return cudaGetLastError();
+}
+
 extern "C" int fkm_k_finalize(const double *stats, int64_t k, int d, int normalize, float *c32,
-                              double *out2, fkm_stream s)
+                              double *out2, fkm_kmode mode, void *c, int ldc, float *cnorm, fkm_stream s)
 {
     if (k < 1 || d < 1 || !stats || !c32 || !out2) return (int)cudaErrorInvalidValue;
+    if (c && (!cnorm || ldc < fkm_k_ld(mode, d) || ldc % (16 / fkm_k_elem_bytes(mode))))
+        return (int)cudaErrorInvalidValue;
     cudaStream_t st = (cudaStream_t)s;
     FKM_K_TRY(cudaMemsetAsync(out2, 0, 2 * sizeof(double), st)); /* +0.0, +0.0 */
     int dev = 0, sms = 0;
     FKM_K_TRY(cudaGetDevice(&dev));
     FKM_K_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
     const int64_t need = (k + WARPS - 1) / WARPS, cap = 8 * (int64_t)(sms > 0 ? sms : 1);
-    k_finalize<<<(unsigned)(need < cap ? need : cap), THREADS, 0, st>>>(stats, k, d, normalize, c32, out2);
-    FKM_K_LAUNCHED();
-    return 0;
+    const unsigned grid = (unsigned)(need < cap ? need : cap);
+    cudaError_t e;
+    if (!c) e = launch<float, false>(stats, k, d, normalize, c32, out2, nullptr, 0, nullptr, grid, st);
+    else if (mode == FKM_K_F16) e = launch<__half, true>(stats, k, d, normalize, c32, out2, c, ldc, cnorm, grid, st);
+    else if (mode == FKM_K_BF16)
+        e = launch<__nv_bfloat16, true>(stats, k, d, normalize, c32, out2, c, ldc, cnorm, grid, st);
+    else if (mode == FKM_K_EXACT || mode == FKM_K_TF32)
+        e = launch<float, true>(stats, k, d, normalize, c32, out2, c, ldc, cnorm, grid, st);
+    else return (int)cudaErrorInvalidValue;
+    return (int)e;
 }

@@ -83,9 +83,11 @@ int fkm_k_update(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const 
 /* Finalize on the device: for every cluster with count > 0, c32[j] = sums[j] / count[j]
  * (float32, dense k×d), scaled to unit length when normalize is set (cosine; a zero mean stays
  * zero); empty clusters keep their centroid. out2[0] = max centroid shift (L2), out2[1] =
- * number of empty clusters (as a double). out2 is a device pointer. */
+ * number of empty clusters (as a double). out2 is a device pointer. With c non-null, also
+ * the new centroids in mode's compute type (leading dimension ldc) and their norms into
+ * cnorm, bit for bit what fkm_k_convert_rows and fkm_k_row_norms of c32 would store. */
 int fkm_k_finalize(const double *stats, int64_t k, int d, int normalize, float *c32, double *out2,
-                   fkm_stream s);
+                   fkm_kmode mode, void *c, int ldc, float *cnorm, fkm_stream s);
 
 #ifdef __cplusplus
 }

@@ -434,21 +434,54 @@ static void test_finalize(int small)
                 if (sqrt(acc) > rshift) rshift = sqrt(acc);
             }
             double *d_st, *d_out;
-            float *d_c;
+            float *d_c, *d_cn, *d_cn2;
+            void *d_cc, *d_cc2;
+            /* rep 0 also writes the compute-type centroids and their norms (a mode per case),
+             * rep 1 only c32: both must give the same c32 and out2 */
+            static const fkm_kmode modes[] = {FKM_K_F16, FKM_K_BF16, FKM_K_TF32, FKM_K_EXACT};
+            const fkm_kmode mode = modes[n_cases % 4];
+            const int ldc = fkm_k_ld(mode, d);
+            const size_t cc_bytes = (size_t)k * ldc * fkm_k_elem_bytes(mode);
             CK(cudaMalloc(&d_st, (size_t)len * 8));
             CK(cudaMalloc(&d_out, 16));
             CK(cudaMalloc(&d_c, (size_t)(k * d) * 4));
+            CK(cudaMalloc(&d_cc, cc_bytes));
+            CK(cudaMalloc(&d_cc2, cc_bytes));
+            CK(cudaMalloc(&d_cn, (size_t)k * 4));
+            CK(cudaMalloc(&d_cn2, (size_t)k * 4));
+            CK(cudaMemset(d_cc, 0xFF, cc_bytes)); /* poisoned, padding included */
+            CK(cudaMemset(d_cn, 0xFF, (size_t)k * 4));
             CK(cudaMemcpy(d_st, st.data(), (size_t)len * 8, cudaMemcpyHostToDevice));
             double o[2][2];
             std::vector<float> gc[2];
             for (int rep = 0; rep < 2; rep++) {
                 CK(cudaMemcpy(d_c, c0.data(), (size_t)(k * d) * 4, cudaMemcpyHostToDevice));
                 CK(cudaMemset(d_out, 0xFF, 16));
-                CK(fkm_k_finalize(d_st, k, d, normalize, d_c, d_out, 0));
+                if (rep == 0) CK(fkm_k_finalize(d_st, k, d, normalize, d_c, d_out, mode, d_cc, ldc, d_cn, 0));
+                else CK(fkm_k_finalize(d_st, k, d, normalize, d_c, d_out, mode, nullptr, 0, nullptr, 0));
                 CK(cudaDeviceSynchronize());
                 CK(cudaMemcpy(o[rep], d_out, 16, cudaMemcpyDeviceToHost));
                 gc[rep].resize((size_t)(k * d));
                 CK(cudaMemcpy(gc[rep].data(), d_c, (size_t)(k * d) * 4, cudaMemcpyDeviceToHost));
+            }
+            /* the fused outputs against the conversion and norms kernels on the new c32 */
+            CK(cudaMemset(d_cc2, 0xFF, cc_bytes));
+            CK(fkm_k_convert_rows(mode, d_c, k, d, d_cc2, ldc, 0));
+            CK(fkm_k_row_norms(mode, d_cc2, k, d, ldc, d_cn2, 0));
+            CK(cudaDeviceSynchronize());
+            {
+                std::vector<unsigned char> h1(cc_bytes), h2(cc_bytes);
+                std::vector<float> n1((size_t)k), n2((size_t)k);
+                CK(cudaMemcpy(h1.data(), d_cc, cc_bytes, cudaMemcpyDeviceToHost));
+                CK(cudaMemcpy(h2.data(), d_cc2, cc_bytes, cudaMemcpyDeviceToHost));
+                CK(cudaMemcpy(n1.data(), d_cn, (size_t)k * 4, cudaMemcpyDeviceToHost));
+                CK(cudaMemcpy(n2.data(), d_cn2, (size_t)k * 4, cudaMemcpyDeviceToHost));
+                CHECK(memcmp(h1.data(), h2.data(), cc_bytes) == 0,
+                      "finalize mode %d k=%lld d=%d: compute-type centroids differ from fkm_k_convert_rows", (int)mode,
+                      (long long)k, d);
+                CHECK(memcmp(n1.data(), n2.data(), (size_t)k * 4) == 0,
+                      "finalize mode %d k=%lld d=%d: centroid norms differ from fkm_k_row_norms", (int)mode,
+                      (long long)k, d);
             }
             if (!normalize) {
                 CHECK(memcmp(gc[0].data(), rc.data(), (size_t)(k * d) * 4) == 0,
@@ -483,6 +516,10 @@ static void test_finalize(int small)
             cudaFree(d_st);
             cudaFree(d_out);
             cudaFree(d_c);
+            cudaFree(d_cc);
+            cudaFree(d_cc2);
+            cudaFree(d_cn);
+            cudaFree(d_cn2);
         }
 }
 

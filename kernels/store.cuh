@@ -1,0 +1,47 @@
+/* The compute types' element conversions and the row norm's summation, shared by the
+ * conversion kernels and the finalize (which writes the compute-type centroids and their norms
+ * itself): both must give the same bits. */
+#ifndef FKM_STORE_CUH
+#define FKM_STORE_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+namespace {
+
+template <typename T> struct Store;
+template <> struct Store<__half> {
+    static __device__ __forceinline__ __half from(float v) { return __float2half_rn(v); }
+    static __device__ __forceinline__ __half from_h(__half v) { return v; }
+    static __device__ __forceinline__ float val(__half v) { return __half2float(v); }
+};
+template <> struct Store<__nv_bfloat16> {
+    static __device__ __forceinline__ __nv_bfloat16 from(float v) { return __float2bfloat16_rn(v); }
+    static __device__ __forceinline__ __nv_bfloat16 from_h(__half v) { return __float2bfloat16_rn(__half2float(v)); }
+    static __device__ __forceinline__ float val(__nv_bfloat16 v) { return __bfloat162float(v); }
+};
+template <> struct Store<float> {
+    static __device__ __forceinline__ float from(float v) { return v; }
+    static __device__ __forceinline__ float from_h(__half v) { return __half2float(v); }
+    static __device__ __forceinline__ float val(float v) { return v; }
+};
+
+/* One element of ‖row‖²: fp64, lane-strided order (element lane, lane + 32, ...). */
+template <typename T> __device__ __forceinline__ double norm_add(double s, T v)
+{
+    const double x = (double)Store<T>::val(v);
+    return fma(x, x, s);
+}
+
+/* The lanes' partial sums in a fixed xor tree (every lane gets the total). */
+__device__ __forceinline__ double warp_sum(double s)
+{
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+    return s;
+}
+
+} // namespace
+
+#endif
