@@ -8,7 +8,11 @@
  *     assign      fkm_k_assign alone, per kernel version (v1 mma.sync, v2 wgmma 4x64 rows,
  *                 v2b wgmma 2x128 rows) and the automatic choice
  *     iteration   assign + fkm_k_update + fkm_k_finalize with the centroids back to the compute
- *                 type and their norms (what the CUDA backend runs per Lloyd step on one GPU)
+ *                 type and their norms (what the CUDA backend runs per Lloyd step on one GPU);
+ *                 then the same with an event after the assign (the split), and the assign
+ *                 alone again, now with cluster means as centroids: at the power cap it runs
+ *                 slower on them than on the data points it starts from (bench/NOTES.md,
+ *                 history 34)
  *     cublas      bf16 GEMM of the same shape (N x K x D, bf16 out, chunked over N to <= 2 GiB
  *                 of output): what materialising the products alone costs
  *     naive       GEMM into fp32 N x K distances (chunked) + argmin kernel + atomicAdd scatter
@@ -572,10 +576,13 @@ int main(int argc, char **argv)
             t_it = time_ms(iter);
             double s_a, s_u, s_it;
             time_split(assign, [&] { update(); rest(); }, 9, &s_a, &s_u, &s_it);
+            /* the assign alone again, now with the iterations' centroids (cluster means) */
+            const double t_assign_means = time_ms(assign);
             printf("  update     : %8.3f ms (%.1f%% of assign)\n", t_upd, 100.0 * t_upd / t_assign);
             printf("  finalize+convert+norms: %8.3f ms fused (apart: %.3f + %.3f + %.3f)\n", t_rest, t_fin, t_cvt, t_nrm);
             printf("  iteration  : %8.3f ms (assign + update + rest = %.3f)\n", t_it, t_assign + t_upd + t_rest);
-            printf("  iteration split: assign %.3f + update and rest %.3f = %.3f ms\n", s_a, s_u, s_it);
+            printf("  iteration split: assign %.3f + update and rest %.3f = %.3f ms; the assign alone after it %.3f\n",
+                   s_a, s_u, s_it, t_assign_means);
             CK(cudaFree(uws));
             CK(cudaFree(stats));
             CK(cudaFree(out2));
