@@ -703,10 +703,10 @@ int cu_finalize(void *vp, double *max_shift, int64_t *n_empty, fkm_error *err)
                                      x->metric == FKM_METRIC_COSINE, (float *)x->c32.p,
                                      (double *)x->out2.p, x->mode, x->mode_known ? x->c.p : nullptr,
                                      x->ldc, (float *)x->cnorm.p, (fkm_stream)x->s));
-    int s;
     FKM_CUDA_TRY(err, cudaMemcpyAsync(x->h_out2, x->out2.p, 2 * sizeof(double),
                                       cudaMemcpyDeviceToHost, x->s));
-    if ((s = sync(x, err))) return s;
+    const int s = sync(x, err);
+    if (s) return s;
     fill_times(x);
     if (max_shift) *max_shift = x->h_out2[0];
     if (n_empty) *n_empty = (int64_t)x->h_out2[1];

@@ -71,7 +71,7 @@ unsigned grid_for_rows(int64_t n)
 
 template <typename S> int convert_any(fkm_kmode mode, const S *src, int64_t n, int d, void *dst, int ld, cudaStream_t s)
 {
-    if (n < 0 || d < 1 || ld < fkm_k_ld(mode, d) || (ld % (16 / fkm_k_elem_bytes(mode))))
+    if (n < 0 || d < 1 || !ld_fits(mode, d, ld))
         return (int)cudaErrorInvalidValue;
     if (n == 0) return 0;
     if (!src || !dst) return (int)cudaErrorInvalidValue;

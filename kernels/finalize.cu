@@ -143,7 +143,7 @@ extern "C" int fkm_k_finalize(const double *stats, int64_t k, int d, int normali
                               double *out2, fkm_kmode mode, void *c, int ldc, float *cnorm, fkm_stream s)
 {
     if (k < 1 || d < 1 || !stats || !c32 || !out2) return (int)cudaErrorInvalidValue;
-    if (c && (!cnorm || ldc < fkm_k_ld(mode, d) || ldc % (16 / fkm_k_elem_bytes(mode))))
+    if (c && (!cnorm || !ld_fits(mode, d, ldc)))
         return (int)cudaErrorInvalidValue;
     cudaStream_t st = (cudaStream_t)s;
     FKM_K_TRY(cudaMemsetAsync(out2, 0, 2 * sizeof(double), st)); /* +0.0, +0.0 */

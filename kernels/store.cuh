@@ -8,7 +8,15 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "fkm_kernels.h"
+
 namespace {
+
+/* A leading dimension that holds d columns of mode's compute type in 16-byte aligned rows. */
+inline bool ld_fits(fkm_kmode mode, int d, int ld)
+{
+    return ld >= fkm_k_ld(mode, d) && ld % (16 / fkm_k_elem_bytes(mode)) == 0;
+}
 
 template <typename T> struct Store;
 template <> struct Store<__half> {
