@@ -76,16 +76,11 @@ template <typename S> int convert_any(fkm_kmode mode, const S *src, int64_t n, i
     if (n == 0) return 0;
     if (!src || !dst) return (int)cudaErrorInvalidValue;
     const unsigned grid = grid_for_rows(n);
-    switch (mode) {
-    case FKM_K_F16: convert_kernel<__half, S><<<grid, 256, 0, s>>>(src, n, d, (__half *)dst, ld); break;
-    case FKM_K_BF16:
-        convert_kernel<__nv_bfloat16, S><<<grid, 256, 0, s>>>(src, n, d, (__nv_bfloat16 *)dst, ld);
-        break;
-    case FKM_K_EXACT:
-    case FKM_K_TF32: convert_kernel<float, S><<<grid, 256, 0, s>>>(src, n, d, (float *)dst, ld); break;
-    default: return (int)cudaErrorInvalidValue;
-    }
-    return (int)cudaGetLastError();
+    return (int)with_store_type(mode, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        convert_kernel<T, S><<<grid, 256, 0, s>>>(src, n, d, static_cast<T *>(dst), ld);
+        return cudaGetLastError();
+    });
 }
 
 } // namespace
@@ -109,14 +104,9 @@ extern "C" int fkm_k_row_norms(fkm_kmode mode, const void *x, int64_t n, int d, 
     if (!x || !norms) return (int)cudaErrorInvalidValue;
     const unsigned grid = grid_for_rows(n);
     const cudaStream_t st = (cudaStream_t)s;
-    switch (mode) {
-    case FKM_K_F16: norms_kernel<__half><<<grid, 256, 0, st>>>((const __half *)x, n, d, ld, norms); break;
-    case FKM_K_BF16:
-        norms_kernel<__nv_bfloat16><<<grid, 256, 0, st>>>((const __nv_bfloat16 *)x, n, d, ld, norms);
-        break;
-    case FKM_K_EXACT:
-    case FKM_K_TF32: norms_kernel<float><<<grid, 256, 0, st>>>((const float *)x, n, d, ld, norms); break;
-    default: return (int)cudaErrorInvalidValue;
-    }
-    return (int)cudaGetLastError();
+    return (int)with_store_type(mode, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        norms_kernel<T><<<grid, 256, 0, st>>>(static_cast<const T *>(x), n, d, ld, norms);
+        return cudaGetLastError();
+    });
 }

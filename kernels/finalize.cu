@@ -152,13 +152,8 @@ extern "C" int fkm_k_finalize(const double *stats, int64_t k, int d, int normali
     FKM_K_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
     const int64_t need = (k + WARPS - 1) / WARPS, cap = 8 * (int64_t)(sms > 0 ? sms : 1);
     const unsigned grid = (unsigned)(need < cap ? need : cap);
-    cudaError_t e;
-    if (!c) e = launch<float, false>(stats, k, d, normalize, c32, out2, nullptr, 0, nullptr, grid, st);
-    else if (mode == FKM_K_F16) e = launch<__half, true>(stats, k, d, normalize, c32, out2, c, ldc, cnorm, grid, st);
-    else if (mode == FKM_K_BF16)
-        e = launch<__nv_bfloat16, true>(stats, k, d, normalize, c32, out2, c, ldc, cnorm, grid, st);
-    else if (mode == FKM_K_EXACT || mode == FKM_K_TF32)
-        e = launch<float, true>(stats, k, d, normalize, c32, out2, c, ldc, cnorm, grid, st);
-    else return (int)cudaErrorInvalidValue;
-    return (int)e;
+    if (!c) return (int)launch<float, false>(stats, k, d, normalize, c32, out2, nullptr, 0, nullptr, grid, st);
+    return (int)with_store_type(mode, [&](auto tag) {
+        return launch<typename decltype(tag)::type, true>(stats, k, d, normalize, c32, out2, c, ldc, cnorm, grid, st);
+    });
 }

@@ -35,6 +35,23 @@ template <> struct Store<float> {
     static __device__ __forceinline__ float val(float v) { return v; }
 };
 
+/* The compute type that mode stores, handed to f as TypeTag<T>{} (T = __half, __nv_bfloat16 or
+ * float): the one mode → type mapping of the kernels' launchers. An unknown mode gives
+ * cudaErrorInvalidValue without calling f. */
+template <typename T> struct TypeTag {
+    using type = T;
+};
+template <typename F> cudaError_t with_store_type(fkm_kmode mode, F &&f)
+{
+    switch (mode) {
+    case FKM_K_F16: return f(TypeTag<__half>{});
+    case FKM_K_BF16: return f(TypeTag<__nv_bfloat16>{});
+    case FKM_K_EXACT:
+    case FKM_K_TF32: return f(TypeTag<float>{});
+    }
+    return cudaErrorInvalidValue;
+}
+
 /* One element of ‖row‖²: fp64, lane-strided order (element lane, lane + 32, ...). */
 template <typename T> __device__ __forceinline__ double norm_add(double s, T v)
 {

@@ -91,6 +91,7 @@
 
 #include "cuda_check.h"
 #include "fkm_kernels.h"
+#include "store.cuh"
 
 /* Tuning knobs (compile-time; bench/bench_update.cu builds a variant). */
 #ifndef FKM_UPD_ROWS_PER_LANE
@@ -127,8 +128,6 @@ constexpr int64_t PARTIAL_BYTES = 64ll << 20; /* budget of the row-proportional 
 constexpr size_t ALIGN = 256;
 
 inline unsigned blocks_for(int64_t threads) { return (unsigned)((threads + THREADS - 1) / THREADS); }
-
-inline int elem_bytes_of(fkm_kmode mode) { return (mode == FKM_K_F16 || mode == FKM_K_BF16) ? 2 : 4; }
 
 /* Work decomposition of the reduce kernel for one element size. */
 struct Geo {
@@ -1228,7 +1227,7 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
     double *partials = (double *)(base + L.partials);
     void *temp = base + L.temp;
 
-    const Geo g = geometry(elem_bytes_of(mode), n, k, d);
+    const Geo g = geometry(fkm_k_elem_bytes(mode), n, k, d);
     double *sums = stats, *counts = stats + k * (int64_t)d, *inertia = counts + k;
     const unsigned ntiles = (unsigned)L.ntiles;
 
@@ -1285,11 +1284,9 @@ int run(fkm_kmode mode, const void *x, int64_t n, int d, int ld, const int32_t *
                                  sums,   counts, L.chunk,  keys,
                                  L.counting ? end + (k - 1) : nullptr, /* the counting sort: rows sorted */
                                  n,      L.sub,  L.nsub};
-    cudaError_t e;
-    if (mode == FKM_K_F16) e = launch_reduce<__half, IdxT>(x, ld, d, g, ra, s);
-    else if (mode == FKM_K_BF16) e = launch_reduce<__nv_bfloat16, IdxT>(x, ld, d, g, ra, s);
-    else e = launch_reduce<float, IdxT>(x, ld, d, g, ra, s);
-    FKM_K_TRY(e);
+    FKM_K_TRY(with_store_type(mode, [&](auto tag) {
+        return launch_reduce<typename decltype(tag)::type, IdxT>(x, ld, d, g, ra, s);
+    }));
     /* combine (weighted: one more column, the weight sums, which become the counts) */
     const int ncols = d + (w ? 1 : 0), ntc = (ncols + 31) / 32;
     if (L.chunk) {
