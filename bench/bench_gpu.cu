@@ -324,7 +324,7 @@ int main(int argc, char **argv)
     int rounds = 1; /* --rounds R: the versions timed in turn R times (medians; against clock drift) */
     std::vector<std::string> filters;
     /* every selectable version: v1 mma.sync, v2 configurations, v3 configurations */
-    std::vector<int> all_versions = {0, 1, 5, 3, 4, 9, 10, 11, 12, 13, 7, 8, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 19, 25, 29, 33, 34, 35, 36, 37, 38, 48, 53, 28, 30, 31};
+    std::vector<int> all_versions = {0, 1, 5, 3, 4, 9, 10, 11, 12, 13, 7, 8, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 19, 25, 29, 33, 34, 35, 36, 37, 38, 48, 53, 66, 28, 30, 31};
     for (int i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--auto-only")) auto_only = true;
@@ -341,7 +341,7 @@ int main(int argc, char **argv)
             for (const char *q = argv[++i]; *q;) {
                 char *end;
                 long v = strtol(q, &end, 10);
-                if (end == q || v < 0 || v > 63) {
+                if (end == q || v < 0 || v > 127) {
                     fprintf(stderr, "bench_gpu: bad --versions list\n");
                     return 2;
                 }
@@ -406,6 +406,8 @@ int main(int argc, char **argv)
         {"fp16-1M-8k", FKM_K_F16, 1 << 20, 8192, 128, 6.31, 5.75, 6.28, 5.77},
         {"fp16-8M-1k", FKM_K_F16, 8 << 20, 1024, 128, 8.14, 6.21, 7.88, 6.37},
         {"fp16-1M-64k", FKM_K_F16, 1 << 20, 65536, 128, 46.8, 46.0, 47.9, 46.7},
+        {"fp16-1M-16k", FKM_K_F16, 1 << 20, 16384, 128, 0, 0, 0, 0},
+        {"fp16-1M-32k", FKM_K_F16, 1 << 20, 32768, 128, 0, 0, 0, 0},
         {"bf16-1M-8k", FKM_K_BF16, 1 << 20, 8192, 128, 0, 0, 0, 0},
         {"tf32-1M-8k", FKM_K_TF32, 1 << 20, 8192, 128, 0, 0, 0, 0},
         {"exact-1M-8k", FKM_K_EXACT, 1 << 20, 8192, 128, 0, 0, 0, 0},
@@ -480,12 +482,12 @@ int main(int argc, char **argv)
         if (v2able) versions = all_versions;
         if (v2able && auto_only) versions = {0, 1};
         int auto_ver = 0;
-        double t_v[64] = {0};
+        double t_v[128] = {0};
         /* rounds > 1: every version once per round, in list order; the GPU's clock drifts with its
          * temperature and power over a run (the first-timed version was seen up to 10 % faster),
          * so a version is reported as its median over the rounds and as the median over rounds
          * of its time divided by that of the first listed version in the same round */
-        std::vector<std::vector<double>> t_r(64);
+        std::vector<std::vector<double>> t_r(128);
         auto report = [&](int ver, double ms, const std::string &extra) {
             printf("  assign %-5s: %8.3f ms  %6.1f TFLOP/s  (%4.1f%% of peak)%s%s\n",
                    ver == 0 ? "auto" : ("v" + std::to_string(ver)).c_str(), ms, flops / (ms * 1e9),

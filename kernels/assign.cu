@@ -443,6 +443,9 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
  *  epilogue, and waited on only if it was not complete).
  *  53 = 48 with TAIL (given the workspace: the last round of point tiles split along k over all
  *  SMs, v3_sched in assign_v3.cuh; without a workspace it runs as 48).
+ *  66 = 53 with ping-pong (the consumers take turns issuing their wgmma).
+ *  (64 / 65 = 53 with three consumers of 64 rows each (BM = 192, 512 threads), 4 / 5 stages,
+ *  were measured no faster, 3-5 % slower at K = 1024, on an H100 and removed: history 36.)
  *  (54 = 53 loading the next tile's A fragments under a tile's last epilogue, 55 = 54 with
  *  TRACE, and 56 = 53 with a two-level EPI 12 (the raw minimum of d' first, the packed-key fold
  *  only for row slots where a row improves) were measured 1-3 %, and 56 6-17 %, slower than 53
@@ -508,6 +511,7 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
     case 43: *err = launch_v3_cfg<BF16, 4, 12, true, V3_XPF | V3_TRACE>(p, tx, tc, tn, txn, s); return true;
     case 48: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_EARLY>(p, tx, tc, tn, txn, s); return true;
     case 53: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_EARLY | V3_TAIL>(p, tx, tc, tn, txn, s); return true;
+    case 66: *err = launch_v3_cfg<BF16, 4, 12, true, V3_XPF | V3_EARLY | V3_TAIL>(p, tx, tc, tn, txn, s); return true;
     default: return false;
     }
 }
@@ -526,8 +530,10 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
  * versions timed in turn (H200 at its power limit; bench/NOTES.md, history 22 and 24).
  * Without a workspace v53 runs as v48. It
  * falls back to v34 (EPI 5 with the same prefetch) where the row norms are not 16-byte
- * aligned. Below K = 1024 nothing was measured, so v2 stays. */
-static int auto_v3(int64_t k) { return k < 1024 ? 2 : 53; }
+ * aligned. From K = 16384 on, v66 = v53 with ping-pong: median ratios to v53 of 0.968-0.986 at
+ * K = 16384, 32768 and 65536 (one 1.001 at 32768) against 1.016 at 8192 and 1.03-1.06 at 1024,
+ * H100, history 36. Below K = 1024 nothing was measured, so v2 stays. */
+static int auto_v3(int64_t k) { return k < 1024 ? 2 : k < 16384 ? 53 : 66; }
 
 /* FKM_ASSIGN_AUTO_VERSION=N (tests only): the automatic choice becomes version N wherever it
  * applies, so that tests written against the automatic choice (test_gpu_metric) can exercise a
@@ -594,7 +600,7 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
             int variant = g_force_version >= 2 ? g_force_version : 2;
             if (variant == 2 && auto_override() >= 2) variant = auto_override();
             if (variant == 2) variant = auto_v3(a->k);
-            const int v3var = variant >= 16 && variant <= 53 ? variant : 0;
+            const int v3var = variant >= 16 && variant <= 66 ? variant : 0;
             int used = 2;
             if (v3var && (mode == FKM_K_F16 ? launch_v3<false>(p, a->d, v3var, &used, &e, s)
                                             : launch_v3<true>(p, a->d, v3var, &used, &e, s))) {
