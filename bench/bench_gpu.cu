@@ -323,7 +323,9 @@ int main(int argc, char **argv)
     bool quick = false, auto_only = false, assign_only = false;
     int rounds = 1; /* --rounds R: the versions timed in turn R times (medians; against clock drift) */
     std::vector<std::string> filters;
-    /* every selectable version: v1 mma.sync, v2 configurations, v3 configurations */
+    /* every selectable version: v1 mma.sync, v2 configurations, v3 configurations; numbers up to
+     * MAX_VERSION (the per-version tables below are indexed by it) */
+    constexpr int MAX_VERSION = 127;
     std::vector<int> all_versions = {0, 1, 5, 3, 4, 9, 10, 11, 12, 13, 7, 8, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 19, 25, 29, 33, 34, 35, 36, 37, 38, 48, 53, 66, 28, 30, 31};
     for (int i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "--quick")) quick = true;
@@ -341,7 +343,7 @@ int main(int argc, char **argv)
             for (const char *q = argv[++i]; *q;) {
                 char *end;
                 long v = strtol(q, &end, 10);
-                if (end == q || v < 0 || v > 127) {
+                if (end == q || v < 0 || v > MAX_VERSION) {
                     fprintf(stderr, "bench_gpu: bad --versions list\n");
                     return 2;
                 }
@@ -482,12 +484,12 @@ int main(int argc, char **argv)
         if (v2able) versions = all_versions;
         if (v2able && auto_only) versions = {0, 1};
         int auto_ver = 0;
-        double t_v[128] = {0};
+        double t_v[MAX_VERSION + 1] = {0};
         /* rounds > 1: every version once per round, in list order; the GPU's clock drifts with its
          * temperature and power over a run (the first-timed version was seen up to 10 % faster),
          * so a version is reported as its median over the rounds and as the median over rounds
          * of its time divided by that of the first listed version in the same round */
-        std::vector<std::vector<double>> t_r(128);
+        std::vector<std::vector<double>> t_r(MAX_VERSION + 1);
         auto report = [&](int ver, double ms, const std::string &extra) {
             printf("  assign %-5s: %8.3f ms  %6.1f TFLOP/s  (%4.1f%% of peak)%s%s\n",
                    ver == 0 ? "auto" : ("v" + std::to_string(ver)).c_str(), ms, flops / (ms * 1e9),

@@ -530,7 +530,7 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
  * versions timed in turn (H200 at its power limit; bench/NOTES.md, history 22 and 24).
  * Without a workspace v53 runs as v48. It
  * falls back to v34 (EPI 5 with the same prefetch) where the row norms are not 16-byte
- * aligned. From K = 16384 on, v66 = v53 with ping-pong: median ratios to v53 of 0.968-0.986 at
+ * aligned. From K = 16384 on, v66 = v53 with ping-pong: median ratios to v53 of 0.962-0.993 at
  * K = 16384, 32768 and 65536 (one 1.001 at 32768) against 1.016 at 8192 and 1.03-1.06 at 1024,
  * H100, history 36. Below K = 1024 nothing was measured, so v2 stays. */
 static int auto_v3(int64_t k) { return k < 1024 ? 2 : k < 16384 ? 53 : 66; }
