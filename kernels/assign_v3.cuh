@@ -584,9 +584,9 @@ __global__ void __launch_bounds__(V3_T, 1)
                  * beats its running best. The fold recomputes d' with the same fma instead of
                  * reading it back from the accumulators (v56 wrote d' in place, which ptxas
                  * handled badly). Outputs equal EPI 12's bit for bit: the best's low 5 bits are
-                 * zero, so a key beats it iff the bits of its d' do. A slot holds 8 rows with ~ln j
-                 * improvements each over a sweep of j tiles, so the fold runs for ~8 ln(j) / j
-                 * of the slots: ~10 % at K = 65536, ~60 % at 8192; it can only pay at large K. */
+                 * zero, so a key beats it iff the bits of its d' do. On bench_gpu's data the fold
+                 * runs for 7 % of the (slot, tile) pairs at K = 65536, 32 % at 8192 and 85 % at
+                 * 1024 (bench/fold_model.py), so it can only pay at large K. */
                 int tm[2][2];
 #pragma unroll
                 for (int h = H0; h < H1; ++h)
