@@ -550,6 +550,8 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
     case 70: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_EARLY | V3_TAIL | V3_MC>(p, tx, tc, tn, txn, s); return true;
     case 71: *err = launch_v3_cfg<BF16, 4, 12, true, V3_XPF | V3_EARLY | V3_TAIL | V3_MC>(p, tx, tc, tn, txn, s); return true;
     case 72: *err = launch_v3_cfg<BF16, 4, 15, true, V3_XPF | V3_EARLY | V3_TAIL | V3_MC>(p, tx, tc, tn, txn, s); return true;
+    case 73: *err = launch_v3_cfg<BF16, 4, 16, true, V3_XPF | V3_EARLY | V3_TAIL>(p, tx, tc, tn, txn, s); return true;
+    case 74: *err = launch_v3_cfg<BF16, 4, 16, false, V3_XPF | V3_EARLY | V3_TAIL>(p, tx, tc, tn, txn, s); return true;
     default: return false;
     }
 }
@@ -638,7 +640,7 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
             int variant = g_force_version >= 2 ? g_force_version : 2;
             if (variant == 2 && auto_override() >= 2) variant = auto_override();
             if (variant == 2) variant = auto_v3(a->k);
-            const int v3var = variant >= 16 && variant <= 72 ? variant : 0;
+            const int v3var = variant >= 16 && variant <= 74 ? variant : 0;
             int used = 2;
             if (v3var && (mode == FKM_K_F16 ? launch_v3<false>(p, a->d, v3var, &used, &e, s)
                                             : launch_v3<true>(p, a->d, v3var, &used, &e, s))) {

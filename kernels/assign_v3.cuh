@@ -577,7 +577,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                             best[h][r][0] = __int_as_float(tk[h][r] & ~31);
                             bidx[h][r][0] = jb + 8 * (code >> 1) + (code & 1);
                         }
-            } else if constexpr (E == 15) {
+            } else if constexpr (E == 15 || E == 16) {
                 /* two-level EPI 12 with the fold recomputed: per distance d' (ffma) and its bits'
                  * integer minimum per row slot (half a VIMNMX3), then EPI 12's fold (ffma, lop3,
                  * half a VIMNMX3) only for row slots where the warp's vote says one of its rows
@@ -602,7 +602,12 @@ __global__ void __launch_bounds__(V3_T, 1)
                             int tk = bb;
 #pragma unroll
                             for (int i = 0; i < V3_BN / 8; ++i) {
-                                const float2 cv = *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
+                                float2 cv;
+                                if constexpr (E == 16) /* a volatile reload: ptxas cannot reuse the first pass's d' */
+                                    asm volatile("ld.volatile.shared.v2.f32 {%0, %1}, [%2];\n"
+                                                 : "=f"(cv.x), "=f"(cv.y) : "r"(smem_u32(cnb + 8 * i + 2 * t)));
+                                else
+                                    cv = *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
                                 const float c0 = cv.x + boff, c1 = cv.y + boff;
 #pragma unroll
                                 for (int e = 0; e < 2; ++e) {
