@@ -389,58 +389,25 @@ template <bool BF16, int S, int EPI, bool PP, int F = 0>
 static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, const CUtensorMap &tc,
                                  const CUtensorMap &tn, const CUtensorMap &txn, cudaStream_t s)
 {
-    constexpr bool MC = (F & V3_MC) != 0;
     const size_t smem = v3_smem_bytes(S);
-    auto kern = assign_v3_kernel<BF16, S, EPI, PP, F>;
-    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    if (e != cudaSuccess) return e;
-    /* MC: clusters of two blocks, as many pairs as the device runs at once (a GPC with an odd
-     * number of SMs leaves one idle) */
-    cudaLaunchConfig_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cudaLaunchAttribute attr;
-    memset(&attr, 0, sizeof attr);
-    attr.id = cudaLaunchAttributeClusterDimension;
-    attr.val.clusterDim.x = 2;
-    attr.val.clusterDim.y = 1;
-    attr.val.clusterDim.z = 1;
-    cfg.blockDim = dim3(V3_T);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = s;
-    cfg.attrs = &attr;
-    cfg.numAttrs = 1;
-    int64_t scheds = num_sms();
-    if (MC) {
-        static int cache[64];
-        int dev = 0;
-        if ((e = cudaGetDevice(&dev)) != cudaSuccess) return e;
-        int pairs = dev >= 0 && dev < 64 ? cache[dev] : 0;
-        if (!pairs) {
-            cfg.gridDim = dim3((unsigned)(2 * (scheds / 2)));
-            if ((e = cudaOccupancyMaxActiveClusters(&pairs, kern, &cfg)) != cudaSuccess) return e;
-            if (pairs < 1) return cudaErrorInvalidConfiguration;
-            if (dev >= 0 && dev < 64) cache[dev] = pairs;
-        }
-        scheds = pairs;
-    }
-    const V3Plan pl = v3_plan(p.n, scheds, MC, (F & V3_TAIL) && p.tail_key);
+    const V3Plan pl = v3_plan(p.n, num_sms(), (F & V3_TAIL) && p.tail_key);
+    const bool tail = pl.tail;
+    const int grid = pl.grid;
+    const int64_t row0 = pl.row0, rows = pl.rows; /* the last round's rows, at most v3_tail_rows(n) */
     AssignParams q = p;
-    const int64_t row0 = pl.row0, rows = pl.rows;
-    if (pl.tail) {
+    cudaError_t e;
+    if (tail) {
         q.tail_md = (unsigned *)(q.tail_key + rows);
         if ((e = cudaMemsetAsync(q.tail_key, 0xFF, (size_t)rows * 12, s)) != cudaSuccess) return e;
     } else {
         q.tail_key = nullptr;
         q.tail_md = nullptr;
     }
-    if (MC) {
-        cfg.gridDim = dim3((unsigned)pl.grid);
-        e = cudaLaunchKernelEx(&cfg, kern, q, tx, tc, tn, txn);
-    } else {
-        kern<<<pl.grid, V3_T, smem, s>>>(q, tx, tc, tn, txn);
-        e = cudaGetLastError();
-    }
-    if (e != cudaSuccess || !pl.tail) return e;
+    auto kern = assign_v3_kernel<BF16, S, EPI, PP, F>;
+    e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess) return e;
+    kern<<<grid, V3_T, smem, s>>>(q, tx, tc, tn, txn);
+    if ((e = cudaGetLastError()) != cudaSuccess || !tail) return e;
     v3_tail_finish_kernel<<<(unsigned)((rows + 255) / 256), 256, 0, s>>>(q.tail_key, q.tail_md, row0, rows, p.labels, p.md);
     return cudaGetLastError();
 }
@@ -468,13 +435,13 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
  *  53 = 48 with TAIL (given the workspace: the last round of point tiles split along k over all
  *  SMs, v3_sched in assign_v3.cuh; without a workspace it runs as 48).
  *  66 = 53 with ping-pong (the consumers take turns issuing their wgmma).
- *  67 = 66 and 68 = 53 with EPI 15 (EPI 12 in two levels: the raw minimum of d' first, the
- *  packed-key fold recomputed only for row slots where a row improves; 66's / 53's outputs).
- *  69 = 66 without EARLY.
- *  70 = 53, 71 = 66 and 72 = 67 in clusters of two blocks, each centroid tile copied once per
- *  pair by halves with TMA multicast (V3_MC; same outputs).
  *  (64 / 65 = 53 with three consumers of 64 rows each (BM = 192, 512 threads), 4 / 5 stages,
- *  were measured no faster, 3-5 % slower at K = 1024, on an H100 and removed: history 36.)
+ *  were measured no faster, 3-5 % slower at K = 1024, on an H100 and removed: history 36.
+ *  67 / 68 = 66 / 53 with a two-level EPI 12 (the raw minimum of d' first, the packed-key fold
+ *  only for row slots where a row improves), 73 / 74 the same with the fold's d' recomputed,
+ *  69 = 66 without EARLY, and 70 / 71 / 72 = 53 / 66 / 67 in clusters of two blocks with each
+ *  centroid tile multicast by halves (TMA multicast) were measured slower on an H100, by up
+ *  to 32 % and the pairs by 24-34 %, and removed: history 37.)
  *  (54 = 53 loading the next tile's A fragments under a tile's last epilogue, 55 = 54 with
  *  TRACE, and 56 = 53 with a two-level EPI 12 (the raw minimum of d' first, the packed-key fold
  *  only for row slots where a row improves) were measured 1-3 %, and 56 6-17 %, slower than 53
@@ -497,9 +464,6 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
  * Returns false (nothing launched) when v3 does not apply or a tensor map cannot be made; the
  * caller then runs v2. *used: the version launched (33 runs as 29 where the row norms are not
  * 16-byte aligned). */
-/* versions whose centroid tiles are copied by halves into block pairs (V3_MC) */
-static bool v3_multicast(int variant) { return variant >= 70 && variant <= 72; }
-
 template <bool BF16>
 static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cudaError_t *err, cudaStream_t s)
 {
@@ -507,13 +471,13 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
     CUtensorMap tx, tc, tn, txn;
     memset(&tn, 0, sizeof tn);
     memset(&txn, 0, sizeof txn);
-    /* the packed keys (EPI 10-12, 15: 33, 35 on) read the point tile's row norms by TMA (16-byte
+    /* the packed keys (EPI 10-12: 33, 35-38) read the point tile's row norms by TMA (16-byte
      * aligned); else their EPI 5 twin (34 where they prefetch the norms, XPF) */
     const bool keys = variant == 33 || variant >= 35;
     if (keys && !p.ip && ((uintptr_t)p.xn & 15u)) variant = variant == 33 || variant == 36 ? 29 : 34;
     const uint64_t inner = (uint64_t)p.row_bytes / 2;
     if (!encode_rows_map(&tx, p.x, inner, (uint64_t)p.n, (uint64_t)p.ldx_bytes, V3_BM) ||
-        !encode_rows_map(&tc, p.c, inner, (uint64_t)p.k, (uint64_t)p.ldc_bytes, v3_multicast(variant) ? V3_BN / 2 : V3_BN) ||
+        !encode_rows_map(&tc, p.c, inner, (uint64_t)p.k, (uint64_t)p.ldc_bytes, V3_BN) ||
         (!p.ip && !encode_norms_map(&tn, p.cn, (uint64_t)p.k, V3_BN)) ||
         (keys && !p.ip && !encode_norms_map(&txn, p.xn, (uint64_t)p.n, V3_BM)))
         return false;
@@ -544,14 +508,6 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
     case 48: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_EARLY>(p, tx, tc, tn, txn, s); return true;
     case 53: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_EARLY | V3_TAIL>(p, tx, tc, tn, txn, s); return true;
     case 66: *err = launch_v3_cfg<BF16, 4, 12, true, V3_XPF | V3_EARLY | V3_TAIL>(p, tx, tc, tn, txn, s); return true;
-    case 67: *err = launch_v3_cfg<BF16, 4, 15, true, V3_XPF | V3_EARLY | V3_TAIL>(p, tx, tc, tn, txn, s); return true;
-    case 68: *err = launch_v3_cfg<BF16, 4, 15, false, V3_XPF | V3_EARLY | V3_TAIL>(p, tx, tc, tn, txn, s); return true;
-    case 69: *err = launch_v3_cfg<BF16, 4, 12, true, V3_XPF | V3_TAIL>(p, tx, tc, tn, txn, s); return true;
-    case 70: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_EARLY | V3_TAIL | V3_MC>(p, tx, tc, tn, txn, s); return true;
-    case 71: *err = launch_v3_cfg<BF16, 4, 12, true, V3_XPF | V3_EARLY | V3_TAIL | V3_MC>(p, tx, tc, tn, txn, s); return true;
-    case 72: *err = launch_v3_cfg<BF16, 4, 15, true, V3_XPF | V3_EARLY | V3_TAIL | V3_MC>(p, tx, tc, tn, txn, s); return true;
-    case 73: *err = launch_v3_cfg<BF16, 4, 16, true, V3_XPF | V3_EARLY | V3_TAIL>(p, tx, tc, tn, txn, s); return true;
-    case 74: *err = launch_v3_cfg<BF16, 4, 16, false, V3_XPF | V3_EARLY | V3_TAIL>(p, tx, tc, tn, txn, s); return true;
     default: return false;
     }
 }
@@ -640,7 +596,7 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
             int variant = g_force_version >= 2 ? g_force_version : 2;
             if (variant == 2 && auto_override() >= 2) variant = auto_override();
             if (variant == 2) variant = auto_v3(a->k);
-            const int v3var = variant >= 16 && variant <= 74 ? variant : 0;
+            const int v3var = variant >= 16 && variant <= 66 ? variant : 0;
             int used = 2;
             if (v3var && (mode == FKM_K_F16 ? launch_v3<false>(p, a->d, v3var, &used, &e, s)
                                             : launch_v3<true>(p, a->d, v3var, &used, &e, s))) {

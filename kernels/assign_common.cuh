@@ -337,41 +337,6 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const void *tmap, int 
                  : "memory");
 #endif
 }
-/* The same into the shared memory of every CTA of the cluster in `mask` (bit i: rank i), at the
- * same offset, completing on each destination's barrier at bar's offset. */
-__device__ __forceinline__ void tma_load_2d_mc(uint32_t dst, const void *tmap, int c0, int c1, uint32_t bar, uint16_t mask)
-{
-#if FKM_SM90
-    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster"
-                 " [%0], [%1, {%2, %3}], [%4], %5;\n"
-                 ::"r"(dst), "l"(tmap), "r"(c0), "r"(c1), "r"(bar), "h"(mask)
-                 : "memory");
-#endif
-}
-/* Arrive on the barrier at this CTA's shared address bar in the cluster's CTA `rank`. */
-__device__ __forceinline__ void mbar_arrive_cluster(uint32_t bar, uint32_t rank)
-{
-#if FKM_SM90
-    asm volatile("{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\n"
-                 "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [ra];\n}\n" ::"r"(bar), "r"(rank)
-                 : "memory");
-#endif
-}
-/* All threads of all CTAs of the cluster (release / acquire at cluster scope). */
-__device__ __forceinline__ void cluster_sync()
-{
-#if FKM_SM90
-    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ uint32_t cluster_ctarank()
-{
-    uint32_t r = 0;
-#if FKM_SM90
-    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-#endif
-    return r;
-}
 __device__ __forceinline__ void tma_load_1d(uint32_t dst, const void *tmap, int c0, uint32_t bar)
 {
 #if FKM_SM90

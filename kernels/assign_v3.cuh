@@ -36,10 +36,9 @@
  * tile's own (minimum, column) per row slot, the column an immediate, merged once per tile;
  * 10 = packed integer keys (distance offset to >= 0, its low 5 mantissa bits replaced by the
  * column's code; metric IP runs 5); 11 and 12 = the same keys made by one lop3, folded by a
- * float minimum (11) or an integer one (12); 15 = 12 in two levels (the raw minimum of d'
- * first, the fold only for row slots where a row improves; 12's outputs); 0 = no epilogue, 6 = the fma alone, 7 = fma +
- * minimum without index (timing only: outputs are garbage). All but 10-12 and 15 give the labels of v2
- * (same products, same distances, ties to the lowest index); 10-12 and 15 compare distances to 19 bits.
+ * float minimum (11) or an integer one (12); 0 = no epilogue, 6 = the fma alone, 7 = fma +
+ * minimum without index (timing only: outputs are garbage). All but 10-12 give the labels of v2
+ * (same products, same distances, ties to the lowest index); 10-12 compare distances to 19 bits.
  * XPF: the finalize's row norms are read at the start of the tile's sweep. EARLY: the next
  * stage's full barrier is tested (mbarrier test_wait, which does not block) before the
  * epilogue and waited on only if it was not complete, so its ~200-cycle latency passes under the
@@ -93,12 +92,6 @@ constexpr int V3_XPF = 2;     /* the finalize's row norms read at the start of t
 constexpr int V3_TRACE = 4;   /* timing diagnostics: block 0 stamps each step (v3_trace below) */
 constexpr int V3_EARLY = 8;   /* the next stage's full barrier tested before the epilogue */
 constexpr int V3_TAIL = 16;   /* the last round's point tiles split along k over all blocks (v3_sched) */
-/* Clusters of two blocks sweeping the same centroid tiles, each block's producer copying one
- * 64-row half of every centroid tile into both blocks' stage (TMA multicast), so that each tile
- * crosses from L2 once per pair of SMs instead of once per SM; a stage is free when the consumer
- * warps of both blocks have released it (16 arrivals, half of them remote). Blocks schedule
- * pairs of point tiles (v3_sched over units of 2, block rank r taking tile 2u + r). */
-constexpr int V3_MC = 32;
 
 /* Which (point tile, centroid tiles [j0, j1)) items a block sweeps. Round-robin, block b takes
  * tiles b, b + G, ... (G blocks); with R = nPT / G full rounds the last round holds only
@@ -111,17 +104,14 @@ struct V3Sched {
     int64_t R;      /* full rounds */
     int64_t lo, hi; /* this block's steps [lo, hi) of the last round (r x nJ steps) */
     int items;
-    int64_t G, b;   /* schedulers (blocks, or clusters with MC) and this block's */
-    int mul, add;   /* point tile = unit x mul + add (MC: 2 and the block's rank) */
+    int64_t G, b;   /* blocks of the grid, this block */
 };
-/* nPT units of work over G schedulers, this block being scheduler b */
-__host__ __device__ inline V3Sched v3_sched(int64_t nPT, int nJ, bool tail, int64_t G, int64_t b, int mul, int add)
+/* (host-callable for test_v3_sched) */
+__host__ __device__ inline V3Sched v3_sched(int64_t nPT, int nJ, bool tail, int64_t G, int64_t b)
 {
     V3Sched q;
     q.G = G;
     q.b = b;
-    q.mul = mul;
-    q.add = add;
     q.R = nPT / G;
     const int64_t r = nPT - q.R * G;
     if (tail) {
@@ -147,21 +137,11 @@ __host__ __device__ inline void v3_item(const V3Sched &q, int it, int nJ, int64_
         *j0 = (int)(q.lo > t * nJ ? q.lo - t * nJ : 0);
         *j1 = (int)(q.hi - t * nJ < nJ ? q.hi - t * nJ : nJ);
     }
-    *tile = *tile * q.mul + q.add;
 }
-/* Block `block` of a grid of `grid` over nPT point tiles; MC: pairs of blocks (cluster rank
- * `rank`) over pairs of point tiles. */
-__host__ __device__ inline V3Sched v3_sched_for(int64_t nPT, int nJ, bool tail, int64_t grid, int64_t block, bool mc,
-                                                int rank)
-{
-    return mc ? v3_sched((nPT + 1) / 2, nJ, tail, grid / 2, block / 2, 2, rank) : v3_sched(nPT, nJ, tail, grid, block, 1, 0);
-}
-
-/* The launch (host): `scheds` schedulers (one block per SM, or MC the block pairs the device
- * runs at once), units of work (point tiles, or MC pairs of them), whether the last round is
- * split (TAIL given the workspace, tail_ok), the grid, and the last round's rows [row0, row0 +
- * rows) that the split merges through the workspace (at most v3_tail_rows(n) of them). The
- * split is not used on devices of more than V3_TAIL_MAX_SMS. */
+/* The launch (host): with `sms` blocks at most (one per SM), whether the last round is split
+ * (TAIL given the workspace, tail_ok), the grid, and the last round's rows [row0, row0 + rows)
+ * that the split merges through the workspace (at most v3_tail_rows(n) of them). The split is
+ * not used on devices of more than V3_TAIL_MAX_SMS. */
 constexpr int64_t V3_TAIL_MAX_SMS = 1024;
 inline int64_t v3_tail_rows(int64_t n)
 {
@@ -169,19 +149,17 @@ inline int64_t v3_tail_rows(int64_t n)
     return (npt < V3_TAIL_MAX_SMS ? npt : V3_TAIL_MAX_SMS) * V3_BM;
 }
 struct V3Plan {
-    int64_t units;
     bool tail;
     int grid;
     int64_t row0, rows;
 };
-inline V3Plan v3_plan(int64_t n, int64_t scheds, bool mc, bool tail_ok)
+inline V3Plan v3_plan(int64_t n, int64_t sms, bool tail_ok)
 {
     V3Plan pl;
-    const int64_t mul = mc ? 2 : 1;
-    pl.units = ((n + V3_BM - 1) / V3_BM + mul - 1) / mul;
-    pl.tail = tail_ok && scheds <= V3_TAIL_MAX_SMS && pl.units % scheds != 0;
-    pl.grid = (int)((pl.tail || pl.units > scheds ? scheds : pl.units) * mul);
-    pl.row0 = pl.tail ? pl.units / scheds * scheds * mul * V3_BM : 0;
+    const int64_t npt = (n + V3_BM - 1) / V3_BM;
+    pl.tail = tail_ok && sms <= V3_TAIL_MAX_SMS && npt % sms != 0;
+    pl.grid = (int)(pl.tail || npt > sms ? sms : npt);
+    pl.row0 = pl.tail ? npt / sms * sms * V3_BM : 0;
     pl.rows = pl.tail ? n - pl.row0 : 0;
     return pl;
 }
@@ -222,8 +200,8 @@ __global__ void __launch_bounds__(V3_T, 1)
 {
 #if FKM_SM90A
     constexpr bool SPLIT = (F & V3_SPLIT) != 0, XPF = (F & V3_XPF) != 0, TRACE = (F & V3_TRACE) != 0;
-    constexpr bool EARLY = (F & V3_EARLY) != 0, TAIL = (F & V3_TAIL) != 0, MC = (F & V3_MC) != 0;
-    static_assert(!(SPLIT && (EARLY || TAIL || MC)), "unsplit loop option");
+    constexpr bool EARLY = (F & V3_EARLY) != 0, TAIL = (F & V3_TAIL) != 0;
+    static_assert(!(SPLIT && (EARLY || TAIL)), "unsplit loop option");
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t raw = smem_u32(smem_raw);
     const uint32_t sX = (raw + 1023u) & ~1023u;
@@ -233,7 +211,7 @@ __global__ void __launch_bounds__(V3_T, 1)
     const uint32_t sBar = sXnAddr + V3_XN_BYTES;
     const float *sCn = reinterpret_cast<const float *>(smem_raw + (sCnAddr - raw));
     const float *sXn = reinterpret_cast<const float *>(smem_raw + (sXnAddr - raw));
-    /* EPI 10-12, 15 (metric L2): distances offset by the largest row norm of the thread's rows, so
+    /* EPI 10-12 (metric L2): distances offset by the largest row norm of the thread's rows, so
      * that they are >= 0 and compare as integers (below) */
     const bool xoff = EPI >= 10 && !p.ip;
     /* barriers: full[S], empty[S], xfull, xempty */
@@ -241,9 +219,7 @@ __global__ void __launch_bounds__(V3_T, 1)
 
     const int64_t nPT = (p.n + V3_BM - 1) / V3_BM;
     const int nJ = (int)((p.k + V3_BN - 1) / V3_BN);
-    const bool tail = TAIL && p.tail_key != nullptr;
-    const uint32_t crank = MC ? cluster_ctarank() : 0u; /* MC: this block's rank in its pair */
-    const V3Sched sched = v3_sched_for(nPT, nJ, tail, gridDim.x, blockIdx.x, MC, (int)crank);
+    const V3Sched sched = v3_sched(nPT, nJ, TAIL && p.tail_key != nullptr, gridDim.x, blockIdx.x);
     const int nIt = sched.items;
     static_assert(!(SPLIT && PP), "the split consumers do not take turns");
     static_assert(!(SPLIT && (EPI >= 10 || XPF || TRACE)), "one row offset / norm set per point tile: unsplit only");
@@ -253,7 +229,7 @@ __global__ void __launch_bounds__(V3_T, 1)
     if (tid == 0) {
         for (int st = 0; st < S; ++st) {
             mbar_init(sBar + 8u * st, 1);       /* full: the producer's arrive + tx bytes */
-            mbar_init(sBar + 8u * (S + st), MC ? 16 : 8); /* empty: one arrive per consumer warp (MC: of both blocks) */
+            mbar_init(sBar + 8u * (S + st), 8); /* empty: one arrive per consumer warp */
         }
         mbar_init(xfull, 1);
         mbar_init(xempty, 8);
@@ -264,7 +240,6 @@ __global__ void __launch_bounds__(V3_T, 1)
         if (xoff) tma_prefetch_desc(&tmxn);
     }
     __syncthreads();
-    if (MC) cluster_sync(); /* the peer's barriers initialised before its copies or arrivals reach them */
 
     if (wg == 0) {
         /* ---------------- producer ---------------- */
@@ -300,13 +275,8 @@ __global__ void __launch_bounds__(V3_T, 1)
                     mbar_arrive_expect_tx(full, c_tx);
                     const uint32_t dst = sC + st * V3_C_BYTES;
 #pragma unroll
-                    for (int kc = 0; kc < V3_NKC; ++kc) {
-                        if (MC) /* this block's half of the tile into both blocks (tmc's box: 64 rows) */
-                            tma_load_2d_mc(dst + kc * (V3_BN * 128) + crank * (V3_BN / 2 * 128), &tmc, kc * 64,
-                                           j * V3_BN + (int)crank * (V3_BN / 2), full, (uint16_t)3u);
-                        else
-                            tma_load_2d(dst + kc * (V3_BN * 128), &tmc, kc * 64, j * V3_BN, full);
-                    }
+                    for (int kc = 0; kc < V3_NKC; ++kc)
+                        tma_load_2d(dst + kc * (V3_BN * 128), &tmc, kc * 64, j * V3_BN, full);
                     if (!ip) tma_load_1d(sCnAddr + st * V3_CN_BYTES, &tmn, j * V3_BN, full);
                     if (++st == S) {
                         st = 0;
@@ -345,7 +315,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                     best[h][r][q] = FKM_INF;
                     bidx[h][r][q] = 0;
                 }
-        float boff = 0.f; /* EPI 10-12, 15: the largest ||x||^2 of this thread's four rows of the tile */
+        float boff = 0.f; /* EPI 10-12: the largest ||x||^2 of this thread's four rows of the tile */
         /* XPF: the four rows' ||x||^2, read when the tile's sweep starts, so that the finalize
          * does not wait on a global load at the point-tile change */
         float xnr[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
@@ -427,25 +397,10 @@ __global__ void __launch_bounds__(V3_T, 1)
             constexpr bool IPZ = decltype(iptag)::value;
             constexpr int HS = decltype(htag)::value;
             constexpr int H0 = HS < 0 ? 0 : HS, H1 = HS < 0 ? 2 : HS + 1; /* halves [H0, H1) */
-            constexpr int E = EPI >= 10 && IPZ ? 5 : EPI; /* metric IP: the packed keys (EPI 10-12, 15) run as EPI 5 */
+            constexpr int E = EPI >= 10 && IPZ ? 5 : EPI; /* metric IP: the packed keys (EPI 10-12) run as EPI 5 */
             const float *cnb = sCn + st * V3_BN;
             const int jb = j * V3_BN + 2 * t;
             (void)IPZ;
-            /* EPI 10-12, 15: f(h, r, code, d') for every distance of the halves [H0, H1), d' =
-             * ||c||^2 + boff - 2 x.c and code = 2i + e (the column 8i + 2t + e among the thread's) */
-            auto each_key = [&](auto f) {
-#pragma unroll
-                for (int i = 0; i < V3_BN / 8; ++i) {
-                    const float2 cv = *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
-                    const float c0 = cv.x + boff, c1 = cv.y + boff;
-#pragma unroll
-                    for (int e = 0; e < 2; ++e)
-#pragma unroll
-                        for (int h = H0; h < H1; ++h)
-#pragma unroll
-                            for (int r = 0; r < 2; ++r) f(h, r, (uint32_t)(2 * i + e), fmaf(-2.f, acc[h][4 * i + 2 * r + e], e ? c1 : c0));
-                }
-            };
             if constexpr (E == 0) { /* keep both halves' accumulators live */
                 (void)cnb;
                 (void)jb;
@@ -560,14 +515,26 @@ __global__ void __launch_bounds__(V3_T, 1)
                 for (int h = H0; h < H1; ++h)
 #pragma unroll
                     for (int r = 0; r < 2; ++r) tk[h][r] = __float_as_int(best[h][r][0]);
-                each_key([&](int h, int r, uint32_t code, float v) {
-                    if constexpr (E == 10) tk[h][r] = min(tk[h][r], (__float_as_int(v) | 31) ^ (int)(31 ^ code));
-                    else {
-                        const int key = (int)lop3_sel(__float_as_uint(v), code, m31);
-                        tk[h][r] = E == 11 ? __float_as_int(fminf(__int_as_float(tk[h][r]), __int_as_float(key)))
-                                           : min(tk[h][r], key);
-                    }
-                });
+#pragma unroll
+                for (int i = 0; i < V3_BN / 8; ++i) {
+                    const float2 cv = *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
+                    const float c0 = cv.x + boff, c1 = cv.y + boff;
+#pragma unroll
+                    for (int e = 0; e < 2; ++e)
+#pragma unroll
+                        for (int h = H0; h < H1; ++h)
+#pragma unroll
+                            for (int r = 0; r < 2; ++r) {
+                                const float v = fmaf(-2.f, acc[h][4 * i + 2 * r + e], e ? c1 : c0);
+                                const uint32_t code = 2 * i + e;
+                                if constexpr (E == 10) tk[h][r] = min(tk[h][r], (__float_as_int(v) | 31) ^ (int)(31 ^ code));
+                                else {
+                                    const int key = (int)lop3_sel(__float_as_uint(v), code, m31);
+                                    tk[h][r] = E == 11 ? __float_as_int(fminf(__int_as_float(tk[h][r]), __int_as_float(key)))
+                                                       : min(tk[h][r], key);
+                                }
+                            }
+                }
 #pragma unroll
                 for (int h = H0; h < H1; ++h)
 #pragma unroll
@@ -577,51 +544,6 @@ __global__ void __launch_bounds__(V3_T, 1)
                             best[h][r][0] = __int_as_float(tk[h][r] & ~31);
                             bidx[h][r][0] = jb + 8 * (code >> 1) + (code & 1);
                         }
-            } else if constexpr (E == 15 || E == 16) {
-                /* two-level EPI 12 with the fold recomputed: per distance d' (ffma) and its bits'
-                 * integer minimum per row slot (half a VIMNMX3), then EPI 12's fold (ffma, lop3,
-                 * half a VIMNMX3) only for row slots where the warp's vote says one of its rows
-                 * beats its running best. The fold recomputes d' with the same fma instead of
-                 * reading it back from the accumulators (v56 wrote d' in place, which ptxas
-                 * handled badly). Outputs equal EPI 12's bit for bit: the best's low 5 bits are
-                 * zero, so a key beats it iff the bits of its d' do. On bench_gpu's data the fold
-                 * runs for 7 % of the (slot, tile) pairs at K = 65536, 32 % at 8192 and 85 % at
-                 * 1024 (bench/fold_model.py), so it can only pay at large K. */
-                int tm[2][2];
-#pragma unroll
-                for (int h = H0; h < H1; ++h)
-#pragma unroll
-                    for (int r = 0; r < 2; ++r) tm[h][r] = __float_as_int(best[h][r][0]);
-                each_key([&](int h, int r, uint32_t, float v) { tm[h][r] = min(tm[h][r], __float_as_int(v)); });
-#pragma unroll
-                for (int h = H0; h < H1; ++h)
-#pragma unroll
-                    for (int r = 0; r < 2; ++r) {
-                        const int bb = __float_as_int(best[h][r][0]);
-                        if (__any_sync(0xffffffffu, tm[h][r] < bb)) { /* warp-uniform */
-                            int tk = bb;
-#pragma unroll
-                            for (int i = 0; i < V3_BN / 8; ++i) {
-                                float2 cv;
-                                if constexpr (E == 16) /* a volatile reload: ptxas cannot reuse the first pass's d' */
-                                    asm volatile("ld.volatile.shared.v2.f32 {%0, %1}, [%2];\n"
-                                                 : "=f"(cv.x), "=f"(cv.y) : "r"(smem_u32(cnb + 8 * i + 2 * t)));
-                                else
-                                    cv = *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
-                                const float c0 = cv.x + boff, c1 = cv.y + boff;
-#pragma unroll
-                                for (int e = 0; e < 2; ++e) {
-                                    const float v = fmaf(-2.f, acc[h][4 * i + 2 * r + e], e ? c1 : c0);
-                                    tk = min(tk, (int)lop3_sel(__float_as_uint(v), 2 * i + e, m31));
-                                }
-                            }
-                            if (tk < bb) {
-                                const int code = tk & 31;
-                                best[h][r][0] = __int_as_float(tk & ~31);
-                                bidx[h][r][0] = jb + 8 * (code >> 1) + (code & 1);
-                            }
-                        }
-                    }
             } else if constexpr (E == 5) {
                 /* the tile's own (minimum, column) per row slot with the column as an immediate
                  * (no per-column index registers), merged into the running best once per tile */
@@ -744,10 +666,7 @@ __global__ void __launch_bounds__(V3_T, 1)
         auto release_stage = [&](int st) {
             fence_proxy_async(); /* the norms' generic reads before the next TMA write of the stage */
             __syncwarp();
-            if (lane == 0) {
-                mbar_arrive(sBar + 8u * (S + st)); /* stage free (wgmma done, norms read) */
-                if (MC) mbar_arrive_cluster(sBar + 8u * (S + st), crank ^ 1u); /* and the peer's copy of it */
-            }
+            if (lane == 0) mbar_arrive(sBar + 8u * (S + st)); /* stage free (wgmma done, norms read) */
         };
         auto epi = [&](auto htag, int j, int st) {
             if (p.ip) epilogue(V3Flag<true>{}, htag, j, st);
@@ -888,7 +807,6 @@ __global__ void __launch_bounds__(V3_T, 1)
             }
         }
     }
-    if (MC) cluster_sync(); /* no block leaves while its peer may still copy into it or arrive on it */
 #else
     (void)p, (void)tmx, (void)tmc, (void)tmn, (void)tmxn;
 #endif
