@@ -391,12 +391,10 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
 {
     const size_t smem = v3_smem_bytes(S);
     const V3Plan pl = v3_plan(p.n, num_sms(), (F & V3_TAIL) && p.tail_key);
-    const bool tail = pl.tail;
-    const int grid = pl.grid;
-    const int64_t row0 = pl.row0, rows = pl.rows; /* the last round's rows, at most v3_tail_rows(n) */
+    const int64_t rows = pl.rows; /* the last round's rows, at most v3_tail_rows(n) */
     AssignParams q = p;
     cudaError_t e;
-    if (tail) {
+    if (pl.tail) {
         q.tail_md = (unsigned *)(q.tail_key + rows);
         if ((e = cudaMemsetAsync(q.tail_key, 0xFF, (size_t)rows * 12, s)) != cudaSuccess) return e;
     } else {
@@ -406,9 +404,9 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
     auto kern = assign_v3_kernel<BF16, S, EPI, PP, F>;
     e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess) return e;
-    kern<<<grid, V3_T, smem, s>>>(q, tx, tc, tn, txn);
-    if ((e = cudaGetLastError()) != cudaSuccess || !tail) return e;
-    v3_tail_finish_kernel<<<(unsigned)((rows + 255) / 256), 256, 0, s>>>(q.tail_key, q.tail_md, row0, rows, p.labels, p.md);
+    kern<<<pl.grid, V3_T, smem, s>>>(q, tx, tc, tn, txn);
+    if ((e = cudaGetLastError()) != cudaSuccess || !pl.tail) return e;
+    v3_tail_finish_kernel<<<(unsigned)((rows + 255) / 256), 256, 0, s>>>(q.tail_key, q.tail_md, pl.row0, rows, p.labels, p.md);
     return cudaGetLastError();
 }
 
@@ -433,7 +431,7 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
  *  48 = 37 with EARLY (the next stage's full barrier tested, without blocking, before the
  *  epilogue, and waited on only if it was not complete).
  *  53 = 48 with TAIL (given the workspace: the last round of point tiles split along k over all
- *  SMs, v3_sched in assign_v3.cuh; without a workspace it runs as 48).
+ *  SMs, v3_sched in assign_v3_sched.cuh; without a workspace it runs as 48).
  *  66 = 53 with ping-pong (the consumers take turns issuing their wgmma).
  *  (64 / 65 = 53 with three consumers of 64 rows each (BM = 192, 512 threads), 4 / 5 stages,
  *  were measured no faster, 3-5 % slower at K = 1024, on an H100 and removed: history 36.

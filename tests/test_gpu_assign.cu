@@ -43,6 +43,7 @@ extern "C" {
 #include "test_util.h"
 }
 #include "assign_internal.h"
+#include "assign_v3_sched.cuh"
 #include "fkm_kernels.h"
 
 #include "test_cuda.h"
@@ -247,15 +248,22 @@ static int g_runs = 0;
 static int g_sms = 0;
 static int g_split_runs = 0; /* twin runs of v53 where the split produced partial items */
 
-/* Whether the v3 TAIL schedule (assign_v3.cuh, v3_sched) splits some point tile of the last
- * round between blocks at this shape: 256-row point tiles, 128-column centroid tiles, one block
- * per SM, the last round's r x nJ steps cut into equal ranges, one per block. */
+/* Whether the v3 TAIL schedule (kernels/assign_v3_sched.cuh) splits some point tile of the last
+ * round between blocks at this shape, with one block per SM. */
 static bool v3_split_parts(int64_t n, int64_t k)
 {
-    const int64_t G = g_sms, npt = (n + 255) / 256, nj = (k + 127) / 128, r = npt % G;
-    if (r == 0) return false;
-    for (int64_t b = 1; b < G; ++b)
-        if (b * r * nj / G % nj != 0) return true;
+    const int64_t npt = (n + fkm::V3_BM - 1) / fkm::V3_BM;
+    const int nj = (int)((k + fkm::V3_BN - 1) / fkm::V3_BN);
+    const fkm::V3Plan pl = fkm::v3_plan(n, g_sms, true);
+    for (int64_t b = 0; pl.tail && b < pl.grid; ++b) {
+        const fkm::V3Sched q = fkm::v3_sched(npt, nj, true, pl.grid, b);
+        for (int it = 0; it < q.items; ++it) {
+            int64_t tile;
+            int j0, j1;
+            fkm::v3_item(q, it, nj, &tile, &j0, &j1);
+            if (j0 > 0 || j1 < nj) return true;
+        }
+    }
     return false;
 }
 

@@ -1,4 +1,4 @@
-/* The v3 assign kernels' work schedule (kernels/assign_v3.cuh: v3_plan, v3_sched, v3_item),
+/* The v3 assign kernels' work schedule (kernels/assign_v3_sched.cuh: v3_plan, v3_sched, v3_item),
  * run on the host for every block of the grid the launch would use, on shapes off every tile
  * size and for 1 to 1025 SMs, with and without the split last round (TAIL):
  *   - every (point tile, centroid tile) step is swept exactly once, and no tile past the matrix;
@@ -14,7 +14,7 @@
 extern "C" {
 #include "test_util.h"
 }
-#include "assign_v3.cuh"
+#include "assign_v3_sched.cuh"
 
 using namespace fkm;
 
