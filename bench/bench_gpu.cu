@@ -326,7 +326,7 @@ int main(int argc, char **argv)
     /* every selectable version: v1 mma.sync, v2 configurations, v3 configurations; numbers up to
      * MAX_VERSION (the per-version tables below are indexed by it) */
     constexpr int MAX_VERSION = 127;
-    std::vector<int> all_versions = {0, 1, 5, 3, 4, 9, 10, 11, 12, 13, 7, 8, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 19, 25, 29, 33, 34, 35, 36, 37, 38, 48, 53, 66, 28, 30, 31};
+    std::vector<int> all_versions = {0, 1, 5, 3, 4, 9, 10, 11, 12, 13, 7, 8, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 19, 25, 29, 33, 34, 35, 36, 37, 38, 48, 53, 66, 75, 76, 28, 30, 31};
     for (int i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--auto-only")) auto_only = true;

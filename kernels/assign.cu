@@ -389,7 +389,7 @@ template <bool BF16, int S, int EPI, bool PP, int F = 0>
 static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, const CUtensorMap &tc,
                                  const CUtensorMap &tn, const CUtensorMap &txn, cudaStream_t s)
 {
-    const size_t smem = v3_smem_bytes(S);
+    const size_t smem = v3_smem_bytes(S, EPI);
     const V3Plan pl = v3_plan(p.n, num_sms(), (F & V3_TAIL) && p.tail_key);
     const int64_t rows = pl.rows; /* the last round's rows, at most v3_tail_rows(n) */
     AssignParams q = p;
@@ -433,6 +433,9 @@ static cudaError_t launch_v3_cfg(const AssignParams &p, const CUtensorMap &tx, c
  *  53 = 48 with TAIL (given the workspace: the last round of point tiles split along k over all
  *  SMs, v3_sched in assign_v3_sched.cuh; without a workspace it runs as 48).
  *  66 = 53 with ping-pong (the consumers take turns issuing their wgmma).
+ *  75 / 76 = 53 / 66 with EPI 17: the wgmma accumulate onto -(||c||^2 + b) / 2, loaded from a
+ *  per-warp buffer by broadcast 16-byte loads (b: the largest ||x||^2 of the warp's 32 rows),
+ *  so the keys are made from the accumulators without EPI 12's fma per distance.
  *  (64 / 65 = 53 with three consumers of 64 rows each (BM = 192, 512 threads), 4 / 5 stages,
  *  were measured no faster, 3-5 % slower at K = 1024, on an H100 and removed: history 36.
  *  67 / 68 = 66 / 53 with a two-level EPI 12 (the raw minimum of d' first, the packed-key fold
@@ -506,6 +509,8 @@ static bool launch_v3(const AssignParams &p, int d, int variant, int *used, cuda
     case 48: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_EARLY>(p, tx, tc, tn, txn, s); return true;
     case 53: *err = launch_v3_cfg<BF16, 4, 12, false, V3_XPF | V3_EARLY | V3_TAIL>(p, tx, tc, tn, txn, s); return true;
     case 66: *err = launch_v3_cfg<BF16, 4, 12, true, V3_XPF | V3_EARLY | V3_TAIL>(p, tx, tc, tn, txn, s); return true;
+    case 75: *err = launch_v3_cfg<BF16, 4, 17, false, V3_XPF | V3_EARLY | V3_TAIL>(p, tx, tc, tn, txn, s); return true;
+    case 76: *err = launch_v3_cfg<BF16, 4, 17, true, V3_XPF | V3_EARLY | V3_TAIL>(p, tx, tc, tn, txn, s); return true;
     default: return false;
     }
 }
@@ -594,7 +599,7 @@ extern "C" int fkm_k_assign(const fkm_assign_args *a, fkm_stream stream)
             int variant = g_force_version >= 2 ? g_force_version : 2;
             if (variant == 2 && auto_override() >= 2) variant = auto_override();
             if (variant == 2) variant = auto_v3(a->k);
-            const int v3var = variant >= 16 && variant <= 66 ? variant : 0;
+            const int v3var = variant >= 16 && variant <= 76 ? variant : 0;
             int used = 2;
             if (v3var && (mode == FKM_K_F16 ? launch_v3<false>(p, a->d, v3var, &used, &e, s)
                                             : launch_v3<true>(p, a->d, v3var, &used, &e, s))) {

@@ -186,6 +186,14 @@ template <int N> __device__ __forceinline__ void wgmma_wait()
 #endif
 }
 __device__ __forceinline__ void reg_fence(float &x) { asm volatile("" : "+f"(x)::"memory"); }
+/* A 16-byte shared-memory load that the compiler neither merges with another of the same
+ * address nor moves across memory operations: each one fills its own registers (v3 EPI 17
+ * loads the same start values into both m64 halves' accumulators, which one load and 4 moves
+ * would do in 5 instructions instead of 1). */
+__device__ __forceinline__ void lds_v4_each(uint32_t saddr, float &x, float &y, float &z, float &w)
+{
+    asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(x), "=f"(y), "=f"(z), "=f"(w) : "r"(saddr) : "memory");
+}
 
 /* Shared-memory matrix descriptor: K-major, 128-byte swizzle, 8-row groups 1024 bytes apart. */
 __device__ __forceinline__ uint64_t sw128_desc(uint32_t saddr)

@@ -63,6 +63,9 @@ constexpr uint32_t V3_X_BYTES = V3_NKC * V3_BM * 128; /* 64 KB */
 constexpr uint32_t V3_C_BYTES = V3_NKC * V3_BN * 128; /* 32 KB */
 constexpr uint32_t V3_CN_BYTES = V3_BN * 4;
 constexpr uint32_t V3_XN_BYTES = V3_BM * 4; /* the point tile's row norms (EPI 10) */
+/* EPI 17: each consumer warp's accumulator start values, 16 bytes per (8-column group, quad
+ * lane): 8 warps x 16 x 4 x 16 B */
+constexpr uint32_t V3_IN_WARP_BYTES = (V3_BN / 8) * 4 * 16, V3_IN_BYTES = 8 * V3_IN_WARP_BYTES;
 /* Consumer and producer register budgets: 2 x 128 x 232 + 128 x 40 = 64512 = 384 x 168 (the
  * block's allocation at launch); the split consumers (more loop state live across the wgmma
  * of the other half) take 240, the producer then 24: 2 x 128 x 240 + 128 x 24 = 64512. */
@@ -79,12 +82,13 @@ template <int H> struct V3Half {
     static constexpr int value = H;
 };
 
-/* X tile, S centroid stages, S norm stages, the point tile's row norms, 2S + 2 mbarriers, and
- * slack to align to 1024 B (the 128-byte swizzle pattern repeats every 1024 B and is taken
+/* X tile, S centroid stages, S norm stages, the point tile's row norms, 2S + 2 mbarriers, EPI
+ * 17's start values (16-byte aligned after the barriers), and slack to align to 1024 B (the 128-byte swizzle pattern repeats every 1024 B and is taken
  * from the address). */
-static inline size_t v3_smem_bytes(int S)
+static inline size_t v3_smem_bytes(int S, int EPI)
 {
-    return 1024 + V3_X_BYTES + (size_t)S * (V3_C_BYTES + V3_CN_BYTES) + V3_XN_BYTES + (size_t)(2 * S + 2) * 8;
+    return 1024 + V3_X_BYTES + (size_t)S * (V3_C_BYTES + V3_CN_BYTES) + V3_XN_BYTES + (size_t)(2 * S + 2) * 8 +
+           (EPI == 17 ? 16 + V3_IN_BYTES : 0);
 }
 
 /* Loop options (the template's F, a sum of these). */
@@ -140,11 +144,19 @@ __global__ void __launch_bounds__(V3_T, 1)
     const uint32_t sCnAddr = sC + S * V3_C_BYTES;
     const uint32_t sXnAddr = sCnAddr + S * V3_CN_BYTES;
     const uint32_t sBar = sXnAddr + V3_XN_BYTES;
+    /* EPI 17: the consumer warps' accumulator start values, behind the barriers (so that the
+     * other versions' layout is unchanged) */
+    const uint32_t sInAddr = (sBar + (2u * S + 2u) * 8u + 15u) & ~15u;
+    float4 *sIn = reinterpret_cast<float4 *>(smem_raw + (sInAddr - raw));
     const float *sCn = reinterpret_cast<const float *>(smem_raw + (sCnAddr - raw));
     const float *sXn = reinterpret_cast<const float *>(smem_raw + (sXnAddr - raw));
+    /* EPI 17: the consumer warps' accumulator start values (after the barriers, so that the
+     * other versions' layout is unchanged) */
     /* EPI 10-12 (metric L2): distances offset by the largest row norm of the thread's rows, so
      * that they are >= 0 and compare as integers (below) */
     const bool xoff = EPI >= 10 && !p.ip;
+    /* EPI 17 (metric L2): the wgmma accumulate onto -(||c||^2 + b) / 2 (see the epilogue) */
+    const bool accinit = EPI == 17 && !p.ip;
     /* barriers: full[S], empty[S], xfull, xempty */
     const uint32_t xfull = sBar + 16u * S, xempty = xfull + 8u;
 
@@ -243,10 +255,10 @@ __global__ void __launch_bounds__(V3_T, 1)
             for (int r = 0; r < 2; ++r)
 #pragma unroll
                 for (int q = 0; q < NQ; ++q) {
-                    best[h][r][q] = FKM_INF;
+                    best[h][r][q] = accinit ? -FKM_INF : FKM_INF;
                     bidx[h][r][q] = 0;
                 }
-        float boff = 0.f; /* EPI 10-12: the largest ||x||^2 of this thread's four rows of the tile */
+        float boff = 0.f; /* EPI 10-12: the largest ||x||^2 of this thread's four rows of the tile; 17: of its warp's 32 */
         /* XPF: the four rows' ||x||^2, read when the tile's sweep starts, so that the finalize
          * does not wait on a global load at the point-tile change */
         float xnr[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
@@ -267,7 +279,8 @@ __global__ void __launch_bounds__(V3_T, 1)
 #pragma unroll
                 for (int r = 0; r < 2; ++r) {
                     if (HS >= 0 && h != HS) continue;
-                    float b = best[h][r][0];
+                    /* EPI 17 keeps the best as its key's float, -d' / 2 (-inf: none yet) */
+                    float b = accinit ? -2.f * best[h][r][0] : best[h][r][0];
                     int bi = bidx[h][r][0];
 #pragma unroll
                     for (int q = 1; q < NQ; ++q) merge_best(b, bi, best[h][r][q], bidx[h][r][q]);
@@ -283,7 +296,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                     if (XPF) wx = mine ? xnr[h][r] : wx;
 #pragma unroll
                     for (int q = 0; q < NQ; ++q) {
-                        best[h][r][q] = FKM_INF;
+                        best[h][r][q] = accinit ? -FKM_INF : FKM_INF;
                         bidx[h][r][q] = 0;
                     }
                 }
@@ -475,6 +488,38 @@ __global__ void __launch_bounds__(V3_T, 1)
                             best[h][r][0] = __int_as_float(tk[h][r] & ~31);
                             bidx[h][r][0] = jb + 8 * (code >> 1) + (code & 1);
                         }
+            } else if constexpr (E == 17) {
+                (void)cnb;
+                /* The accumulators started from -(||c||^2 + b) / 2 (init_acc), so they hold
+                 * D = -d' / 2 <= 0 with d' = ||c||^2 + b - 2 x.c as in EPI 12, and the fma is
+                 * gone. A negative float's bits, as an unsigned integer, grow with its
+                 * magnitude, so the smallest key is the smallest d'; the low 5 mantissa bits
+                 * carry the column's code (ties to the lower column) as in EPI 12. Tiny positive
+                 * D (rounding at distance ~0) compare below every negative one; D = -inf (the
+                 * columns past k) above every finite one. */
+                uint32_t tk[2][2];
+#pragma unroll
+                for (int h = H0; h < H1; ++h)
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) tk[h][r] = __float_as_uint(best[h][r][0]);
+#pragma unroll
+                for (int i = 0; i < V3_BN / 8; ++i)
+#pragma unroll
+                    for (int e = 0; e < 2; ++e)
+#pragma unroll
+                        for (int h = H0; h < H1; ++h)
+#pragma unroll
+                            for (int r = 0; r < 2; ++r)
+                                tk[h][r] = min(tk[h][r], lop3_sel(__float_as_uint(acc[h][4 * i + 2 * r + e]), 2 * i + e, m31));
+#pragma unroll
+                for (int h = H0; h < H1; ++h)
+#pragma unroll
+                    for (int r = 0; r < 2; ++r)
+                        if (tk[h][r] < __float_as_uint(best[h][r][0])) {
+                            const int code = (int)(tk[h][r] & 31u);
+                            best[h][r][0] = __uint_as_float(tk[h][r] & ~31u);
+                            bidx[h][r][0] = jb + 8 * (code >> 1) + (code & 1);
+                        }
             } else if constexpr (E == 5) {
                 /* the tile's own (minimum, column) per row slot with the column as an immediate
                  * (no per-column index registers), merged into the running best once per tile */
@@ -562,6 +607,9 @@ __global__ void __launch_bounds__(V3_T, 1)
             if (xoff) { /* rows c*128 + h*64 + w*16 + g + 8r; past n the copy engine wrote 0 */
                 const int r0 = c * 128 + w * 16 + g;
                 boff = fmaxf(fmaxf(sXn[r0], sXn[r0 + 8]), fmaxf(sXn[r0 + 64], sXn[r0 + 72]));
+                if (EPI == 17) /* one offset for the warp's 32 rows: its start values are shared */
+#pragma unroll
+                    for (int off = 4; off <= 16; off <<= 1) boff = fmaxf(boff, __shfl_xor_sync(0xffffffffu, boff, off));
             }
             if (XPF && !p.ip) {
 #pragma unroll
@@ -598,6 +646,32 @@ __global__ void __launch_bounds__(V3_T, 1)
             fence_proxy_async(); /* the norms' generic reads before the next TMA write of the stage */
             __syncwarp();
             if (lane == 0) mbar_arrive(sBar + 8u * (S + st)); /* stage free (wgmma done, norms read) */
+        };
+        /* EPI 17: the accumulators' start values for centroid tile j (in stage st), -(||c||^2 +
+         * b) / 2 per column (-inf past k: +inf distances), are the same for the warp's 32 rows;
+         * each lane computes 4 columns into the warp's buffer, 16 bytes per (8-column group, quad
+         * lane t) holding (c, c + 1, c, c + 1) for c = 8i + 2t, which is the accumulator order of
+         * rows g and g + 8, and then takes its 128 values by 32 broadcast 16-byte loads instead of
+         * an fma per distance. */
+        float4 *const inb = sIn + (c * 4 + w) * (V3_IN_WARP_BYTES / 16);
+        const uint32_t inbAddr = sInAddr + (c * 4 + w) * V3_IN_WARP_BYTES;
+        auto init_buf = [&](int j, int st) {
+            const float4 cv = reinterpret_cast<const float4 *>(sCn + st * V3_BN)[lane];
+            const float nb = -0.5f * boff;
+            float v[4] = {fmaf(cv.x, -0.5f, nb), fmaf(cv.y, -0.5f, nb), fmaf(cv.z, -0.5f, nb), fmaf(cv.w, -0.5f, nb)};
+            if (j == nJ - 1 && krem < V3_BN) /* warp-uniform */
+#pragma unroll
+                for (int q = 0; q < 4; ++q) v[q] = 4 * lane + q >= krem ? -FKM_INF : v[q];
+            inb[2 * lane] = make_float4(v[0], v[1], v[0], v[1]);
+            inb[2 * lane + 1] = make_float4(v[2], v[3], v[2], v[3]);
+            __syncwarp();
+        };
+        auto load_init = [&] {
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+#pragma unroll
+                for (int i = 0; i < V3_BN / 8; ++i)
+                    lds_v4_each(inbAddr + (4 * i + t) * 16, acc[h][4 * i], acc[h][4 * i + 1], acc[h][4 * i + 2], acc[h][4 * i + 3]);
         };
         auto epi = [&](auto htag, int j, int st) {
             if (p.ip) epilogue(V3Flag<true>{}, htag, j, st);
@@ -682,6 +756,7 @@ __global__ void __launch_bounds__(V3_T, 1)
             };
             auto stamp = [&](int q) { stamp_at(s, q); };
             bool ready = false; /* EARLY: the next step's stage already full when tested */
+            bool pre = false;   /* EPI 17: the next step's start values written when it was */
             if (PP && c == 1) named_bar_arrive(V3_BAR_PP, 256); /* consumer 0 goes first */
             for (int it = 0; it < nIt; ++it) {
                 int64_t tile;
@@ -695,6 +770,10 @@ __global__ void __launch_bounds__(V3_T, 1)
                 for (int j = j0; j < j1; ++j, ++s) {
                     stamp(0);
                     if (!(EARLY && ready)) mbar_wait(sBar + 8u * st, ph);
+                    if (accinit) {
+                        if (!pre) init_buf(j, st);
+                        load_init();
+                    }
                     if (PP) named_bar_sync(V3_BAR_PP + c, 256); /* my turn on the tensor cores */
                     stamp(1);
                     const uint32_t cb = sC + st * V3_C_BYTES;
@@ -707,7 +786,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                     for (int ks = 0; ks < V3_KS; ++ks) {
                         const uint64_t desc = sw128_desc(cb + (ks >> 2) * (V3_BN * 128) + (ks & 3) * 32);
 #pragma unroll
-                        for (int h = 0; h < 2; ++h) wgmma_rs<BF16, V3_BN>(acc[h], a[h][ks], desc, ks > 0 ? 1 : 0);
+                        for (int h = 0; h < 2; ++h) wgmma_rs<BF16, V3_BN>(acc[h], a[h][ks], desc, ks > 0 || accinit ? 1 : 0);
                     }
                     wgmma_commit();
                     /* the other consumer's turn; consumer 0 has no turn after consumer 1's last step */
@@ -722,8 +801,12 @@ __global__ void __launch_bounds__(V3_T, 1)
                     if (EARLY) { /* the next step's stage: st + 1 (mod S), its parity flips at the wrap */
                         const int sn = st + 1 == S ? 0 : st + 1;
                         ready = s + 1 < total && mbar_try_wait<true>(sBar + 8u * sn, sn == 0 ? ph ^ 1u : ph);
+                        /* EPI 17: the next step's start values now, off the path to its wgmma
+                         * (within an item: the next item's offset comes with its point tile) */
+                        pre = accinit && ready && j + 1 < j1;
+                        if (pre) init_buf(j + 1, sn);
                     }
-                    mask_tail(V3Half<-1>{}, j);
+                    if (!accinit) mask_tail(V3Half<-1>{}, j);
                     if (j == j0) release_x();
                     epi(V3Half<-1>{}, j, st);
                     release_stage(st);

@@ -71,9 +71,10 @@ struct Variant {
     int twin;       /* nonzero: a version whose outputs must be bitwise equal (same products and
                      * folds, another schedule) */
 };
-/* v16..v18, v20..v25, v29, v33..v38, v42, v48, v53, v66: the warp-specialised TMA kernels (v3 family),
+/* v16..v18, v20..v25, v29, v33..v38, v42, v48, v53, v66, v75, v76: the warp-specialised TMA kernels (v3 family),
  * 64 < d <= 128; v53 (v48 with the last round of point tiles split along k, merged through the
- * workspace) must give v48's outputs bit for bit, and v66 (v53 with ping-pong) v53's;
+ * workspace) must give v48's outputs bit for bit, v66 (v53 with ping-pong) v53's, and v76 (v75
+ * with ping-pong) v75's (v75: v53 with the accumulators started from the norms, EPI 17);
  * v19, v28, v30 and v31 are timing only. f16/v2 and bf16/v2 are the automatic wgmma choice. */
 static const Variant VARIANTS[] = {
     {"f16/v2", FKM_K_F16, 2, 1, 128},      {"f16/v10", FKM_K_F16, 10, 65, 128},    {"f16/v11", FKM_K_F16, 11, 65, 128},
@@ -88,6 +89,8 @@ static const Variant VARIANTS[] = {
     {"f16/v38", FKM_K_F16, 38, 65, 128},   {"f16/v42", FKM_K_F16, 42, 65, 128},    {"f16/v48", FKM_K_F16, 48, 65, 128},
     {"bf16/v48", FKM_K_BF16, 48, 65, 128}, {"f16/v53", FKM_K_F16, 53, 65, 128, 48}, {"bf16/v53", FKM_K_BF16, 53, 65, 128, 48},
     {"f16/v66", FKM_K_F16, 66, 65, 128, 53}, {"bf16/v66", FKM_K_BF16, 66, 65, 128, 53},
+    {"f16/v75", FKM_K_F16, 75, 65, 128},   {"bf16/v75", FKM_K_BF16, 75, 65, 128},
+    {"f16/v76", FKM_K_F16, 76, 65, 128, 75}, {"bf16/v76", FKM_K_BF16, 76, 65, 128, 75},
     {"f16/v1", FKM_K_F16, 1, 1, 1 << 30},  {"bf16/v2", FKM_K_BF16, 2, 1, 128},     {"bf16/v13", FKM_K_BF16, 13, 65, 128},
     {"bf16/v16", FKM_K_BF16, 16, 65, 128}, {"bf16/v17", FKM_K_BF16, 17, 65, 128},  {"bf16/v21", FKM_K_BF16, 21, 65, 128},
     {"bf16/v23", FKM_K_BF16, 23, 65, 128}, {"bf16/v20", FKM_K_BF16, 20, 65, 128},  {"bf16/v1", FKM_K_BF16, 1, 1, 1 << 30},
