@@ -36,9 +36,11 @@
  * tile's own (minimum, column) per row slot, the column an immediate, merged once per tile;
  * 10 = packed integer keys (distance offset to >= 0, its low 5 mantissa bits replaced by the
  * column's code; metric IP runs 5); 11 and 12 = the same keys made by one lop3, folded by a
- * float minimum (11) or an integer one (12); 0 = no epilogue, 6 = the fma alone, 7 = fma +
- * minimum without index (timing only: outputs are garbage). All but 10-12 give the labels of v2
- * (same products, same distances, ties to the lowest index); 10-12 compare distances to 19 bits.
+ * float minimum (11) or an integer one (12); 17 = 12 with the fma done by the wgmma (the
+ * accumulators start from -(||c||^2 + b) / 2); 0 = no epilogue, 6 = the fma alone, 7 = fma +
+ * minimum without index (timing only: outputs are garbage). All but 10-12 and 17 give the
+ * labels of v2 (same products, same distances, ties to the lowest index); 10-12 and 17 compare
+ * distances to 19 bits.
  * XPF: the finalize's row norms are read at the start of the tile's sweep. EARLY: the next
  * stage's full barrier is tested (mbarrier test_wait, which does not block) before the
  * epilogue and waited on only if it was not complete, so its ~200-cycle latency passes under the
@@ -83,8 +85,8 @@ template <int H> struct V3Half {
 };
 
 /* X tile, S centroid stages, S norm stages, the point tile's row norms, 2S + 2 mbarriers, EPI
- * 17's start values (16-byte aligned after the barriers), and slack to align to 1024 B (the 128-byte swizzle pattern repeats every 1024 B and is taken
- * from the address). */
+ * 17's start values (16-byte aligned after the barriers), and slack to align to 1024 B (the
+ * 128-byte swizzle pattern repeats every 1024 B and is taken from the address). */
 static inline size_t v3_smem_bytes(int S, int EPI)
 {
     return 1024 + V3_X_BYTES + (size_t)S * (V3_C_BYTES + V3_CN_BYTES) + V3_XN_BYTES + (size_t)(2 * S + 2) * 8 +
@@ -150,8 +152,6 @@ __global__ void __launch_bounds__(V3_T, 1)
     float4 *sIn = reinterpret_cast<float4 *>(smem_raw + (sInAddr - raw));
     const float *sCn = reinterpret_cast<const float *>(smem_raw + (sCnAddr - raw));
     const float *sXn = reinterpret_cast<const float *>(smem_raw + (sXnAddr - raw));
-    /* EPI 17: the consumer warps' accumulator start values (after the barriers, so that the
-     * other versions' layout is unchanged) */
     /* EPI 10-12 (metric L2): distances offset by the largest row norm of the thread's rows, so
      * that they are >= 0 and compare as integers (below) */
     const bool xoff = EPI >= 10 && !p.ip;
@@ -258,7 +258,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                     best[h][r][q] = accinit ? -FKM_INF : FKM_INF;
                     bidx[h][r][q] = 0;
                 }
-        float boff = 0.f; /* EPI 10-12: the largest ||x||^2 of this thread's four rows of the tile; 17: of its warp's 32 */
+        float boff = 0.f; /* EPI 10-12: the largest ||x||^2 of this thread's 4 rows of the tile (17: its warp's 32) */
         /* XPF: the four rows' ||x||^2, read when the tile's sweep starts, so that the finalize
          * does not wait on a global load at the point-tile change */
         float xnr[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
@@ -439,7 +439,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                 for (int h = H0; h < H1; ++h)
 #pragma unroll
                     for (int r = 0; r < 2; ++r) best[h][r][0] = fminf(best[h][r][0], m[h][r]);
-            } else if constexpr (E == 10 || E == 11 || E == 12) {
+            } else if constexpr (E == 10 || E == 11 || E == 12 || E == 17) {
                 /* packed keys: with d' = ||c||^2 + boff - 2 x.c >= 0 (boff >= ||x||^2 of the row),
                  * the bits of d' order as integers; the low 5 mantissa bits are replaced by the
                  * column's code 2i + e (increasing with the column, so equal values go to the
@@ -454,6 +454,13 @@ __global__ void __launch_bounds__(V3_T, 1)
                  * float >= 0 (whose order is its bits' integer order) and takes a two-input float
                  * minimum (fmnmx), 12 an integer minimum (ptxas pairs them into a three-input
                  * VIMNMX3). Merged into the running best (code bits zero) once per tile. */
+                /* EPI 17: the accumulators started from -(||c||^2 + b) / 2 (init_buf, load_init),
+                 * so they hold D = -d' / 2 <= 0 with d' as above and the fma is gone. A negative
+                 * float's bits, as an unsigned integer, grow with its magnitude, so the smallest
+                 * unsigned key is the smallest d', with the same code bits. Tiny positive D
+                 * (rounding at distance ~0) compare below every negative one, D = -inf (the
+                 * columns past k) above every finite one. */
+                (void)cnb;
                 int tk[2][2];
 #pragma unroll
                 for (int h = H0; h < H1; ++h)
@@ -461,16 +468,24 @@ __global__ void __launch_bounds__(V3_T, 1)
                     for (int r = 0; r < 2; ++r) tk[h][r] = __float_as_int(best[h][r][0]);
 #pragma unroll
                 for (int i = 0; i < V3_BN / 8; ++i) {
-                    const float2 cv = *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
-                    const float c0 = cv.x + boff, c1 = cv.y + boff;
+                    float c0 = 0.f, c1 = 0.f;
+                    if constexpr (E != 17) {
+                        const float2 cv = *reinterpret_cast<const float2 *>(cnb + 8 * i + 2 * t);
+                        c0 = cv.x + boff;
+                        c1 = cv.y + boff;
+                    }
 #pragma unroll
                     for (int e = 0; e < 2; ++e)
 #pragma unroll
                         for (int h = H0; h < H1; ++h)
 #pragma unroll
                             for (int r = 0; r < 2; ++r) {
-                                const float v = fmaf(-2.f, acc[h][4 * i + 2 * r + e], e ? c1 : c0);
                                 const uint32_t code = 2 * i + e;
+                                if constexpr (E == 17) {
+                                    tk[h][r] = (int)min((uint32_t)tk[h][r], lop3_sel(__float_as_uint(acc[h][4 * i + 2 * r + e]), code, m31));
+                                    continue;
+                                }
+                                const float v = fmaf(-2.f, acc[h][4 * i + 2 * r + e], e ? c1 : c0);
                                 if constexpr (E == 10) tk[h][r] = min(tk[h][r], (__float_as_int(v) | 31) ^ (int)(31 ^ code));
                                 else {
                                     const int key = (int)lop3_sel(__float_as_uint(v), code, m31);
@@ -483,41 +498,11 @@ __global__ void __launch_bounds__(V3_T, 1)
                 for (int h = H0; h < H1; ++h)
 #pragma unroll
                     for (int r = 0; r < 2; ++r)
-                        if (E == 11 ? __int_as_float(tk[h][r]) < best[h][r][0] : tk[h][r] < __float_as_int(best[h][r][0])) {
+                        if (E == 11   ? __int_as_float(tk[h][r]) < best[h][r][0]
+                            : E == 17 ? (uint32_t)tk[h][r] < __float_as_uint(best[h][r][0])
+                                      : tk[h][r] < __float_as_int(best[h][r][0])) {
                             const int code = tk[h][r] & 31;
                             best[h][r][0] = __int_as_float(tk[h][r] & ~31);
-                            bidx[h][r][0] = jb + 8 * (code >> 1) + (code & 1);
-                        }
-            } else if constexpr (E == 17) {
-                (void)cnb;
-                /* The accumulators started from -(||c||^2 + b) / 2 (init_acc), so they hold
-                 * D = -d' / 2 <= 0 with d' = ||c||^2 + b - 2 x.c as in EPI 12, and the fma is
-                 * gone. A negative float's bits, as an unsigned integer, grow with its
-                 * magnitude, so the smallest key is the smallest d'; the low 5 mantissa bits
-                 * carry the column's code (ties to the lower column) as in EPI 12. Tiny positive
-                 * D (rounding at distance ~0) compare below every negative one; D = -inf (the
-                 * columns past k) above every finite one. */
-                uint32_t tk[2][2];
-#pragma unroll
-                for (int h = H0; h < H1; ++h)
-#pragma unroll
-                    for (int r = 0; r < 2; ++r) tk[h][r] = __float_as_uint(best[h][r][0]);
-#pragma unroll
-                for (int i = 0; i < V3_BN / 8; ++i)
-#pragma unroll
-                    for (int e = 0; e < 2; ++e)
-#pragma unroll
-                        for (int h = H0; h < H1; ++h)
-#pragma unroll
-                            for (int r = 0; r < 2; ++r)
-                                tk[h][r] = min(tk[h][r], lop3_sel(__float_as_uint(acc[h][4 * i + 2 * r + e]), 2 * i + e, m31));
-#pragma unroll
-                for (int h = H0; h < H1; ++h)
-#pragma unroll
-                    for (int r = 0; r < 2; ++r)
-                        if (tk[h][r] < __float_as_uint(best[h][r][0])) {
-                            const int code = (int)(tk[h][r] & 31u);
-                            best[h][r][0] = __uint_as_float(tk[h][r] & ~31u);
                             bidx[h][r][0] = jb + 8 * (code >> 1) + (code & 1);
                         }
             } else if constexpr (E == 5) {
