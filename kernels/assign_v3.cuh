@@ -149,7 +149,6 @@ __global__ void __launch_bounds__(V3_T, 1)
     /* EPI 17: the consumer warps' accumulator start values, behind the barriers (so that the
      * other versions' layout is unchanged) */
     const uint32_t sInAddr = (sBar + (2u * S + 2u) * 8u + 15u) & ~15u;
-    float4 *sIn = reinterpret_cast<float4 *>(smem_raw + (sInAddr - raw));
     const float *sCn = reinterpret_cast<const float *>(smem_raw + (sCnAddr - raw));
     const float *sXn = reinterpret_cast<const float *>(smem_raw + (sXnAddr - raw));
     /* EPI 10-12 (metric L2): distances offset by the largest row norm of the thread's rows, so
@@ -247,6 +246,7 @@ __global__ void __launch_bounds__(V3_T, 1)
         /* running (best, index) per row slot (h, r), in NQ independent chains (EPI 3: even and
          * odd column groups, so that the compare/select chains overlap), merged at the end */
         constexpr int NQ = EPI == 3 ? 2 : 1;
+        const float none = accinit ? -FKM_INF : FKM_INF; /* no best yet (EPI 17: as its key's float, below) */
         float best[2][2][NQ];
         int bidx[2][2][NQ];
 #pragma unroll
@@ -255,7 +255,7 @@ __global__ void __launch_bounds__(V3_T, 1)
             for (int r = 0; r < 2; ++r)
 #pragma unroll
                 for (int q = 0; q < NQ; ++q) {
-                    best[h][r][q] = accinit ? -FKM_INF : FKM_INF;
+                    best[h][r][q] = none;
                     bidx[h][r][q] = 0;
                 }
         float boff = 0.f; /* EPI 10-12: the largest ||x||^2 of this thread's 4 rows of the tile (17: its warp's 32) */
@@ -296,7 +296,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                     if (XPF) wx = mine ? xnr[h][r] : wx;
 #pragma unroll
                     for (int q = 0; q < NQ; ++q) {
-                        best[h][r][q] = accinit ? -FKM_INF : FKM_INF;
+                        best[h][r][q] = none;
                         bidx[h][r][q] = 0;
                     }
                 }
@@ -638,8 +638,8 @@ __global__ void __launch_bounds__(V3_T, 1)
          * lane t) holding (c, c + 1, c, c + 1) for c = 8i + 2t, which is the accumulator order of
          * rows g and g + 8, and then takes its 128 values by 32 broadcast 16-byte loads instead of
          * an fma per distance. */
-        float4 *const inb = sIn + (c * 4 + w) * (V3_IN_WARP_BYTES / 16);
         const uint32_t inbAddr = sInAddr + (c * 4 + w) * V3_IN_WARP_BYTES;
+        float4 *const inb = reinterpret_cast<float4 *>(smem_raw + (inbAddr - raw));
         auto init_buf = [&](int j, int st) {
             const float4 cv = reinterpret_cast<const float4 *>(sCn + st * V3_BN)[lane];
             const float nb = -0.5f * boff;
