@@ -40,7 +40,8 @@
  * accumulators start from -(||c||^2 + b) / 2); 0 = no epilogue, 6 = the fma alone, 7 = fma +
  * minimum without index (timing only: outputs are garbage). All but 10-12 and 17 give the
  * labels of v2 (same products, same distances, ties to the lowest index); 10-12 and 17 compare
- * distances to 19 bits.
+ * distances to 19 bits, offset by the largest ||x||^2 of a thread's 4 rows (17: a warp's 32), or
+ * by each row's own where those differ 8x or more (prow: a point tile's warp with outliers).
  * XPF: the finalize's row norms are read at the start of the tile's sweep. EARLY: the next
  * stage's full barrier is tested (mbarrier test_wait, which does not block) before the
  * epilogue and waited on only if it was not complete, so its ~200-cycle latency passes under the
@@ -259,6 +260,9 @@ __global__ void __launch_bounds__(V3_T, 1)
                     bidx[h][r][q] = 0;
                 }
         float boff = 0.f; /* EPI 10-12: the largest ||x||^2 of this thread's 4 rows of the tile (17: its warp's 32) */
+        /* EPI 10-12: the warp's rows mix norms too far apart for one offset per thread (below), so
+         * this point tile's distances take each row's own norm (warp-uniform) */
+        bool prow = false;
         /* XPF: the four rows' ||x||^2, read when the tile's sweep starts, so that the finalize
          * does not wait on a global load at the point-tile change */
         float xnr[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
@@ -302,7 +306,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                 }
             const int64_t row = r0 + (HS >= 0 ? HS : t >> 1) * 64 + (HS >= 0 ? t : t & 1) * 8;
             if ((HS < 0 || t < 2) && row < p.n) {
-                const float mdv = p.ip ? p.ip_offset + 0.5f * wb : fmaxf((XPF ? wx : p.xn[row]) + (wb - boff), 0.f);
+                const float mdv = p.ip ? p.ip_offset + 0.5f * wb : fmaxf(prow ? wb : (XPF ? wx : p.xn[row]) + (wb - boff), 0.f);
                 if (TAIL && part) {
                     /* min_dist is non-decreasing in b, so the smallest of the parts' is the
                      * winner's; b's order then the lower label, as merge_best */
@@ -337,8 +341,9 @@ __global__ void __launch_bounds__(V3_T, 1)
         /* IPZ: metric IP, ||c||^2 = 0 (the norms were not copied). The accumulators are only read
          * (EPI 4 excepted, which runs with nothing pending), so one half can be folded while the
          * other half's wgmma is in flight. */
-        auto epilogue = [&](auto iptag, auto htag, int j, int st) {
+        auto epilogue = [&](auto iptag, auto prtag, auto htag, int j, int st) {
             constexpr bool IPZ = decltype(iptag)::value;
+            constexpr bool PR = decltype(prtag)::value; /* EPI 10-17 with prow: the row's own offset */
             constexpr int HS = decltype(htag)::value;
             constexpr int H0 = HS < 0 ? 0 : HS, H1 = HS < 0 ? 2 : HS + 1; /* halves [H0, H1) */
             constexpr int E = EPI >= 10 && IPZ ? 5 : EPI; /* metric IP: the packed keys (EPI 10-12) run as EPI 5 */
@@ -447,8 +452,9 @@ __global__ void __launch_bounds__(V3_T, 1)
                  * lop3, imnmx per element instead of fma, compare, two selects. The chain starts
                  * from the running best (its code bits zero: a later tile wins only with a
                  * smaller value). Values are kept to 19 bits (2^-18 relative to d'), inside the
-                 * fp32 accumulation's error bound; tiny negative d' (rounding at distance ~0)
-                 * compare below every positive one. */
+                 * fp32 accumulation's error bound while boff < 8 ||x||^2 (else prow, PR: the
+                 * offset is the row's own ||x||^2, one add more per element); tiny negative d'
+                 * (rounding at distance ~0) compare below every positive one. */
                 /* EPI 11 and 12 make the key with one lop3 (m31 ? code : bits, the code an
                  * immediate, the mask a register) instead of ptxas' two for EPI 10; 11 keeps it a
                  * float >= 0 (whose order is its bits' integer order) and takes a two-input float
@@ -482,10 +488,13 @@ __global__ void __launch_bounds__(V3_T, 1)
                             for (int r = 0; r < 2; ++r) {
                                 const uint32_t code = 2 * i + e;
                                 if constexpr (E == 17) {
-                                    tk[h][r] = (int)min((uint32_t)tk[h][r], lop3_sel(__float_as_uint(acc[h][4 * i + 2 * r + e]), code, m31));
+                                    float D = acc[h][4 * i + 2 * r + e];
+                                    if constexpr (PR) D = fmaf(-0.5f, xnr[h][r], D);
+                                    tk[h][r] = (int)min((uint32_t)tk[h][r], lop3_sel(__float_as_uint(D), code, m31));
                                     continue;
                                 }
-                                const float v = fmaf(-2.f, acc[h][4 * i + 2 * r + e], e ? c1 : c0);
+                                float v = fmaf(-2.f, acc[h][4 * i + 2 * r + e], e ? c1 : c0);
+                                if constexpr (PR) v += xnr[h][r];
                                 if constexpr (E == 10) tk[h][r] = min(tk[h][r], (__float_as_int(v) | 31) ^ (int)(31 ^ code));
                                 else {
                                     const int key = (int)lop3_sel(__float_as_uint(v), code, m31);
@@ -595,8 +604,16 @@ __global__ void __launch_bounds__(V3_T, 1)
                 if (EPI == 17) /* one offset for the warp's 32 rows: its start values are shared */
 #pragma unroll
                     for (int off = 4; off <= 16; off <<= 1) boff = fmaxf(boff, __shfl_xor_sync(0xffffffffu, boff, off));
+                /* A key keeps 2^-18 of d' = d + boff - ||x||^2 (the code bits), which is inside the
+                 * error bound of d's fp32 accumulation only while boff is within a few times the
+                 * row's ||x||^2 + ||c||^2; where a row shares its offset with one of 8x its squared
+                 * norm or more (an outlier, a zero row, the padding past n), the warp's rows take
+                 * their own for this point tile. */
+                const float mn = fminf(fminf(sXn[r0], sXn[r0 + 8]), fminf(sXn[r0 + 64], sXn[r0 + 72]));
+                prow = __any_sync(0xffffffffu, boff > 8.f * mn);
+                if (prow) boff = 0.f;
             }
-            if (XPF && !p.ip) {
+            if ((XPF || xoff) && !p.ip) { /* EPI 10-17: the norms of prow */
 #pragma unroll
                 for (int h = 0; h < 2; ++h)
 #pragma unroll
@@ -659,8 +676,9 @@ __global__ void __launch_bounds__(V3_T, 1)
                     lds_v4_each(inbAddr + (4 * i + t) * 16, acc[h][4 * i], acc[h][4 * i + 1], acc[h][4 * i + 2], acc[h][4 * i + 3]);
         };
         auto epi = [&](auto htag, int j, int st) {
-            if (p.ip) epilogue(V3Flag<true>{}, htag, j, st);
-            else epilogue(V3Flag<false>{}, htag, j, st);
+            if (p.ip) epilogue(V3Flag<true>{}, V3Flag<false>{}, htag, j, st);
+            else if (EPI >= 10 && prow) epilogue(V3Flag<false>{}, V3Flag<EPI >= 10>{}, htag, j, st);
+            else epilogue(V3Flag<false>{}, V3Flag<false>{}, htag, j, st);
         };
 
         if constexpr (SPLIT) {
