@@ -260,8 +260,8 @@ __global__ void __launch_bounds__(V3_T, 1)
                     bidx[h][r][q] = 0;
                 }
         float boff = 0.f; /* EPI 10-12: the largest ||x||^2 of this thread's 4 rows of the tile (17: its warp's 32) */
-        /* EPI 10-12: the warp's rows mix norms too far apart for one offset per thread (below), so
-         * this point tile's distances take each row's own norm (warp-uniform) */
+        /* EPI 10-12, 17: the warp's rows mix norms too far apart for one offset (load_a), so this
+         * point tile's distances take each row's own norm (warp-uniform) */
         bool prow = false;
         /* XPF: the four rows' ||x||^2, read when the tile's sweep starts, so that the finalize
          * does not wait on a global load at the point-tile change */
