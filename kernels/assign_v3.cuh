@@ -152,8 +152,9 @@ __global__ void __launch_bounds__(V3_T, 1)
     const uint32_t sInAddr = (sBar + (2u * S + 2u) * 8u + 15u) & ~15u;
     const float *sCn = reinterpret_cast<const float *>(smem_raw + (sCnAddr - raw));
     const float *sXn = reinterpret_cast<const float *>(smem_raw + (sXnAddr - raw));
-    /* EPI 10-12 (metric L2): distances offset by the largest row norm of the thread's rows, so
-     * that they are >= 0 and compare as integers (below) */
+    /* EPI 10-12, 17 (metric L2): distances offset by the largest row norm of the thread's rows
+     * (17: the warp's; each row's own under prow), so that they are >= 0 and compare as integers
+     * (below) */
     const bool xoff = EPI >= 10 && !p.ip;
     /* EPI 17 (metric L2): the wgmma accumulate onto -(||c||^2 + b) / 2 (see the epilogue) */
     const bool accinit = EPI == 17 && !p.ip;
@@ -343,10 +344,10 @@ __global__ void __launch_bounds__(V3_T, 1)
          * other half's wgmma is in flight. */
         auto epilogue = [&](auto iptag, auto prtag, auto htag, int j, int st) {
             constexpr bool IPZ = decltype(iptag)::value;
-            constexpr bool PR = decltype(prtag)::value; /* EPI 10-17 with prow: the row's own offset */
+            constexpr bool PR = decltype(prtag)::value; /* EPI 10-12, 17 with prow: the row's own offset */
             constexpr int HS = decltype(htag)::value;
             constexpr int H0 = HS < 0 ? 0 : HS, H1 = HS < 0 ? 2 : HS + 1; /* halves [H0, H1) */
-            constexpr int E = EPI >= 10 && IPZ ? 5 : EPI; /* metric IP: the packed keys (EPI 10-12) run as EPI 5 */
+            constexpr int E = EPI >= 10 && IPZ ? 5 : EPI; /* metric IP: the packed keys (EPI 10-12, 17) run as EPI 5 */
             const float *cnb = sCn + st * V3_BN;
             const int jb = j * V3_BN + 2 * t;
             (void)IPZ;
@@ -613,7 +614,7 @@ __global__ void __launch_bounds__(V3_T, 1)
                 prow = __any_sync(0xffffffffu, boff > 8.f * mn);
                 if (prow) boff = 0.f;
             }
-            if ((XPF || xoff) && !p.ip) { /* EPI 10-17: the norms of prow */
+            if ((XPF || xoff) && !p.ip) { /* EPI 10-12, 17: the norms of prow */
 #pragma unroll
                 for (int h = 0; h < 2; ++h)
 #pragma unroll
